@@ -1,0 +1,108 @@
+"""The Catalog seam: the source of truth for sources, images, their locations and faces.
+
+Implementations: SQLite (embedded default, WAL, one writer) and PostgreSQL. The vector index
+holds only (face id, vector); everything a user sees comes from here, and the index can be
+rebuilt from :meth:`Catalog.iter_embeddings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from faceindex.sources.base import SourceRecord
+from faceindex.types import BBox, DetectedFace, Provenance
+
+__all__ = ["Catalog", "FaceRow", "ImageOutcome", "NewSource", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NewSource:
+    name: str
+    kind: str
+    uri: str
+    owner: str
+    legal_basis: str
+    retention_days: int
+    legal_reference: str = ""
+    purposes: tuple[str, ...] = ()
+    jurisdiction: str = ""
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """What a worker learned about one item; the catalog records it in one transaction."""
+
+    source_id: int
+    locator: str
+    size: int | None
+    mtime: float | None
+    sha256: str | None
+    width: int = 0
+    height: int = 0
+    faces: tuple[DetectedFace, ...] = ()
+    error: str | None = None  # set for a failed item
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    """A face as shown to users: no embedding."""
+
+    id: int
+    image_id: int
+    image_sha256: str
+    bbox: BBox
+    quality: float
+    model: str
+    created_at: str
+    deleted: bool
+    locations: tuple[Provenance, ...]
+
+
+@runtime_checkable
+class Catalog(Protocol):
+    def close(self) -> None: ...
+
+    # sources
+    def add_source(self, src: NewSource) -> SourceRecord: ...
+    def get_source(self, name: str) -> SourceRecord: ...
+    def list_sources(self) -> list[SourceRecord]: ...
+
+    # ingest
+    def seen_items(self, source_id: int) -> dict[str, tuple[int | None, float | None]]:
+        """locator -> (size, mtime) of every item already recorded (done or failed)."""
+        ...
+
+    def record(self, outcomes: Sequence[ImageOutcome], model: str) -> list[tuple[int, np.ndarray]]:
+        """Record a batch in one transaction; returns (face id, vector) of the new faces.
+
+        Bytes already catalogued (same sha256) gain a location and no new faces.
+        """
+        ...
+
+    # reads
+    def faces(self, ids: Sequence[int]) -> dict[int, FaceRow]:
+        """Live (not deleted) faces by id, with their provenance; unknown ids are absent."""
+        ...
+
+    def thumbnail(self, face_id: int) -> bytes: ...
+    def iter_embeddings(self, batch: int = 10000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every live face, in id order."""
+        ...
+
+    def live_face_ids(self) -> np.ndarray: ...
+    def count_faces(self) -> int: ...
+    def stats(self) -> dict[str, int]: ...
+    def failures(self, source_id: int | None = None) -> list[tuple[str, str, str]]:
+        """(source name, locator, reason) of every failed item."""
+        ...
+
+    # deletion
+    def delete_faces(self, ids: Sequence[int]) -> int:
+        """Remove faces (rows, vectors' source, thumbnails) physically; returns how many."""
+        ...

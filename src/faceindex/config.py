@@ -1,0 +1,94 @@
+"""Settings: built once at the edge (CLI, server, tests) and passed down; never a global.
+
+Every field can be set by keyword, by an environment variable ``FACEINDEX_<FIELD>``, or in
+``<home>/config.toml``; keywords win over the environment, which wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from faceindex.errors import ConfigError
+
+__all__ = ["DEFAULT_HOME", "Settings"]
+
+DEFAULT_HOME = Path("~/.faceindex")
+
+
+class Settings(BaseSettings):
+    """All tunables of one engine home. See docs/CONFIG.md for how each was chosen."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEINDEX_", frozen=True, extra="forbid")
+
+    home: Path = Field(default=DEFAULT_HOME, description="engine home: catalog, index, config")
+    catalog_url: str = Field(default="", description="sqlite:///path or postgresql://...")
+    index_url: str = Field(default="", description="faiss:///dir, memory://, milvus://...")
+    actor: str = Field(default="local-admin", description="who the CLI acts as (audit)")
+
+    # detection
+    detector: Literal["hog", "cnn", "whole"] = Field(
+        default="hog", description="hog (fast), cnn (MMOD, slow on CPU), whole (pre-cropped)"
+    )
+    detect_max_side: int = Field(
+        default=1280, ge=0, description="detect on a copy no longer than this (0 = full size)"
+    )
+    detect_upsample: int = Field(default=1, ge=0, le=3, description="HOG/CNN upsampling passes")
+    detect_fallback: bool = Field(
+        default=True, description="when nothing is found: HOG with one more upsample, then CNN"
+    )
+    min_face_size: int = Field(default=20, ge=0, description="drop faces smaller than this (px)")
+
+    # embedding
+    mirror: bool = Field(default=True, description="average descriptor with its mirror image")
+    jitters: int = Field(default=0, ge=0, le=100, description="dlib num_jitters (0 = none)")
+    quality_floor: float = Field(default=0.0, ge=0.0, le=1.0, description="skip faces below")
+
+    # search
+    match_threshold: float = Field(default=0.6, gt=0, description="L2 distance for 'match'")
+    possible_threshold: float = Field(default=0.65, gt=0, description="'possible' band edge")
+    top_k: int = Field(default=10, ge=1, le=1000)
+
+    # ingest
+    workers: int = Field(default=0, ge=0, description="processes; 0 = one per core")
+    batch_size: int = Field(default=8, ge=1, le=256, description="images per work unit")
+    max_pixels: int = Field(default=60_000_000, ge=1, description="decompression-bomb limit")
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1, description="largest file read")
+    thumbnail_size: int = Field(default=112, ge=32, le=512)
+
+    @classmethod
+    def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
+        """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""
+        raw_home = home if home is not None else os.environ.get("FACEINDEX_HOME") or DEFAULT_HOME
+        home_path = Path(raw_home).expanduser().resolve()
+        file_values: dict[str, Any] = {}
+        cfg = home_path / "config.toml"
+        if cfg.is_file():
+            try:
+                file_values = tomllib.loads(cfg.read_text())
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"{cfg}: {exc}") from exc
+        env_set = {name for name in cls.model_fields if f"FACEINDEX_{name.upper()}" in os.environ}
+        values = {k: v for k, v in file_values.items() if k not in env_set}
+        values.update(overrides)
+        values["home"] = home_path
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    @property
+    def resolved_catalog_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.home / 'catalog.db'}"
+
+    @property
+    def resolved_index_url(self) -> str:
+        return self.index_url or f"faiss:///{self.home / 'index'}"
+
+    def effective_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1

@@ -1,0 +1,249 @@
+"""The composition root: the one place that names concrete vision models and sources, and
+wires settings, catalog, index and pipeline into an :class:`Engine`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from pathlib import Path
+
+import numpy as np
+
+from faceindex.backends import open_catalog, open_index
+from faceindex.catalog.base import Catalog, NewSource
+from faceindex.config import Settings
+from faceindex.errors import ConfigError, InputError, NoFaceError
+from faceindex.index.base import VectorIndex
+from faceindex.pipeline.runner import FaceScreen, Progress_cb, run_ingest
+from faceindex.pipeline.worker import WorkerState
+from faceindex.search.searcher import match_faces
+from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
+from faceindex.types import IngestSummary, SearchResult
+from faceindex.vision.analyze import FaceAnalyzer
+from faceindex.vision.decode import decode_image
+from faceindex.vision.embed import descriptor_name
+
+__all__ = ["Engine", "build_analyzer", "build_source"]
+
+log = logging.getLogger(__name__)
+
+
+def build_analyzer(settings: Settings) -> FaceAnalyzer:
+    """The face models the settings ask for (loads dlib and the weights: ~0.5 s)."""
+    from faceindex.vision.align import DlibAligner
+    from faceindex.vision.base import Detector
+    from faceindex.vision.detect import (
+        CnnDetector,
+        FallbackDetector,
+        HogDetector,
+        WholeImageDetector,
+    )
+    from faceindex.vision.embed import DlibEmbedder
+
+    common = {"max_side": settings.detect_max_side, "min_size": settings.min_face_size}
+    up = settings.detect_upsample
+    detector: Detector
+    if settings.detector == "whole":
+        detector = WholeImageDetector()
+    elif settings.detector == "cnn":
+        detector = CnnDetector(upsample=up, **common)
+    elif settings.detect_fallback:
+        detector = FallbackDetector(
+            [
+                HogDetector(upsample=up, **common),
+                HogDetector(upsample=up + 1, **common),
+                CnnDetector(upsample=up, **common),
+            ]
+        )
+    else:
+        detector = HogDetector(upsample=up, **common)
+    return FaceAnalyzer(
+        detector,
+        DlibAligner(),
+        DlibEmbedder(mirror=settings.mirror, jitters=settings.jitters),
+        thumbnail_size=settings.thumbnail_size,
+    )
+
+
+def build_source(record: SourceRecord, settings: Settings) -> ImageSource:
+    if record.kind == "folder":
+        from faceindex.sources.folder import FolderSource
+
+        return FolderSource(record.uri, max_bytes=settings.max_bytes)
+    raise ConfigError(f"source {record.name!r} has unknown kind {record.kind!r}")
+
+
+class Engine:
+    """One engine home: its catalog, its vector index, and the models to fill and search them.
+
+    Open it with :meth:`open`; use it as a context manager so the index is saved on exit.
+    """
+
+    def __init__(self, settings: Settings, catalog: Catalog, index: VectorIndex) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.index = index
+        self._analyzer: FaceAnalyzer | None = None
+
+    @classmethod
+    def open(cls, settings: Settings, *, create: bool = False) -> Engine:
+        home = settings.home
+        if create:
+            home.mkdir(parents=True, exist_ok=True)
+        elif not home.is_dir():
+            raise ConfigError(f"no engine home at {home}: run 'faceindex init' first")
+        catalog = open_catalog(settings.resolved_catalog_url)
+        try:
+            index = open_index(settings.resolved_index_url, dim=128, metric="l2")
+        except Exception:
+            catalog.close()
+            raise
+        engine = cls(settings, catalog, index)
+        engine.reconcile()
+        return engine
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.index.close()
+        self.catalog.close()
+
+    @property
+    def analyzer(self) -> FaceAnalyzer:
+        if self._analyzer is None:
+            self._analyzer = build_analyzer(self.settings)
+        return self._analyzer
+
+    # -- consistency ----------------------------------------------------------------------
+
+    def reconcile(self) -> tuple[int, int]:
+        """Make the index hold exactly the catalog's faces (after a crash, or a lost index).
+
+        Returns (vectors added, vectors removed)."""
+        held = self.index.ids()
+        live = self.catalog.live_face_ids()
+        extra = np.setdiff1d(held, live, assume_unique=False)
+        removed = self.index.remove(extra) if len(extra) else 0
+        missing = set(np.setdiff1d(live, held).tolist())
+        added = 0
+        if missing:
+            for ids, vecs in self.catalog.iter_embeddings():
+                mask = np.fromiter((i in missing for i in ids.tolist()), dtype=bool, count=len(ids))
+                if mask.any():
+                    self.index.add(ids[mask], vecs[mask])
+                    added += int(mask.sum())
+        if added or removed:
+            log.warning("index reconciled with catalog: %d added, %d removed", added, removed)
+            self.index.save()
+        return added, removed
+
+    def rebuild_index(self) -> int:
+        """Drop every vector and re-add all of them from the catalog."""
+        self.index.remove(self.index.ids())
+        n = 0
+        for ids, vecs in self.catalog.iter_embeddings():
+            self.index.add(ids, vecs)
+            n += len(ids)
+        self.index.save()
+        return n
+
+    # -- sources and ingest ---------------------------------------------------------------
+
+    def add_source(
+        self,
+        name: str,
+        *,
+        path: str,
+        owner: str,
+        legal_basis: str,
+        retention_days: int,
+        legal_reference: str = "",
+        purposes: tuple[str, ...] = (),
+        jurisdiction: str = "",
+    ) -> SourceRecord:
+        try:
+            basis = LegalBasis(legal_basis).value
+        except ValueError as exc:
+            choices = ", ".join(b.value for b in LegalBasis)
+            raise InputError(f"unknown legal basis {legal_basis!r}; one of: {choices}") from exc
+        if retention_days <= 0:
+            raise InputError("retention_days must be a positive number of days")
+        if not owner.strip():
+            raise InputError("a source needs an owner")
+        root = Path(path).expanduser().resolve()
+        if not root.is_dir():
+            raise InputError(f"{root} is not a folder")
+        return self.catalog.add_source(
+            NewSource(
+                name=name,
+                kind="folder",
+                uri=str(root),
+                owner=owner,
+                legal_basis=basis,
+                retention_days=retention_days,
+                legal_reference=legal_reference,
+                purposes=purposes,
+                jurisdiction=jurisdiction,
+            )
+        )
+
+    def ingest(
+        self,
+        source_name: str,
+        *,
+        progress: Progress_cb | None = None,
+        screen: FaceScreen | None = None,
+        in_process: bool = False,
+    ) -> IngestSummary:
+        record = self.catalog.get_source(source_name)
+        source = build_source(record, self.settings)
+        state = WorkerState(self.settings, self.analyzer) if in_process else None
+        return run_ingest(
+            settings=self.settings,
+            catalog=self.catalog,
+            index=self.index,
+            source=source,
+            source_id=record.id,
+            model=descriptor_name(mirror=self.settings.mirror, jitters=self.settings.jitters),
+            progress=progress,
+            screen=screen,
+            state=state,
+        )
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search(
+        self,
+        image: bytes,
+        *,
+        top_k: int | None = None,
+        largest: bool = False,
+        sources: Collection[str] | None = None,
+    ) -> list[SearchResult]:
+        s = self.settings
+        rgb = decode_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
+        faces = self.analyzer.analyze(rgb)
+        if not faces:
+            raise NoFaceError("no face found in the probe image")
+        if largest:
+            faces = [max(faces, key=lambda f: f.bbox.area)]
+        return match_faces(
+            self.catalog,
+            self.index,
+            faces,
+            top_k=top_k or s.top_k,
+            threshold=s.match_threshold,
+            possible=s.possible_threshold,
+            sources=sources,
+        )
+
+    def stats(self) -> dict[str, object]:
+        out: dict[str, object] = dict(self.catalog.stats())
+        out["index_vectors"] = self.index.count()
+        out["index"] = self.settings.resolved_index_url
+        out["catalog"] = self.settings.resolved_catalog_url
+        return out

@@ -1,0 +1,70 @@
+"""The VectorIndex seam: every vector store (memory oracle, FAISS, Milvus) implements it.
+
+Ids are the catalog's face ids (int64); the catalog is the source of truth and an index can
+always be rebuilt from it. Distances come back in the embedder's own metric: for ``l2`` the
+true (not squared) Euclidean distance, smaller is closer; for ``ip`` the inner product,
+larger is closer. Missing results are padded with id -1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Capabilities", "Metric", "VectorIndex", "as_ids", "as_vectors"]
+
+Metric = Literal["l2", "ip"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    exact: bool  # results equal brute force
+    supports_delete: bool
+    persistent: bool
+    distributed: bool
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    dim: int
+    metric: Metric
+    capabilities: Capabilities
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors under ids; re-adding an id replaces its vector (idempotent)."""
+        ...
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove ids; returns how many were present."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, ids), each (n_queries, k); ids are -1 where fewer than k exist."""
+        ...
+
+    def count(self) -> int: ...
+
+    def ids(self) -> np.ndarray:
+        """Every id held, int64, any order (used to reconcile with the catalog)."""
+        ...
+
+    def save(self) -> None:
+        """Make everything added so far durable (atomic for file-based indexes)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def as_vectors(vectors: np.ndarray, dim: int) -> np.ndarray:
+    arr = np.ascontiguousarray(vectors, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ValueError(f"expected vectors of shape (n, {dim}), got {arr.shape}")
+    return arr
+
+
+def as_ids(ids: np.ndarray | list[int]) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))

@@ -1,0 +1,53 @@
+"""Pure per-item stages, shared by the local runner and any other runner."""
+
+from __future__ import annotations
+
+import hashlib
+
+from faceindex.catalog.base import ImageOutcome
+from faceindex.errors import FaceIndexError
+from faceindex.sources.base import ImageSource, SourceItem
+from faceindex.vision.analyze import FaceAnalyzer
+from faceindex.vision.decode import decode_image
+
+__all__ = ["process_item"]
+
+
+def process_item(
+    source: ImageSource,
+    source_id: int,
+    item: SourceItem,
+    analyzer: FaceAnalyzer,
+    *,
+    max_pixels: int,
+    max_bytes: int,
+    quality_floor: float = 0.0,
+) -> ImageOutcome:
+    """Read, hash, decode and analyse one item. Never raises for a bad image: the outcome
+    carries the reason instead, so the batch goes on."""
+    sha = None
+    try:
+        data = source.read(item)
+        sha = hashlib.sha256(data).hexdigest()
+        rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        faces = [f for f in analyzer.analyze(rgb) if f.quality.score >= quality_floor]
+    except FaceIndexError as exc:
+        return ImageOutcome(
+            source_id,
+            item.locator,
+            item.size,
+            item.mtime,
+            sha,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+    except (MemoryError, RuntimeError, ValueError) as exc:  # dlib raises RuntimeError
+        return ImageOutcome(
+            source_id,
+            item.locator,
+            item.size,
+            item.mtime,
+            sha,
+            error=f"analysis failed: {type(exc).__name__}: {exc}",
+        )
+    h, w = rgb.shape[:2]
+    return ImageOutcome(source_id, item.locator, item.size, item.mtime, sha, w, h, tuple(faces))

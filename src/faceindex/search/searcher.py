@@ -1,0 +1,85 @@
+"""probe image -> faces -> kNN -> drop deleted / out-of-scope -> matches with provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+
+from faceindex.catalog.base import Catalog, FaceRow
+from faceindex.errors import NoFaceError
+from faceindex.index.base import VectorIndex
+from faceindex.search.scoring import decide, similarity
+from faceindex.types import DetectedFace, Match, ProbeFace, SearchResult
+
+__all__ = ["knn", "match_faces"]
+
+
+def knn(
+    catalog: Catalog,
+    index: VectorIndex,
+    vectors: np.ndarray,
+    k: int,
+    *,
+    sources: Collection[str] | None = None,
+) -> list[list[tuple[float, FaceRow]]]:
+    """The k nearest live faces per query vector, optionally only from the named sources.
+
+    The index may still hold a vector whose face was just deleted; the catalog is the truth,
+    so unknown ids are dropped and the search widens until k survive or the index is spent.
+    """
+    total = index.count()
+    out: list[list[tuple[float, FaceRow]]] = []
+    for vec in np.atleast_2d(vectors):
+        fetch = min(max(k * 2, k + 16), max(total, 1))
+        while True:
+            dist, ids = index.search(vec[None, :], fetch)
+            hits = [(float(d), int(i)) for d, i in zip(dist[0], ids[0], strict=True) if i >= 0]
+            rows = catalog.faces([i for _, i in hits])
+            kept = []
+            for d, i in hits:
+                row = rows.get(i)
+                if row is None:
+                    continue
+                if sources is not None and not any(p.source in sources for p in row.locations):
+                    continue
+                kept.append((d, row))
+            if len(kept) >= k or fetch >= total:
+                break
+            fetch = min(fetch * 4, total)
+        out.append(kept[:k])
+    return out
+
+
+def match_faces(
+    catalog: Catalog,
+    index: VectorIndex,
+    probe_faces: list[DetectedFace],
+    *,
+    top_k: int,
+    threshold: float,
+    possible: float,
+    sources: Collection[str] | None = None,
+) -> list[SearchResult]:
+    if not probe_faces:
+        raise NoFaceError("no face found in the probe image")
+    vectors = np.stack([f.embedding for f in probe_faces]).astype(np.float32)
+    neighbours = knn(catalog, index, vectors, top_k, sources=sources)
+    results = []
+    for face, hits in zip(probe_faces, neighbours, strict=True):
+        matches = tuple(
+            Match(
+                face_id=row.id,
+                image_id=row.image_id,
+                distance=round(d, 4),
+                similarity=similarity(d, threshold),
+                decision=decide(d, threshold, possible),
+                bbox=row.bbox,
+                quality=row.quality,
+                image_sha256=row.image_sha256,
+                locations=tuple(p for p in row.locations if sources is None or p.source in sources),
+            )
+            for d, row in hits
+        )
+        results.append(SearchResult(ProbeFace(face.bbox, face.quality.score), matches))
+    return results

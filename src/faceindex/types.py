@@ -1,0 +1,123 @@
+"""Frozen value types passed between the pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "BBox",
+    "DetectedFace",
+    "FaceQuality",
+    "IngestSummary",
+    "Match",
+    "ProbeFace",
+    "Provenance",
+    "SearchResult",
+]
+
+
+@dataclass(frozen=True)
+class BBox:
+    """A face box in full-resolution pixel coordinates (right/bottom exclusive)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def area(self) -> int:
+        return max(0, self.width) * max(0, self.height)
+
+    def iou(self, other: BBox) -> float:
+        ix = max(0, min(self.right, other.right) - max(self.left, other.left))
+        iy = max(0, min(self.bottom, other.bottom) - max(self.top, other.top))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union else 0.0
+
+    def as_list(self) -> list[int]:
+        return [self.left, self.top, self.right, self.bottom]
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    """Per-face quality measures; ``score`` in [0, 1] combines them for the indexing floor."""
+
+    size: int  # shorter side of the box, pixels at full resolution
+    sharpness: float  # variance of the Laplacian of the aligned grey chip
+    pose: float  # 0 = frontal; ~1 = profile (nose offset from the eye midline / eye distance)
+    score: float
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face found in an image, embedded and ready for the catalog."""
+
+    bbox: BBox
+    landmarks: tuple[tuple[float, float], ...]
+    detector: str
+    detector_score: float
+    quality: FaceQuality
+    embedding: np.ndarray = field(repr=False, compare=False)
+    thumbnail: bytes = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an image came from: every place it was seen, and under which source."""
+
+    source: str
+    locator: str  # path inside the source, or URL
+    ingested_at: str  # ISO-8601 UTC
+
+
+@dataclass(frozen=True)
+class Match:
+    """One gallery face returned for one probe face. Never carries the embedding."""
+
+    face_id: int
+    image_id: int
+    distance: float
+    similarity: float  # 0-100, a readable score; see search/scoring.py
+    decision: str  # "match" | "possible" | "no-match"
+    bbox: BBox
+    quality: float
+    image_sha256: str
+    locations: tuple[Provenance, ...]
+
+
+@dataclass(frozen=True)
+class ProbeFace:
+    bbox: BBox
+    quality: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The matches for one face of the probe image."""
+
+    probe: ProbeFace
+    matches: tuple[Match, ...]
+
+
+@dataclass
+class IngestSummary:
+    images_seen: int = 0
+    images_new: int = 0
+    images_skipped: int = 0  # already ingested (resume) or duplicate bytes
+    faces_indexed: int = 0
+    faces_below_quality: int = 0
+    faces_suppressed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (locator, reason)
+    seconds: float = 0.0

@@ -1,0 +1,126 @@
+"""Face detectors: dlib HOG (default), dlib CNN/MMOD (opt-in), whole-image, and a fallback chain.
+
+Detection may run on a downscaled copy; boxes are mapped back to full resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from faceindex.types import BBox
+from faceindex.vision.base import Detection, Detector
+from faceindex.vision.models import DLIB_CNN, model_path
+
+__all__ = ["CnnDetector", "FallbackDetector", "HogDetector", "WholeImageDetector", "downscale"]
+
+
+def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """A copy whose longest side is at most ``max_side``, and the factor to map boxes back."""
+    h, w = rgb.shape[:2]
+    longest = max(h, w)
+    if max_side <= 0 or longest <= max_side:
+        return rgb, 1.0
+    scale = max_side / longest
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+    return small, 1.0 / scale
+
+
+def _clip_box(left: float, top: float, right: float, bottom: float, w: int, h: int) -> BBox:
+    return BBox(
+        max(0, int(round(left))),
+        max(0, int(round(top))),
+        min(w, int(round(right))),
+        min(h, int(round(bottom))),
+    )
+
+
+class HogDetector:
+    """dlib's frontal HOG + linear SVM detector."""
+
+    def __init__(self, *, upsample: int = 1, max_side: int = 1280, min_size: int = 0) -> None:
+        import dlib
+
+        self.name = f"hog-u{upsample}"
+        self._detector = dlib.get_frontal_face_detector()
+        self._upsample = upsample
+        self._max_side = max_side
+        self._min_size = min_size
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        small, back = downscale(rgb, self._max_side)
+        rects, scores, _ = self._detector.run(small, self._upsample, 0.0)
+        h, w = rgb.shape[:2]
+        out = []
+        for rect, score in zip(rects, scores, strict=True):
+            box = _clip_box(
+                rect.left() * back,
+                rect.top() * back,
+                (rect.right() + 1) * back,
+                (rect.bottom() + 1) * back,
+                w,
+                h,
+            )
+            if min(box.width, box.height) >= max(self._min_size, 1):
+                out.append(Detection(box, float(score), self.name))
+        return out
+
+
+class CnnDetector:
+    """dlib's MMOD CNN detector: finds more faces (profiles, small, dark), much slower on CPU."""
+
+    def __init__(self, *, upsample: int = 1, max_side: int = 1280, min_size: int = 0) -> None:
+        import dlib
+
+        self.name = f"cnn-u{upsample}"
+        self._detector = dlib.cnn_face_detection_model_v1(str(model_path(DLIB_CNN)))
+        self._upsample = upsample
+        self._max_side = max_side
+        self._min_size = min_size
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        small, back = downscale(rgb, self._max_side)
+        found = self._detector(small, self._upsample)
+        h, w = rgb.shape[:2]
+        out = []
+        for det in found:
+            r = det.rect
+            box = _clip_box(
+                r.left() * back,
+                r.top() * back,
+                (r.right() + 1) * back,
+                (r.bottom() + 1) * back,
+                w,
+                h,
+            )
+            if min(box.width, box.height) >= max(self._min_size, 1):
+                out.append(Detection(box, float(det.confidence), self.name))
+        return out
+
+
+class WholeImageDetector:
+    """For pre-cropped portraits: the whole image is one face."""
+
+    name = "whole"
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        return [Detection(BBox(0, 0, w, h), 1.0, self.name)]
+
+
+class FallbackDetector:
+    """Runs detectors in order and returns the first non-empty answer."""
+
+    def __init__(self, chain: Sequence[Detector]) -> None:
+        self._chain = list(chain)
+        self.name = "+".join(d.name for d in self._chain)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        for detector in self._chain:
+            found = detector.detect(rgb)
+            if found:
+                return found
+        return []
