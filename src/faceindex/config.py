@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     catalog_url: str = Field(default="", description="sqlite:///path or postgresql://...")
     index_url: str = Field(default="", description="faiss:///dir, memory://, milvus://...")
     actor: str = Field(default="local-admin", description="who the CLI acts as (audit)")
+    actor_role: Literal["admin", "investigator", "auditor", "privacy-officer"] = Field(
+        default="admin", description="the CLI actor's role (permission table: governance/roles)"
+    )
 
     # detection
     detector: Literal["hog", "cnn", "whole"] = Field(
