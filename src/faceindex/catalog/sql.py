@@ -1,0 +1,397 @@
+"""The catalog's SQL, written once for SQLite and PostgreSQL.
+
+:class:`SqlCatalog` holds every query. A subclass is a thin dialect adapter: it opens the
+connection and supplies a handful of hooks (how a transaction begins, how a statement runs,
+how the shared DDL of :mod:`faceindex.catalog.schema` is rewritten, which driver errors mean
+what). Statements here use ``?`` placeholders and the SQL both engines accept; new ids come
+back through ``RETURNING id`` (SQLite >= 3.35). Never put a literal ``?`` inside a statement.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from faceindex.catalog.base import SCHEMA_VERSION, FaceRow, ImageOutcome, NewSource
+from faceindex.catalog.schema import MIGRATIONS
+from faceindex.errors import InputError, NotFoundError, StorageError
+from faceindex.sources.base import SourceRecord
+from faceindex.types import BBox, DetectedFace, Provenance
+
+__all__ = ["Cursor", "Row", "SqlCatalog", "Tx", "marks", "utcnow"]
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # ids per IN (...) list: under SQLite's variable limit, cheap for PostgreSQL
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def marks(n: int) -> str:
+    """``?,?,...`` for an ``IN (...)`` list of n values."""
+    return ",".join("?" * n)
+
+
+class Row(Protocol):
+    """A result row: by column position or by column name."""
+
+    def __getitem__(self, key: Any) -> Any: ...
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx:
+    """The handle a transaction body works through (dialect-neutral, ``?`` placeholders)."""
+
+    def __init__(self, catalog: SqlCatalog) -> None:
+        self._catalog = catalog
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        return self._catalog._execute(sql, params)
+
+    def insert(self, sql: str, params: Sequence[object] = ()) -> int | None:
+        """Run an INSERT and return the new row's id (None when ON CONFLICT DO NOTHING hit)."""
+        row = self._catalog._execute(sql + " RETURNING id", params).fetchone()
+        return None if row is None else int(row[0])
+
+
+class SqlCatalog:
+    """Every catalog query, over the hooks a dialect subclass supplies.
+
+    Safe to share between threads: one connection, one re-entrant lock around each
+    transaction and query.
+    """
+
+    dialect: ClassVar[str] = "sql"
+    integrity_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    # -- dialect hooks --------------------------------------------------------------------
+
+    def _raw_execute(self, sql: str, params: Sequence[object]) -> Cursor:
+        raise NotImplementedError
+
+    def _begin(self) -> AbstractContextManager[object]:
+        """A context that commits on normal exit and rolls back on an exception."""
+        raise NotImplementedError
+
+    def _ddl(self, statement: str) -> str:
+        """The shared schema statement in this dialect."""
+        return statement
+
+    def _lock_schema(self, tx: Tx) -> None:
+        """Serialise concurrent migrations (SQLite's write lock already does)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _execute(self, sql: str, params: Sequence[object]) -> Cursor:
+        return self._raw_execute(sql, params)
+
+    def _translate(self, exc: BaseException) -> StorageError | None:
+        """A driver failure as a StorageError; None for integrity errors (callers map those)."""
+        if isinstance(exc, self.integrity_errors):
+            return None
+        return StorageError(f"{self.dialect} catalog: {exc}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One atomic unit of work; the catalog's lock is held throughout."""
+        with self._lock:
+            try:
+                with self._begin():
+                    yield Tx(self)
+            except self.driver_errors as exc:
+                err = self._translate(exc)
+                if err is None:
+                    raise
+                raise err from exc
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """Rows of one read statement (``?`` placeholders); rows index by position or name."""
+        with self._lock:
+            try:
+                return list(self._execute(sql, params).fetchall())
+            except self.driver_errors as exc:
+                err = self._translate(exc)
+                if err is None:
+                    raise
+                raise err from exc
+
+    def _migrate(self) -> None:
+        with self.transaction() as tx:
+            self._lock_schema(tx)
+            tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = tx.execute("SELECT version FROM schema_version").fetchone()
+            current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise StorageError(
+                    f"catalog schema v{current} is newer than this faceindex (v{SCHEMA_VERSION})"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                log.info("catalog: migrating schema to v%d", version)
+                for statement in MIGRATIONS[version]:
+                    tx.execute(self._ddl(statement))
+            if row is None:
+                tx.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif current != SCHEMA_VERSION:
+                tx.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+    def schema_version(self) -> int:
+        return int(self.query("SELECT version FROM schema_version")[0][0])
+
+    # -- sources --------------------------------------------------------------------------
+
+    def add_source(self, src: NewSource) -> SourceRecord:
+        if not src.name or not src.name.replace("-", "").replace("_", "").isalnum():
+            raise InputError(f"source name {src.name!r}: use letters, digits, '-' and '_'")
+        try:
+            with self.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO sources (name, kind, uri, owner, legal_basis, legal_reference,"
+                    " purposes, retention_days, jurisdiction, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        src.name,
+                        src.kind,
+                        src.uri,
+                        src.owner,
+                        src.legal_basis,
+                        src.legal_reference,
+                        json.dumps(list(src.purposes)),
+                        int(src.retention_days),
+                        src.jurisdiction,
+                        utcnow(),
+                    ),
+                )
+        except self.integrity_errors as exc:
+            raise InputError(f"a source named {src.name!r} already exists") from exc
+        return self.get_source(src.name)
+
+    def get_source(self, name: str) -> SourceRecord:
+        rows = self.query("SELECT * FROM sources WHERE name = ?", (name,))
+        if not rows:
+            raise NotFoundError(f"no source named {name!r}")
+        return source_record(rows[0])
+
+    def list_sources(self) -> list[SourceRecord]:
+        return [source_record(r) for r in self.query("SELECT * FROM sources ORDER BY name")]
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def seen_items(self, source_id: int) -> dict[str, tuple[int | None, float | None]]:
+        rows = self.query(
+            "SELECT locator, size, mtime FROM items WHERE source_id = ?", (source_id,)
+        )
+        return {r["locator"]: (r["size"], r["mtime"]) for r in rows}
+
+    def record(self, outcomes: Sequence[ImageOutcome], model: str) -> list[tuple[int, np.ndarray]]:
+        new: list[tuple[int, np.ndarray]] = []
+        now = utcnow()
+        with self.transaction() as tx:
+            for out in outcomes:
+                image_id = None
+                if out.error is None and out.sha256 is not None:
+                    # ON CONFLICT keeps two writers of the same bytes safe on PostgreSQL.
+                    image_id = tx.insert(
+                        "INSERT INTO images (sha256, width, height, created_at) VALUES (?,?,?,?)"
+                        " ON CONFLICT (sha256) DO NOTHING",
+                        (out.sha256, int(out.width), int(out.height), now),
+                    )
+                    if image_id is None:
+                        row = tx.execute(
+                            "SELECT id FROM images WHERE sha256 = ?", (out.sha256,)
+                        ).fetchone()
+                        image_id = int(row[0])
+                    else:
+                        for face in out.faces:
+                            new.append(_insert_face(tx, image_id, face, model, now))
+                tx.execute(
+                    "INSERT INTO items (source_id, locator, image_id, sha256, status, reason,"
+                    " size, mtime, ingested_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT (source_id, locator) DO UPDATE SET image_id = excluded.image_id,"
+                    " sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason,"
+                    " size = excluded.size, mtime = excluded.mtime,"
+                    " ingested_at = excluded.ingested_at",
+                    (
+                        int(out.source_id),
+                        out.locator,
+                        image_id,
+                        out.sha256,
+                        "failed" if out.error else "ok",
+                        out.error,
+                        None if out.size is None else int(out.size),
+                        None if out.mtime is None else float(out.mtime),
+                        now,
+                    ),
+                )
+        return new
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def faces(self, ids: Sequence[int]) -> dict[int, FaceRow]:
+        wanted = [int(i) for i in ids]
+        out: dict[int, FaceRow] = {}
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            rows = self.query(
+                "SELECT f.id, f.image_id, i.sha256, f.box_left, f.box_top, f.box_right,"
+                " f.box_bottom, f.quality, f.model, f.created_at FROM faces f"
+                f" JOIN images i ON i.id = f.image_id WHERE f.id IN ({marks(len(chunk))})",
+                chunk,
+            )
+            locs = self._locations(sorted({int(r["image_id"]) for r in rows}))
+            for r in rows:
+                out[int(r["id"])] = FaceRow(
+                    id=int(r["id"]),
+                    image_id=int(r["image_id"]),
+                    image_sha256=r["sha256"],
+                    bbox=BBox(r["box_left"], r["box_top"], r["box_right"], r["box_bottom"]),
+                    quality=float(r["quality"]),
+                    model=r["model"],
+                    created_at=r["created_at"],
+                    deleted=False,
+                    locations=tuple(locs.get(int(r["image_id"]), ())),
+                )
+        return out
+
+    def _locations(self, image_ids: Sequence[int]) -> dict[int, list[Provenance]]:
+        out: dict[int, list[Provenance]] = {}
+        for start in range(0, len(image_ids), CHUNK):
+            chunk = list(image_ids[start : start + CHUNK])
+            rows = self.query(
+                "SELECT it.image_id, s.name, it.locator, it.ingested_at FROM items it"
+                f" JOIN sources s ON s.id = it.source_id WHERE it.image_id IN ({marks(len(chunk))})"
+                " ORDER BY it.id",
+                chunk,
+            )
+            for r in rows:
+                out.setdefault(int(r["image_id"]), []).append(
+                    Provenance(r["name"], r["locator"], r["ingested_at"])
+                )
+        return out
+
+    def thumbnail(self, face_id: int) -> bytes:
+        rows = self.query("SELECT thumbnail FROM faces WHERE id = ?", (int(face_id),))
+        if not rows or rows[0][0] is None:
+            raise NotFoundError(f"no face {face_id}")
+        return bytes(rows[0][0])
+
+    def iter_embeddings(self, batch: int = 10000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        last = 0
+        while True:
+            rows = self.query(
+                "SELECT id, embedding FROM faces WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+            )
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=np.float32)
+            last = int(ids[-1])
+            yield ids, vecs.reshape(len(rows), -1)
+
+    def live_face_ids(self) -> np.ndarray:
+        rows = self.query("SELECT id FROM faces ORDER BY id")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def count_faces(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM faces")[0][0])
+
+    def stats(self) -> dict[str, int]:
+        row = self.query(
+            "SELECT (SELECT COUNT(*) FROM sources), (SELECT COUNT(*) FROM images),"
+            " (SELECT COUNT(*) FROM items WHERE status = 'ok'),"
+            " (SELECT COUNT(*) FROM items WHERE status = 'failed'),"
+            " (SELECT COUNT(*) FROM faces)"
+        )[0]
+        keys = ("sources", "images", "locations", "failed", "faces")
+        return {k: int(row[i]) for i, k in enumerate(keys)}
+
+    def failures(self, source_id: int | None = None) -> list[tuple[str, str, str]]:
+        sql = (
+            "SELECT s.name, it.locator, it.reason FROM items it JOIN sources s"
+            " ON s.id = it.source_id WHERE it.status = 'failed'"
+        )
+        params: tuple[object, ...] = ()
+        if source_id is not None:
+            sql += " AND it.source_id = ?"
+            params = (int(source_id),)
+        return [(r[0], r[1], r[2]) for r in self.query(sql + " ORDER BY it.id", params)]
+
+    # -- deletion -------------------------------------------------------------------------
+
+    def delete_faces(self, ids: Sequence[int]) -> int:
+        wanted = [int(i) for i in ids]
+        removed = 0
+        with self.transaction() as tx:
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start : start + CHUNK]
+                removed += tx.execute(
+                    f"DELETE FROM faces WHERE id IN ({marks(len(chunk))})", chunk
+                ).rowcount
+        return removed
+
+
+def _insert_face(
+    tx: Tx, image_id: int, face: DetectedFace, model: str, now: str
+) -> tuple[int, np.ndarray]:
+    vec = np.ascontiguousarray(face.embedding, dtype=np.float32)
+    fid = tx.insert(
+        "INSERT INTO faces (image_id, box_left, box_top, box_right, box_bottom, landmarks,"
+        " detector, detector_score, quality, size, sharpness, pose, model, embedding,"
+        " thumbnail, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            image_id,
+            *(int(v) for v in face.bbox.as_list()),
+            json.dumps([[float(x), float(y)] for x, y in face.landmarks]),
+            face.detector,
+            float(face.detector_score),
+            float(face.quality.score),
+            int(face.quality.size),
+            float(face.quality.sharpness),
+            float(face.quality.pose),
+            model,
+            vec.tobytes(),
+            None if face.thumbnail is None else bytes(face.thumbnail),
+            now,
+        ),
+    )
+    if fid is None:
+        raise StorageError("the catalog returned no id for a new face")
+    return fid, vec
+
+
+def source_record(r: Row) -> SourceRecord:
+    return SourceRecord(
+        id=int(r["id"]),
+        name=r["name"],
+        kind=r["kind"],
+        uri=r["uri"],
+        owner=r["owner"],
+        legal_basis=r["legal_basis"],
+        legal_reference=r["legal_reference"],
+        purposes=tuple(json.loads(r["purposes"])),
+        retention_days=int(r["retention_days"]),
+        jurisdiction=r["jurisdiction"],
+        created_at=r["created_at"],
+    )
