@@ -64,6 +64,42 @@ class Settings(BaseSettings):
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=1, description="largest file read")
     thumbnail_size: int = Field(default=112, ge=32, le=512)
 
+    # governance: see docs/GOVERNANCE.md
+    erase_threshold: float = Field(
+        default=0.5, gt=0, description="erase by person: faces this close to a probe (strict)"
+    )
+    suppress_threshold: float = Field(
+        default=0.6, gt=0, description="opt-out: faces this close are never indexed or returned"
+    )
+    receipt_probe_days: int = Field(
+        default=30, ge=0, description="keep a person-erase probe to re-check its receipt"
+    )
+    keep_probes: bool = Field(
+        default=False, description="keep search probe images (default: only their sha256)"
+    )
+    url_allow: tuple[str, ...] = Field(
+        default=(), description="hosts/networks exempt from the private-address refusal"
+    )
+    url_deny_domains: tuple[str, ...] = Field(
+        default=(
+            "facebook.com", "instagram.com", "twitter.com", "x.com", "youtube.com",
+            "linkedin.com", "venmo.com", "tiktok.com", "vk.com",
+        ),  # fmt: skip
+        description="never fetched, with their subdomains",
+    )
+    url_user_agent: str = Field(default="faceindex-fetch/0.1", description="robots.txt agent")
+    url_timeout_s: float = Field(default=20.0, gt=0, description="per URL, redirects included")
+    url_max_redirects: int = Field(default=3, ge=0, le=10)
+    archive_max_members: int = Field(default=100_000, ge=1)
+    archive_max_total_bytes: int = Field(default=20 * 1024**3, ge=1, description="uncompressed")
+
+    # HTTP server (faceindex serve): see docs/API.md
+    server_threads: int = Field(default=2, ge=1, le=64, description="engine calls at once")
+    server_queue: int = Field(default=8, ge=0, description="searches waiting; beyond: 429")
+    rate_limit_per_minute: int = Field(default=120, ge=1, description="requests per token")
+    rate_limit_burst: int = Field(default=30, ge=1, description="requests per token at once")
+    request_timeout_s: float = Field(default=30.0, gt=0, description="engine call limit (503)")
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from faceindex.cli import home, sources
+from faceindex.cli import home, sources, users
 from faceindex.cli.ingest import ingest
 from faceindex.cli.search import search
+from faceindex.cli.serve import serve
 
 __all__ = ["app", "main"]
 
@@ -19,6 +20,8 @@ home.register(app)
 app.add_typer(sources.app, name="sources")
 app.command("ingest")(ingest)
 app.command("search")(search)
+app.add_typer(users.app, name="users")
+app.command("serve")(serve)
 
 
 def main() -> None:

@@ -1,0 +1,68 @@
+"""faceindex users add / revoke / list: the accounts the HTTP API accepts."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from faceindex.cli.common import HomeOpt, console, handle_errors, settings_for
+
+__all__ = ["app"]
+
+app = typer.Typer(help="API accounts: one role each; tokens are shown once, stored hashed.")
+
+
+def _store(home: HomeOpt):  # type: ignore[no-untyped-def]
+    from faceindex.errors import ConfigError
+    from faceindex.server.accounts import AccountStore
+
+    settings = settings_for(home)
+    if not settings.home.is_dir():
+        raise ConfigError(f"no engine home at {settings.home}: run 'faceindex init' first")
+    return AccountStore.for_home(settings.home)
+
+
+@app.command("add")
+@handle_errors
+def add(
+    name: str = typer.Argument(..., help="account name, e.g. 'j.smith'"),
+    role: str = typer.Option(
+        ..., "--role", help="admin, investigator, auditor or privacy-officer"
+    ),
+    home: HomeOpt = None,
+) -> None:
+    """Create an account and print its token (the only time it is shown)."""
+    store = _store(home)
+    try:
+        token = store.add(name, role)
+    finally:
+        store.close()
+    console.print(f"user [bold]{name}[/bold] ({role}) created; token (shown once):", highlight=False)
+    typer.echo(token)
+
+
+@app.command("revoke")
+@handle_errors
+def revoke(name: str = typer.Argument(...), home: HomeOpt = None) -> None:
+    """Revoke an account's token at once; the account stays listed."""
+    store = _store(home)
+    try:
+        account = store.revoke(name)
+    finally:
+        store.close()
+    console.print(f"user [bold]{name}[/bold] revoked at {account.revoked_at}", highlight=False)
+
+
+@app.command("list")
+@handle_errors
+def list_(home: HomeOpt = None) -> None:
+    """Every account, with its role and whether it is active."""
+    store = _store(home)
+    try:
+        rows = store.accounts()
+    finally:
+        store.close()
+    table = Table("name", "role", "created", "revoked")
+    for a in rows:
+        table.add_row(a.name, a.role.value, a.created_at, a.revoked_at or "-")
+    console.print(table)

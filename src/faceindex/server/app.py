@@ -1,0 +1,123 @@
+"""``create_app(settings)``: the HTTP API and the web page over one engine.
+
+All state hangs off ``app.state.faceindex`` (see :class:`~faceindex.server.routes.common.State`);
+nothing is module-global, so a test can build several apps side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from faceindex import __version__
+from faceindex.config import Settings
+from faceindex.engine import Engine
+from faceindex.pipeline.runner import Progress
+from faceindex.server.accounts import AccountStore
+from faceindex.server.concurrency import EnginePool, EngineRunner, LockedIndex
+from faceindex.server.errors import PROBLEM_JSON, install_error_handlers
+from faceindex.server.jobs import IngestJobs
+from faceindex.server.limits import BodyLimit
+from faceindex.server.metrics import Metrics
+from faceindex.server.ratelimit import RateLimiter
+from faceindex.server.routes import governance, ops, search, sources, web
+from faceindex.server.routes.common import State
+from faceindex.server.searches import ShownFaces
+from faceindex.types import IngestSummary
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    """Build the app. Opens the engine home (which must exist) unless ``engine`` is given;
+    either way the app closes the engine when it shuts down."""
+    engine = engine or Engine.open(settings)
+    settings = engine.settings
+    if not isinstance(engine.index, LockedIndex):
+        engine.index = LockedIndex(engine.index)
+    pool = EnginePool(engine, settings.server_threads)
+    ingest_engine = pool.view()
+
+    def run_ingest(source: str, progress: Callable[[Progress], None]) -> IngestSummary:
+        return ingest_engine.ingest(source, progress=progress, in_process=settings.workers == 1)
+
+    st = State(
+        settings=settings,
+        runner=EngineRunner(
+            pool,
+            threads=settings.server_threads,
+            queue=settings.server_queue,
+            timeout_s=settings.request_timeout_s,
+        ),
+        accounts=AccountStore.for_home(settings.home),
+        jobs=IngestJobs(run_ingest),
+        shown=ShownFaces(),
+        metrics=Metrics(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        close_state(st, engine)
+
+    app = FastAPI(
+        title="faceindex",
+        version=__version__,
+        summary="Lawful face search over the collections an organisation may hold",
+        description="Every route but /v1/health, /metrics and the web page needs "
+        "'Authorization: Bearer <token>'; errors are application/problem+json.",
+        lifespan=lifespan,
+    )
+    app.state.faceindex = st
+    app.state.accounts = st.accounts
+    app.state.limiter = RateLimiter(
+        per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+    )
+    install_error_handlers(app)
+    app.middleware("http")(st.metrics.middleware)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_bytes)
+    for module in (ops, search, sources, governance, web):
+        app.include_router(module.router)
+    web.mount_static(app)
+    app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
+    return app
+
+
+def close_state(st: State, engine: Engine) -> None:
+    st.jobs.shutdown()
+    st.accounts.close()
+    engine.close()
+
+
+def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """Error answers are documented as application/problem+json, not application/json."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        for path in schema.get("paths", {}).values():
+            for op in path.values():
+                for status, response in op.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status[0] in "45" and "application/json" in content:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        app.openapi_schema = schema
+        return schema
+
+    return openapi
+
+
+def route_permissions(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every API route, for the docs and the access test matrix."""
+    return [
+        (m, r.path) for r in app.routes if isinstance(r, APIRoute) for m in sorted(r.methods)
+    ]

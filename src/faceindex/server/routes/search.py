@@ -1,0 +1,168 @@
+"""Search by photo, and the images a search result links to."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
+from fastapi.responses import Response
+
+from faceindex.engine import Engine, build_source
+from faceindex.errors import FaceIndexError, NotFoundError
+from faceindex.governance.roles import Actor, Permission
+from faceindex.server.auth import allow
+from faceindex.server.routes.common import errors, read_upload, state
+from faceindex.server.schemas import (
+    TEXT_PATTERN,
+    MatchOut,
+    ProbeFaceOut,
+    ProvenanceOut,
+    SearchFaceOut,
+    SearchOut,
+)
+from faceindex.sources.base import SourceItem
+from faceindex.types import SearchResult
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+SearchId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="from a search answer")]
+FaceId = Annotated[int, Path(ge=1, le=2**62)]
+_IMAGE = {200: {"content": {"image/jpeg": {}}, "description": "the image bytes"}}
+
+
+@router.post(
+    "/searches",
+    response_model=SearchOut,
+    responses=errors(400, 403, 413),
+    summary="Search the gallery for every face in an uploaded photo",
+)
+async def search(
+    request: Request,
+    image: Annotated[UploadFile, File(description="the probe photo (JPEG, PNG, ...)")],
+    case_reference: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT_PATTERN)],
+    purpose: Annotated[str, Form(min_length=1, max_length=500, pattern=TEXT_PATTERN)],
+    top_k: Annotated[int, Form(ge=1, le=100)] = 10,
+    largest: Annotated[bool, Form(description="only the largest probe face")] = False,
+    actor: Actor = Depends(allow(Permission.SEARCH)),
+) -> SearchOut:
+    st = state(request)
+    data = await read_upload(image, st.settings.max_bytes)
+
+    def run(engine: Engine) -> list[SearchResult]:
+        return engine.search(data, top_k=top_k, largest=largest)
+
+    try:
+        results = await st.runner.run(run)
+    except Exception as exc:
+        st.metrics.searches.labels(type(exc).__name__).inc()
+        raise
+    st.metrics.searches.labels("ok").inc()
+    shown = {m.face_id for r in results for m in r.matches}
+    search_id = st.shown.record(actor.name, shown)
+    originals = actor.can(Permission.VIEW_ORIGINALS)
+    return SearchOut(
+        search_id=search_id,
+        case_reference=case_reference,
+        purpose=purpose,
+        faces=[_face(r, search_id, originals) for r in results],
+    )
+
+
+def _face(result: SearchResult, search_id: str, originals: bool) -> SearchFaceOut:
+    base = f"/v1/searches/{search_id}/faces"
+    return SearchFaceOut(
+        probe=ProbeFaceOut(box=result.probe.bbox.as_list(), quality=result.probe.quality),
+        matches=[
+            MatchOut(
+                face_id=m.face_id,
+                image_id=m.image_id,
+                similarity=m.similarity,
+                distance=m.distance,
+                decision=m.decision,
+                box=m.bbox.as_list(),
+                quality=m.quality,
+                image_sha256=m.image_sha256,
+                provenance=[ProvenanceOut(**vars(p)) for p in m.locations],
+                thumbnail_url=f"{base}/{m.face_id}/thumbnail",
+                original_url=f"{base}/{m.face_id}/original" if originals else None,
+            )
+            for m in result.matches
+        ],
+    )
+
+
+@router.get(
+    "/searches/{search_id}/faces/{face_id}/thumbnail",
+    response_class=Response,
+    responses={**_IMAGE, **errors(403, 404)},
+    summary="The thumbnail of a face shown in one of the caller's searches",
+)
+async def thumbnail(
+    request: Request,
+    search_id: SearchId,
+    face_id: FaceId,
+    actor: Actor = Depends(allow(Permission.SEARCH)),
+) -> Response:
+    st = state(request)
+    st.shown.check(actor.name, search_id, face_id)
+    jpeg = await st.runner.light(lambda engine: engine.catalog.thumbnail(face_id))
+    return Response(jpeg, media_type="image/jpeg", headers=_PRIVATE)
+
+
+@router.get(
+    "/searches/{search_id}/faces/{face_id}/original",
+    response_class=Response,
+    responses={**_IMAGE, **errors(403, 404)},
+    summary="The original image holding a face shown in one of the caller's searches",
+)
+async def original(
+    request: Request,
+    search_id: SearchId,
+    face_id: FaceId,
+    actor: Actor = Depends(allow(Permission.VIEW_ORIGINALS)),
+) -> Response:
+    st = state(request)
+    st.shown.check(actor.name, search_id, face_id)
+    data = await st.runner.light(lambda engine: read_original(engine, face_id))
+    return Response(data, media_type=sniff(data), headers=_PRIVATE)
+
+
+_PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def read_original(engine: Engine, face_id: int) -> bytes:
+    """The original bytes of a face's image, read through its source and checked by sha256."""
+    row = engine.catalog.faces([face_id]).get(face_id)
+    if row is None:
+        raise NotFoundError(f"no face {face_id}")
+    for place in row.locations:
+        try:
+            record = engine.catalog.get_source(place.source)
+            data = build_source(record, engine.settings).read(SourceItem(place.locator))
+        except FaceIndexError:  # gone or unreadable here: try the next place it was seen
+            continue
+        if hashlib.sha256(data).hexdigest() == row.image_sha256:
+            return data
+    raise NotFoundError(f"the original of face {face_id} is no longer readable from its source")
+
+
+_MAGIC = [
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF8", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+]
+
+
+def sniff(data: bytes) -> str:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    return "application/octet-stream"

@@ -1,0 +1,130 @@
+"""Pydantic models of the HTTP boundary: what goes in and out. Never an embedding."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from faceindex.governance.roles import Permission, Role
+from faceindex.sources.base import LegalBasis
+
+__all__ = [
+    "Health",
+    "IngestJobOut",
+    "IngestJobRequest",
+    "MatchOut",
+    "Me",
+    "ProbeFaceOut",
+    "Problem",
+    "ProvenanceOut",
+    "SearchFaceOut",
+    "SearchOut",
+    "SourceIn",
+    "SourceOut",
+]
+
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+TEXT_PATTERN = r"\S"  # at least one non-blank character
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(_Out):
+    type: str = Field(examples=["urn:faceindex:problem:not-found"])
+    title: str
+    status: int
+    detail: str
+
+
+class Health(_Out):
+    status: str = Field(examples=["ok"])
+    version: str
+    faces: int
+
+
+class Me(_Out):
+    name: str
+    role: Role
+    permissions: list[Permission]
+
+
+class SourceOut(_Out):
+    name: str
+    kind: str
+    owner: str
+    legal_basis: str
+    legal_reference: str
+    purposes: list[str]
+    retention_days: int
+    jurisdiction: str
+    created_at: str
+
+
+class SourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    path: str = Field(min_length=1, max_length=4096, description="folder on the server")
+    owner: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    legal_basis: LegalBasis
+    retention_days: int = Field(ge=1, le=36500)
+    legal_reference: str = Field(default="", max_length=500)
+    purposes: list[str] = Field(default_factory=list, max_length=20)
+    jurisdiction: str = Field(default="", max_length=50)
+
+
+class ProvenanceOut(_Out):
+    source: str
+    locator: str = Field(description="path inside the source")
+    ingested_at: str
+
+
+class MatchOut(_Out):
+    face_id: int
+    image_id: int
+    similarity: float = Field(ge=0, le=100, description="0-100 reading aid, not a probability")
+    distance: float
+    decision: str = Field(description="match | possible | no-match")
+    box: list[int] = Field(min_length=4, max_length=4, description="left, top, right, bottom")
+    quality: float
+    image_sha256: str
+    provenance: list[ProvenanceOut]
+    thumbnail_url: str
+    original_url: str | None = Field(description="null unless the role may view originals")
+
+
+class ProbeFaceOut(_Out):
+    box: list[int] = Field(min_length=4, max_length=4)
+    quality: float
+
+
+class SearchFaceOut(_Out):
+    probe: ProbeFaceOut
+    matches: list[MatchOut]
+
+
+class SearchOut(_Out):
+    search_id: str
+    case_reference: str
+    purpose: str
+    faces: list[SearchFaceOut]
+
+
+class IngestJobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(pattern=NAME_PATTERN)
+
+
+class IngestJobOut(_Out):
+    id: str
+    source: str
+    status: str = Field(description="queued | running | done | failed")
+    created_at: str
+    finished_at: str | None
+    total: int
+    done: int
+    faces: int
+    failed: int
+    error: str | None
