@@ -1,0 +1,3 @@
+from faceindex.cli import main
+
+main()
