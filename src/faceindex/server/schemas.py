@@ -13,7 +13,9 @@ __all__ = [
     "IngestJobRequest",
     "MatchOut",
     "Me",
+    "ProbeBoxOut",
     "ProbeFaceOut",
+    "ProbeOut",
     "Problem",
     "ProvenanceOut",
     "SearchFaceOut",
@@ -97,6 +99,17 @@ class MatchOut(_Out):
 class ProbeFaceOut(_Out):
     box: list[int] = Field(min_length=4, max_length=4)
     quality: float
+
+
+class ProbeBoxOut(_Out):
+    box: list[int] = Field(min_length=4, max_length=4, description="left, top, right, bottom")
+    score: float
+
+
+class ProbeOut(_Out):
+    width: int
+    height: int
+    faces: list[ProbeBoxOut]
 
 
 class SearchFaceOut(_Out):

@@ -16,13 +16,16 @@ from faceindex.server.routes.common import errors, read_upload, state
 from faceindex.server.schemas import (
     TEXT_PATTERN,
     MatchOut,
+    ProbeBoxOut,
     ProbeFaceOut,
+    ProbeOut,
     ProvenanceOut,
     SearchFaceOut,
     SearchOut,
 )
 from faceindex.sources.base import SourceItem
 from faceindex.types import SearchResult
+from faceindex.vision.decode import decode_image
 
 __all__ = ["router"]
 
@@ -31,6 +34,33 @@ router = APIRouter(prefix="/v1", tags=["search"])
 SearchId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="from a search answer")]
 FaceId = Annotated[int, Path(ge=1, le=2**62)]
 _IMAGE = {200: {"content": {"image/jpeg": {}}, "description": "the image bytes"}}
+
+
+@router.post(
+    "/probe/faces",
+    response_model=ProbeOut,
+    responses=errors(400, 403, 413),
+    summary="Find the faces in a photo (boxes only; the gallery is not searched)",
+)
+async def probe_faces(
+    request: Request,
+    image: Annotated[UploadFile, File(description="the probe photo")],
+    actor: Actor = Depends(allow(Permission.SEARCH)),
+) -> ProbeOut:
+    st = state(request)
+    data = await read_upload(image, st.settings.max_bytes)
+
+    def detect(engine: Engine) -> ProbeOut:
+        s = engine.settings
+        rgb = decode_image(data, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
+        found = engine.analyzer.detector.detect(rgb)
+        return ProbeOut(
+            width=int(rgb.shape[1]),
+            height=int(rgb.shape[0]),
+            faces=[ProbeBoxOut(box=d.bbox.as_list(), score=round(d.score, 4)) for d in found],
+        )
+
+    return await st.runner.run(detect)
 
 
 @router.post(
