@@ -310,9 +310,19 @@ class SqlCatalog:
             last = int(ids[-1])
             yield ids, vecs.reshape(len(rows), -1)
 
-    def live_face_ids(self) -> np.ndarray:
-        rows = self.query("SELECT id FROM faces ORDER BY id")
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    def live_face_ids(self, page: int = 200_000) -> np.ndarray:
+        # Paged by id so that 100M faces cost their int64 array, not 100M row objects.
+        parts: list[np.ndarray] = []
+        last = 0
+        while True:
+            rows = self.query(
+                "SELECT id FROM faces WHERE id > ? ORDER BY id LIMIT ?", (last, page)
+            )
+            if not rows:
+                break
+            parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+            last = int(parts[-1][-1])
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
     def count_faces(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM faces")[0][0])
