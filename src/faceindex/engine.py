@@ -70,6 +70,10 @@ def build_source(record: SourceRecord, settings: Settings) -> ImageSource:
         from faceindex.sources.folder import FolderSource
 
         return FolderSource(record.uri, max_bytes=settings.max_bytes)
+    if record.kind in ("archive", "urls"):
+        from faceindex.sources.factory import build_governed_source
+
+        return build_governed_source(record, settings)
     raise ConfigError(f"source {record.name!r} has unknown kind {record.kind!r}")
 
 
@@ -175,12 +179,13 @@ class Engine:
         if not owner.strip():
             raise InputError("a source needs an owner")
         root = Path(path).expanduser().resolve()
-        if not root.is_dir():
-            raise InputError(f"{root} is not a folder")
+        from faceindex.sources.factory import source_kind
+
+        kind = source_kind(root, self.settings)  # folder, archive or URL list; checked
         return self.catalog.add_source(
             NewSource(
                 name=name,
-                kind="folder",
+                kind=kind,
                 uri=str(root),
                 owner=owner,
                 legal_basis=basis,

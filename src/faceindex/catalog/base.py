@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from faceindex.sources.base import SourceRecord
 from faceindex.types import BBox, DetectedFace, Provenance
 
-__all__ = ["Catalog", "FaceRow", "ImageOutcome", "NewSource", "SCHEMA_VERSION"]
+__all__ = ["Catalog", "ErasedRows", "FaceRow", "ImageOutcome", "NewSource", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 
@@ -64,6 +65,15 @@ class FaceRow:
     locations: tuple[Provenance, ...]
 
 
+@dataclass(frozen=True)
+class ErasedRows:
+    """What one erasure removed from the catalog."""
+
+    image_ids: tuple[int, ...]
+    face_ids: tuple[int, ...]
+    items: int  # locations removed
+
+
 @runtime_checkable
 class Catalog(Protocol):
     def close(self) -> None: ...
@@ -105,4 +115,30 @@ class Catalog(Protocol):
     # deletion
     def delete_faces(self, ids: Sequence[int]) -> int:
         """Remove faces (rows, vectors' source, thumbnails) physically; returns how many."""
+        ...
+
+    # erasure, retention, subject access (catalog/sql_erase.py). An image lives while an
+    # item (a location in a source) points at it; with its last item go its faces and row.
+    def face_ids_of_images(self, image_ids: Sequence[int]) -> list[int]: ...
+    def embeddings(self, face_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Stored vectors of live faces (internal: opt-out screening, never to users)."""
+        ...
+
+    def image_ids_of_source(self, source_id: int) -> list[int]: ...
+    def existing_images(self, image_ids: Sequence[int]) -> list[int]: ...
+    def expired_items(self, now: datetime | None = None) -> list[tuple[int, str]]:
+        """(item id, source name) of every item held longer than its source's retention."""
+        ...
+
+    def delete_items(self, item_ids: Sequence[int]) -> ErasedRows: ...
+    def delete_images(self, image_ids: Sequence[int]) -> ErasedRows:
+        """Images with every face and every location of them, whatever the source."""
+        ...
+
+    def delete_source(self, source_id: int) -> ErasedRows:
+        """The source, its items, and the images no other source still holds."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Make physical deletes final (SQLite: fold and truncate the WAL; PG: VACUUM)."""
         ...

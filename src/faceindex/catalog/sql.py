@@ -21,6 +21,7 @@ import numpy as np
 
 from faceindex.catalog.base import SCHEMA_VERSION, FaceRow, ImageOutcome, NewSource
 from faceindex.catalog.schema import MIGRATIONS
+from faceindex.catalog.sql_erase import EraseQueries
 from faceindex.errors import InputError, NotFoundError, StorageError
 from faceindex.sources.base import SourceRecord
 from faceindex.types import BBox, DetectedFace, Provenance
@@ -70,7 +71,7 @@ class Tx:
         return None if row is None else int(row[0])
 
 
-class SqlCatalog:
+class SqlCatalog(EraseQueries):
     """Every catalog query, over the hooks a dialect subclass supplies.
 
     Safe to share between threads: one connection, one re-entrant lock around each

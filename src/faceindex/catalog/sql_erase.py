@@ -1,0 +1,135 @@
+"""Deletion and retention queries, mixed into :class:`~faceindex.catalog.sql.SqlCatalog`.
+
+Written once for SQLite and PostgreSQL (``?`` placeholders, no dialect functions). The rule
+shared by every method: an image lives while at least one item (a location in a registered
+source) points at it; when its last item goes, its faces (rows, embeddings, thumbnails) and
+the image row go in the same transaction. Retention compares ISO-8601 UTC text, which sorts
+as time in both engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import numpy as np
+
+from faceindex.catalog.base import ErasedRows
+
+__all__ = ["EraseQueries"]
+
+CHUNK = 500
+
+
+class _Tx(Protocol):
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Any: ...
+
+
+class _Host(Protocol):
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[Any]: ...
+    def transaction(self) -> AbstractContextManager[Any]: ...
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    wanted = sorted({int(i) for i in ids})
+    for start in range(0, len(wanted), CHUNK):
+        yield wanted[start : start + CHUNK]
+
+
+def _in(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _select_ids(run: Any, sql: str, ids: Sequence[int]) -> list[int]:
+    """``sql`` has one ``IN ({})`` slot; runs it chunk by chunk and returns column 0."""
+    out: list[int] = []
+    for chunk in _chunks(ids):
+        out.extend(int(r[0]) for r in run(sql.format(_in(len(chunk))), chunk))
+    return out
+
+
+def _drop_images(tx: _Tx, image_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Delete images with all their faces and items; returns (image ids, face ids)."""
+
+    def run(sql: str, params: Sequence[object]) -> list[Any]:
+        return list(tx.execute(sql, params).fetchall())
+
+    faces = _select_ids(run, "SELECT id FROM faces WHERE image_id IN ({})", image_ids)
+    images = _select_ids(run, "SELECT id FROM images WHERE id IN ({})", image_ids)
+    for chunk in _chunks(images):
+        tx.execute(f"DELETE FROM items WHERE image_id IN ({_in(len(chunk))})", chunk)
+        tx.execute(f"DELETE FROM faces WHERE image_id IN ({_in(len(chunk))})", chunk)
+        tx.execute(f"DELETE FROM images WHERE id IN ({_in(len(chunk))})", chunk)
+    return images, faces
+
+
+def _drop_items(tx: _Tx, item_ids: Sequence[int]) -> ErasedRows:
+    def run(sql: str, params: Sequence[object]) -> list[Any]:
+        return list(tx.execute(sql, params).fetchall())
+
+    touched = _select_ids(
+        run, "SELECT image_id FROM items WHERE id IN ({}) AND image_id IS NOT NULL", item_ids
+    )
+    removed = 0
+    for chunk in _chunks(item_ids):
+        removed += tx.execute(f"DELETE FROM items WHERE id IN ({_in(len(chunk))})", chunk).rowcount
+    still = set(_select_ids(run, "SELECT image_id FROM items WHERE image_id IN ({})", touched))
+    images, faces = _drop_images(tx, [i for i in set(touched) if i not in still])
+    return ErasedRows(tuple(images), tuple(faces), removed)
+
+
+class EraseQueries:
+    """Catalog methods for erasure, retention and subject access (see catalog/base.py)."""
+
+    def face_ids_of_images(self: _Host, image_ids: Sequence[int]) -> list[int]:
+        return _select_ids(self.query, "SELECT id FROM faces WHERE image_id IN ({})", image_ids)
+
+    def embeddings(self: _Host, face_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        for chunk in _chunks(face_ids):
+            for r in self.query(
+                f"SELECT id, embedding FROM faces WHERE id IN ({_in(len(chunk))})", chunk
+            ):
+                out[int(r[0])] = np.frombuffer(bytes(r[1]), dtype=np.float32)
+        return out
+
+    def image_ids_of_source(self: _Host, source_id: int) -> list[int]:
+        rows = self.query(
+            "SELECT DISTINCT image_id FROM items WHERE source_id = ? AND image_id IS NOT NULL",
+            (int(source_id),),
+        )
+        return sorted(int(r[0]) for r in rows)
+
+    def existing_images(self: _Host, image_ids: Sequence[int]) -> list[int]:
+        return _select_ids(self.query, "SELECT id FROM images WHERE id IN ({})", image_ids)
+
+    def expired_items(self: _Host, now: datetime | None = None) -> list[tuple[int, str]]:
+        """(item id, source name) of every item held longer than its source's retention."""
+        now = now or datetime.now(timezone.utc)
+        out: list[tuple[int, str]] = []
+        for src in self.query("SELECT id, name, retention_days FROM sources ORDER BY id"):
+            cutoff = (now - timedelta(days=int(src[2]))).isoformat(timespec="seconds")
+            rows = self.query(
+                "SELECT id FROM items WHERE source_id = ? AND ingested_at < ? ORDER BY id",
+                (int(src[0]), cutoff),
+            )
+            out.extend((int(r[0]), str(src[1])) for r in rows)
+        return out
+
+    def delete_items(self: _Host, item_ids: Sequence[int]) -> ErasedRows:
+        with self.transaction() as tx:
+            return _drop_items(tx, item_ids)
+
+    def delete_images(self: _Host, image_ids: Sequence[int]) -> ErasedRows:
+        with self.transaction() as tx:
+            images, faces = _drop_images(tx, image_ids)
+        return ErasedRows(tuple(images), tuple(faces), 0)
+
+    def delete_source(self: _Host, source_id: int) -> ErasedRows:
+        with self.transaction() as tx:
+            rows = tx.execute("SELECT id FROM items WHERE source_id = ?", (int(source_id),))
+            erased = _drop_items(tx, [int(r[0]) for r in rows.fetchall()])
+            tx.execute("DELETE FROM sources WHERE id = ?", (int(source_id),))
+        return erased

@@ -1,0 +1,99 @@
+"""CSV exports of search results or of a source. Never embeddings, never thumbnails.
+
+Every export is registered (path, rows, sha256, sources, case, purpose), so erasing a
+source can list where copies of its data went.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from faceindex.catalog.base import Catalog
+from faceindex.errors import InputError
+from faceindex.types import SearchResult
+
+__all__ = ["result_rows", "source_rows", "write_csv"]
+
+RESULT_COLUMNS = [
+    "probe_face", "rank", "face_id", "image_id", "distance", "similarity", "decision",
+    "box", "quality", "image_sha256", "source", "item", "ingested_at",
+]  # fmt: skip
+SOURCE_COLUMNS = [
+    "face_id", "image_id", "box", "quality", "image_sha256", "source", "item", "ingested_at",
+]  # fmt: skip
+
+
+def result_rows(results: Sequence[SearchResult]) -> tuple[list[dict[str, object]], set[str]]:
+    rows, sources = [], set()
+    for n, r in enumerate(results, 1):
+        for rank, m in enumerate(r.matches, 1):
+            for loc in m.locations or ():
+                sources.add(loc.source)
+                rows.append(
+                    {
+                        "probe_face": n,
+                        "rank": rank,
+                        "face_id": m.face_id,
+                        "image_id": m.image_id,
+                        "distance": m.distance,
+                        "similarity": m.similarity,
+                        "decision": m.decision,
+                        "box": " ".join(str(v) for v in m.bbox.as_list()),
+                        "quality": m.quality,
+                        "image_sha256": m.image_sha256,
+                        "source": loc.source,
+                        "item": loc.locator,
+                        "ingested_at": loc.ingested_at,
+                    }
+                )
+    return rows, sources
+
+
+def source_rows(catalog: Catalog, source: str) -> list[dict[str, object]]:
+    rec = catalog.get_source(source)
+    face_ids = catalog.face_ids_of_images(catalog.image_ids_of_source(rec.id))
+    rows = []
+    for fid, face in sorted(catalog.faces(face_ids).items()):
+        for loc in face.locations:
+            if loc.source != source:
+                continue
+            rows.append(
+                {
+                    "face_id": fid,
+                    "image_id": face.image_id,
+                    "box": " ".join(str(v) for v in face.bbox.as_list()),
+                    "quality": face.quality,
+                    "image_sha256": face.image_sha256,
+                    "source": loc.source,
+                    "item": loc.locator,
+                    "ingested_at": loc.ingested_at,
+                }
+            )
+    return rows
+
+
+def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, object]]) -> tuple[int, str]:
+    """Write atomically (temp file, fsync, rename); returns (rows, sha256 of the file)."""
+    path = Path(path).expanduser().resolve()
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a file name for the export")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    try:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(row)
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise InputError(f"cannot write export {path}: {exc.strerror or exc}") from exc
+    return n, hashlib.sha256(path.read_bytes()).hexdigest()

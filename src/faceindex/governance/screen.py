@@ -1,0 +1,50 @@
+"""Opt-out matching: is a face one of the suppressed people?
+
+The templates come from :class:`~faceindex.governance.store.GovernanceStore` and never leave
+this module's callers; only booleans and ids come out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from faceindex.pipeline.runner import FaceScreen
+from faceindex.types import DetectedFace
+
+__all__ = ["min_distances", "screen_for", "within"]
+
+
+def min_distances(vectors: np.ndarray, templates: np.ndarray) -> np.ndarray:
+    """For each vector, the L2 distance to its nearest template (inf with no templates)."""
+    vecs = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    if not len(templates) or not len(vecs):
+        return np.full(len(vecs), np.inf, dtype=np.float32)
+    tmpl = np.asarray(templates, dtype=np.float32)
+    # |a-b|^2 = |a|^2 + |b|^2 - 2ab, in blocks so a large gallery sweep stays small in memory.
+    out = np.empty(len(vecs), dtype=np.float32)
+    t2 = (tmpl * tmpl).sum(1)
+    for start in range(0, len(vecs), 4096):
+        block = vecs[start : start + 4096]
+        d2 = (block * block).sum(1)[:, None] + t2[None, :] - 2.0 * block @ tmpl.T
+        out[start : start + 4096] = np.sqrt(np.maximum(d2, 0.0)).min(1)
+    return out
+
+
+def within(vectors: np.ndarray, templates: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean mask: which vectors lie within ``threshold`` of any template."""
+    return min_distances(vectors, templates) < threshold
+
+
+def screen_for(templates: np.ndarray, threshold: float) -> FaceScreen | None:
+    """The ingest runner's screen: keep a face unless it matches a suppression."""
+    if not len(templates):
+        return None
+    frozen = np.array(templates, dtype=np.float32, copy=True)
+
+    def screen(faces: Sequence[DetectedFace]) -> list[bool]:
+        vecs = np.stack([np.asarray(f.embedding, dtype=np.float32) for f in faces])
+        return [not bool(x) for x in within(vecs, frozen, threshold)]
+
+    return screen

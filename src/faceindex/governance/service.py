@@ -1,0 +1,384 @@
+"""The Governance facade: every audited operation, as the CLI and the HTTP API call it.
+
+``Governance(engine, audit, store, actor)``, or ``Governance.open(engine, actor)`` for the
+engine home's own audit log (``audit.db``) and governance store (``governance.db``); the
+HTTP API builds one per request with :meth:`Governance.acting_as`. Stable methods:
+
+=========================  =========================================  ==================
+method                     returns                                    permission
+=========================  =========================================  ==================
+search(image, case=, purpose=, top_k=, largest=, sources=)  list[SearchResult]  search
+add_source(name, path=, owner=, legal_basis=, retention_days=, ...)  SourceRecord  manage-sources
+ingest(source, progress=, in_process=)      IngestSummary                    ingest
+erase_faces(ids, reason=)                   Receipt                          delete
+erase_images(ids, reason=)                  Receipt                          delete
+erase_source(name, reason=)                 Receipt                          delete
+erase_person(probes, reason=, threshold=)   Receipt                          delete
+verify_receipt(receipt_id)                  ReceiptCheck                     delete/read-audit
+receipts()                                  list[Receipt]                    delete/read-audit
+opt_out(probes, reference=)                 OptOut (suppression + receipt)   opt-out
+suppressions()                              list[Suppression] (no templates) opt-out
+subject_access(probes, reference=)          list[Holding]                    subject-access
+gc(now=)                                    GcReport                         retention
+export_results(results, path, case=, purpose=)  ExportRecord                 export
+export_source(name, path, case=, purpose=)  ExportRecord                     export
+exports(source=)                            list[ExportRecord]               export/read-audit
+verify_audit()                              VerifyReport                     read-audit
+export_audit(out, fmt=)                     int (entries)                    read-audit
+record_config_change(changes)               None                             manage-users
+=========================  =========================================  ==================
+
+Audit: every call above appends an entry (who, role, case, purpose, probe sha256, sources,
+face ids); a refused call appends a ``denied`` entry. A search's entry is written *before*
+its results are returned and a failed write raises AuditError with no results (fail closed).
+
+Purposes: a source that lists allowed purposes is searched only for one of them (compared
+case-insensitively); a source with none is open to any stated purpose. Naming a source
+whose purposes exclude the search's raises SourceRefused; with no sources named, the
+search covers the sources that allow the purpose, and the audit entry lists them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from faceindex.engine import Engine
+from faceindex.errors import InputError, SourceRefused
+from faceindex.governance.audit import AuditEvent, AuditLog, VerifyReport
+from faceindex.governance.base import ExportRecord, Holding, Receipt, ReceiptCheck, Suppression
+from faceindex.governance.lifecycle import LifecycleOps, OptOut
+from faceindex.governance.roles import Actor, Permission, Role, require
+from faceindex.governance.store import GovernanceStore
+from faceindex.pipeline.runner import Progress_cb
+from faceindex.sources.base import SourceRecord
+from faceindex.types import IngestSummary, SearchResult
+
+__all__ = ["Governance", "OptOut", "actor_from_settings"]
+
+log = logging.getLogger(__name__)
+P = Permission
+
+
+def actor_from_settings(engine: Engine) -> Actor:
+    return Actor(engine.settings.actor, Role(engine.settings.actor_role))
+
+
+class Governance(LifecycleOps):
+    def __init__(
+        self, engine: Engine, audit: AuditLog, store: GovernanceStore, actor: Actor
+    ) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.store = store
+        self.actor = actor
+        self._owns = False
+
+    @classmethod
+    def open(cls, engine: Engine, actor: Actor | None = None) -> Governance:
+        home = engine.settings.home
+        audit = AuditLog(home / "audit.db")
+        try:
+            store = GovernanceStore(home / "governance.db")
+        except BaseException:
+            audit.close()
+            raise
+        gov = cls(engine, audit, store, actor or actor_from_settings(engine))
+        gov._owns = True
+        return gov
+
+    def acting_as(self, actor: Actor) -> Governance:
+        """The same log and store, another actor (one per HTTP request)."""
+        return Governance(self.engine, self.audit, self.store, actor)
+
+    def close(self) -> None:
+        if self._owns:
+            self.store.close()
+            self.audit.close()
+
+    def __enter__(self) -> Governance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _event(self, action: str, **fields: Any) -> AuditEvent:
+        return AuditEvent(action, self.actor.name, self.actor.role.value, **fields)
+
+    def _record(self, action: str, **fields: Any) -> int:
+        return self.audit.append(self._event(action, **fields)).seq
+
+    def _require(self, *permissions: Permission, action: str, **fields: Any) -> None:
+        """Pass if the actor holds any of ``permissions``; else audit the refusal and raise."""
+        if any(self.actor.can(p) for p in permissions):
+            return
+        try:
+            self._record("denied", outcome="denied", details={"action": action}, **fields)
+        except Exception:  # the refusal stands whether or not it could be logged
+            log.exception("could not audit a refused %s", action)
+        require(self.actor, permissions[0])
+
+    def _probe_hash(self, image: bytes) -> str:
+        sha = hashlib.sha256(image).hexdigest()
+        if self.engine.settings.keep_probes:
+            probes = self.engine.settings.home / "probes"
+            probes.mkdir(parents=True, exist_ok=True)
+            (probes / sha).write_bytes(image)
+        return sha
+
+    # -- search ---------------------------------------------------------------------------
+
+    def _sources_for(self, purpose: str, requested: Sequence[str] | None) -> list[str]:
+        wanted = purpose.strip().lower()
+        records = {r.name: r for r in self.engine.catalog.list_sources()}
+
+        def allows(r: SourceRecord) -> bool:
+            return not r.purposes or wanted in {p.strip().lower() for p in r.purposes}
+
+        if requested:
+            for name in requested:
+                rec = records.get(name)
+                if rec is None:
+                    raise InputError(f"no source named {name!r}")
+                if not allows(rec):
+                    raise SourceRefused(
+                        f"source {name!r} may be searched only for: {', '.join(rec.purposes)}"
+                    )
+            return sorted(set(requested))
+        allowed = sorted(n for n, r in records.items() if allows(r))
+        if records and not allowed:
+            raise SourceRefused(f"no registered source may be searched for purpose {purpose!r}")
+        return allowed
+
+    def search(
+        self,
+        image: bytes,
+        *,
+        case: str,
+        purpose: str,
+        top_k: int | None = None,
+        largest: bool = False,
+        sources: Sequence[str] | None = None,
+    ) -> list[SearchResult]:
+        sha = hashlib.sha256(image).hexdigest()
+        self._require(P.SEARCH, action="search", case=case, purpose=purpose, probe_sha256=sha)
+        if not case.strip() or not purpose.strip():
+            raise InputError("a search needs a case reference and a purpose")
+        scope = self._sources_for(purpose, sources)
+        self._probe_hash(image)
+        try:
+            results = self.engine.search(image, top_k=top_k, largest=largest, sources=scope)
+        except Exception as exc:
+            self._record(
+                "search",
+                case=case,
+                purpose=purpose,
+                probe_sha256=sha,
+                sources=tuple(scope),
+                outcome="error",
+                details={"error": type(exc).__name__},
+            )
+            raise
+        results = self._drop_suppressed(results)
+        self._record(
+            "search",
+            case=case,
+            purpose=purpose,
+            probe_sha256=sha,
+            sources=tuple(scope),
+            face_ids=tuple(m.face_id for r in results for m in r.matches),
+            details={"probe_faces": len(results), "top_k": top_k or 0, "largest": largest},
+        )
+        return results
+
+    def _drop_suppressed(self, results: list[SearchResult]) -> list[SearchResult]:
+        from dataclasses import replace
+
+        from faceindex.governance.screen import within
+
+        templates = self.store.suppression_templates()
+        ids = [m.face_id for r in results for m in r.matches]
+        if not len(templates) or not ids:
+            return results
+        vecs = self.engine.catalog.embeddings(ids)
+        order = sorted(vecs)
+        hidden = set()
+        if order:
+            mask = within(np.stack([vecs[i] for i in order]), templates, self._suppress_t)
+            hidden = {i for i, m in zip(order, mask, strict=True) if m}
+        if not hidden:
+            return results
+        log.warning("search: %d suppressed faces withheld (gc will erase them)", len(hidden))
+        return [
+            replace(r, matches=tuple(m for m in r.matches if m.face_id not in hidden))
+            for r in results
+        ]
+
+    @property
+    def _suppress_t(self) -> float:
+        return self.engine.settings.suppress_threshold
+
+    # -- sources and ingest ---------------------------------------------------------------
+
+    def add_source(self, name: str, **fields: Any) -> SourceRecord:
+        """Register a folder, zip/tar archive or URL list (see Engine.add_source's fields)."""
+        self._require(P.MANAGE_SOURCES, action="source-add", sources=(name,))
+        rec = self.engine.add_source(name, **fields)
+        self._record(
+            "source-add",
+            sources=(rec.name,),
+            details={
+                "kind": rec.kind,
+                "uri": rec.uri,
+                "owner": rec.owner,
+                "legal_basis": rec.legal_basis,
+                "legal_reference": rec.legal_reference,
+                "purposes": list(rec.purposes),
+                "retention_days": rec.retention_days,
+                "jurisdiction": rec.jurisdiction,
+            },
+        )
+        return rec
+
+    def ingest(
+        self, source: str, *, progress: Progress_cb | None = None, in_process: bool = False
+    ) -> IngestSummary:
+        """Ingest a registered source; faces matching an opt-out are never indexed."""
+        from faceindex.governance.screen import screen_for
+
+        self._require(P.INGEST, action="ingest", sources=(source,))
+        self.engine.catalog.get_source(source)  # refuses an unregistered source
+        self._record("ingest", sources=(source,), details={"phase": "start"})
+        screen = screen_for(self.store.suppression_templates(), self._suppress_t)
+        try:
+            summary = self.engine.ingest(
+                source, progress=progress, screen=screen, in_process=in_process
+            )
+        except Exception as exc:
+            self._record(
+                "ingest", sources=(source,), outcome="error", details={"error": str(exc)[:200]}
+            )
+            raise
+        self._record(
+            "ingest",
+            sources=(source,),
+            details={
+                "phase": "end",
+                "images_new": summary.images_new,
+                "faces_indexed": summary.faces_indexed,
+                "faces_suppressed": summary.faces_suppressed,
+                "failed": len(summary.failed),
+            },
+        )
+        return summary
+
+    # -- exports --------------------------------------------------------------------------
+
+    def export_results(
+        self, results: Sequence[SearchResult], path: Path | str, *, case: str, purpose: str
+    ) -> ExportRecord:
+        from faceindex.governance.exports import RESULT_COLUMNS, result_rows
+
+        self._require(P.EXPORT, action="export", case=case, purpose=purpose)
+        rows, sources = result_rows(results)
+        return self._export("results", Path(path), RESULT_COLUMNS, rows, sources, case, purpose)
+
+    def export_source(
+        self, name: str, path: Path | str, *, case: str = "", purpose: str = ""
+    ) -> ExportRecord:
+        from faceindex.governance.exports import SOURCE_COLUMNS, source_rows
+
+        self._require(P.EXPORT, action="export", sources=(name,), case=case, purpose=purpose)
+        rows = source_rows(self.engine.catalog, name)
+        return self._export("source", Path(path), SOURCE_COLUMNS, rows, {name}, case, purpose)
+
+    def _export(
+        self,
+        kind: str,
+        path: Path,
+        columns: list[str],
+        rows: list[dict[str, object]],
+        sources: set[str],
+        case: str,
+        purpose: str,
+    ) -> ExportRecord:
+        from faceindex.governance.exports import write_csv
+        from faceindex.governance.store import _now, new_id
+
+        n, sha = write_csv(path, columns, rows)
+        record = ExportRecord(
+            new_id("exp"),
+            _now(),
+            self.actor.name,
+            kind,
+            str(path.expanduser().resolve()),
+            n,
+            sha,
+            tuple(sorted(sources)),
+            case,
+            purpose,
+        )
+        self.store.add_export(record)
+        self._record(
+            "export",
+            case=case,
+            purpose=purpose,
+            sources=record.sources,
+            face_ids=tuple(sorted({int(str(r["face_id"])) for r in rows})),
+            details={"export": record.id, "kind": kind, "path": record.path, "sha256": sha},
+        )
+        return record
+
+    def exports(self, source: str | None = None) -> list[ExportRecord]:
+        self._require(P.EXPORT, P.READ_AUDIT, action="export")
+        return self.store.exports(source)
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def verify_audit(self) -> VerifyReport:
+        self._require(P.READ_AUDIT, action="audit-verify")
+        report = self.audit.verify()
+        self._record(
+            "audit-verify",
+            outcome="ok" if report.ok else "error",
+            details={"entries": report.entries, "first_bad": report.first_bad},
+        )
+        return report
+
+    def export_audit(self, out: TextIO, fmt: str = "jsonl") -> int:
+        self._require(P.READ_AUDIT, action="audit-export")
+        self._record("audit-export", details={"format": fmt})
+        return self.audit.export(out, fmt)
+
+    def record_config_change(self, changes: dict[str, Any]) -> None:
+        """Audit a settings or account change made by another module (server, CLI)."""
+        self._require(P.MANAGE_USERS, action="config-change")
+        self._record("config-change", details={"changes": changes})
+
+    def receipts(self) -> list[Receipt]:
+        self._require(P.DELETE, P.READ_AUDIT, action="receipt-verify")
+        return self.store.receipts()
+
+    def suppressions(self) -> list[Suppression]:
+        self._require(P.OPT_OUT, action="opt-out")
+        return self.store.suppressions()
+
+    def verify_receipt(self, receipt_id: str) -> ReceiptCheck:
+        """Re-check that nothing of a deletion remains (rows, vectors, images, the source,
+        faces matching a person's probe while it is kept) and that it matches its audit entry."""
+        return self._verify_receipt(receipt_id)
+
+    def subject_access(self, probes: Sequence[bytes], *, reference: str) -> list[Holding]:
+        """Everything held that matches the person's photos: source, item, date, box."""
+        return self._subject_access(probes, reference=reference)
+
+    def _audit_entry(self, seq: int) -> dict[str, Any] | None:
+        entry = self.audit.get(seq) if seq else None
+        return None if entry is None else dict(entry.event.details)

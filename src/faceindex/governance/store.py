@@ -1,0 +1,203 @@
+"""The governance store: suppressions, deletion receipts and registered exports.
+
+It is its own SQLite file (``governance.db`` in the engine home), apart from the gallery:
+suppression templates live only here, are read only by the ingest screen and the search
+filter, and are never returned by any interface. ``secure_delete`` is on so a withdrawn
+suppression or an expired receipt probe leaves no bytes behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceindex.errors import NotFoundError, StorageError
+from faceindex.governance.base import ExportRecord, Receipt, Suppression
+
+__all__ = ["GovernanceStore", "new_id"]
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS suppressions (
+        id TEXT PRIMARY KEY, created_at TEXT NOT NULL, actor TEXT NOT NULL,
+        reference TEXT NOT NULL, templates BLOB NOT NULL, count INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS receipts (
+        id TEXT PRIMARY KEY, body TEXT NOT NULL, face_ids TEXT NOT NULL,
+        image_ids TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS receipt_probes (
+        receipt_id TEXT PRIMARY KEY, templates BLOB NOT NULL, expires_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS exports (
+        id TEXT PRIMARY KEY, body TEXT NOT NULL)""",
+]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class GovernanceStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open the governance store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StorageError(f"governance store: {exc}") from exc
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"governance store: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- suppressions (opt-out templates) -------------------------------------------------
+
+    def add_suppression(self, templates: np.ndarray, *, actor: str, reference: str) -> Suppression:
+        vecs = np.ascontiguousarray(np.atleast_2d(templates), dtype=np.float32)
+        sup = Suppression(new_id("sup"), _now(), actor, reference, len(vecs))
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO suppressions VALUES (?,?,?,?,?,?)",
+                (sup.id, sup.created_at, actor, reference, vecs.tobytes(), sup.templates),
+            )
+        return sup
+
+    def suppressions(self) -> list[Suppression]:
+        rows = self._rows(
+            "SELECT id, created_at, actor, reference, count FROM suppressions ORDER BY created_at"
+        )
+        return [Suppression(str(a), str(b), str(c), str(d), int(e)) for a, b, c, d, e in rows]
+
+    def suppression_templates(self) -> np.ndarray:
+        """Every suppression template, (n, 128) float32. Internal: for screening only."""
+        rows = self._rows("SELECT templates FROM suppressions")
+        if not rows:
+            return np.zeros((0, 128), dtype=np.float32)
+        return np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype=np.float32).reshape(-1, 128)
+
+    def remove_suppression(self, sup_id: str) -> None:
+        with self._tx() as db:
+            if not db.execute("DELETE FROM suppressions WHERE id = ?", (sup_id,)).rowcount:
+                raise NotFoundError(f"no suppression {sup_id!r}")
+
+    # -- receipts -------------------------------------------------------------------------
+
+    def add_receipt(
+        self,
+        receipt: Receipt,
+        face_ids: Sequence[int],
+        image_ids: Sequence[int],
+        probe: np.ndarray | None = None,
+        probe_expires_at: str = "",
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO receipts VALUES (?,?,?,?)",
+                (
+                    receipt.id,
+                    json.dumps(receipt.as_dict()),
+                    json.dumps(sorted(int(i) for i in face_ids)),
+                    json.dumps(sorted(int(i) for i in image_ids)),
+                ),
+            )
+            if probe is not None and len(probe):
+                vecs = np.ascontiguousarray(np.atleast_2d(probe), dtype=np.float32)
+                db.execute(
+                    "INSERT INTO receipt_probes VALUES (?,?,?)",
+                    (receipt.id, vecs.tobytes(), probe_expires_at),
+                )
+
+    def receipt(self, receipt_id: str) -> tuple[Receipt, list[int], list[int]]:
+        rows = self._rows(
+            "SELECT body, face_ids, image_ids FROM receipts WHERE id = ?", (receipt_id,)
+        )
+        if not rows:
+            raise NotFoundError(f"no deletion receipt {receipt_id!r}")
+        body, faces, images = rows[0]
+        return (
+            Receipt.from_dict(json.loads(str(body))),
+            json.loads(str(faces)),
+            json.loads(str(images)),
+        )
+
+    def receipts(self) -> list[Receipt]:
+        rows = self._rows("SELECT body FROM receipts")
+        out = [Receipt.from_dict(json.loads(str(r[0]))) for r in rows]
+        return sorted(out, key=lambda r: r.at)
+
+    def receipt_probe(self, receipt_id: str) -> np.ndarray | None:
+        rows = self._rows(
+            "SELECT templates FROM receipt_probes WHERE receipt_id = ?", (receipt_id,)
+        )
+        if not rows:
+            return None
+        return np.frombuffer(bytes(rows[0][0]), dtype=np.float32).reshape(-1, 128)
+
+    def drop_expired_probes(self, now: str) -> int:
+        with self._tx() as db:
+            n = db.execute("DELETE FROM receipt_probes WHERE expires_at <= ?", (now,)).rowcount
+        if n:
+            self.checkpoint()
+        return int(n)
+
+    # -- exports --------------------------------------------------------------------------
+
+    def add_export(self, record: ExportRecord) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO exports VALUES (?,?)", (record.id, json.dumps(record.as_dict()))
+            )
+
+    def exports(self, source: str | None = None) -> list[ExportRecord]:
+        rows = self._rows("SELECT body FROM exports")
+        out = [ExportRecord.from_dict(json.loads(str(r[0]))) for r in rows]
+        if source is not None:
+            out = [e for e in out if source in e.sources]
+        return sorted(out, key=lambda e: e.at)
