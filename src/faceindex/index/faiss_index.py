@@ -1,124 +1,216 @@
-"""FAISS index, persisted atomically in a directory: exact (flat) search with delete."""
+"""``faiss:///dir``: exact search while the gallery is small, IVF-PQ with exact re-ranking
+past ``ivf_threshold`` faces, one directory and one class for both.
+
+The directory tells which kind it holds: ``faces.faiss`` (exact, the original format, so
+existing homes open unchanged) or ``idmap.npz`` + ``vectors.N.f32`` + ``ivf.faiss`` (IVF).
+``index.json`` keeps the options; see :mod:`faceindex.index.faiss_options` for the URL
+parameters. Kind changes happen in :meth:`FaissIndex.save` (automatic) or
+:meth:`FaissIndex.rebuild` (``faceindex index build``), never in the middle of a search.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
-from faceindex.errors import MissingDependency, StorageError
+from faceindex.errors import ConfigError
 from faceindex.index.base import Capabilities, Metric, as_ids, as_vectors
+from faceindex.index.faiss_flat import FLAT_FILE, FlatStore
+from faceindex.index.faiss_ivf import IvfStore
+from faceindex.index.faiss_options import FaissOptions, atomic_write, read_json
+from faceindex.index.maintenance import Batches, IndexStats
 
 __all__ = ["FaissIndex"]
 
 log = logging.getLogger(__name__)
-INDEX_FILE = "faces.faiss"
-
-
-def _faiss():  # type: ignore[no-untyped-def]
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - faiss-cpu is a core dependency
-        raise MissingDependency("FAISS is not installed: pip install faiss-cpu") from exc
-    return faiss
+OPTIONS_FILE = "index.json"
 
 
 class FaissIndex:
-    """``IndexIDMap2`` over ``IndexFlatL2`` (or ``IndexFlatIP``): exact, deletable, on disk.
+    """A FAISS index in a directory. ``capabilities.exact`` is true while it is the flat kind;
+    the IVF kind re-ranks with exact distances but may miss a neighbour (recall < 1)."""
 
-    Saves write a temporary file, fsync it, and rename it over the old one, so a crash
-    leaves either the old or the new index, never half of one.
-    """
-
-    capabilities = Capabilities(
-        exact=True, supports_delete=True, persistent=True, distributed=False
-    )
-
-    def __init__(self, directory: Path | str, dim: int = 128, metric: Metric = "l2") -> None:
-        self._faiss = _faiss()
+    def __init__(
+        self,
+        directory: Path | str,
+        dim: int = 128,
+        metric: Metric = "l2",
+        options: FaissOptions | None = None,
+        *,
+        query: str = "",
+    ) -> None:
         self.dim = dim
         self.metric: Metric = metric
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._path = self.directory / INDEX_FILE
-        self._dirty = False
-        if self._path.exists():
-            try:
-                self._index = self._faiss.read_index(str(self._path))
-            except RuntimeError as exc:
-                raise StorageError(f"cannot read FAISS index {self._path}: {exc}") from exc
-            if self._index.d != dim:
-                raise StorageError(f"{self._path} holds {self._index.d}-d vectors, not {dim}-d")
+        stored = self.directory / OPTIONS_FILE
+        base = FaissOptions.from_dict(read_json(stored)) if stored.exists() else FaissOptions()
+        self.options = FaissOptions.parse(query, options or base)
+        self._store: FlatStore | IvfStore
+        self.capabilities = Capabilities(
+            exact=True, supports_delete=True, persistent=True, distributed=False
+        )
+        has_ivf = IvfStore.exists(self.directory)
+        if has_ivf:
+            self._store = IvfStore(self.directory, dim, metric, self.options)
         else:
-            self._index = self._new()
+            self._store = FlatStore(self.directory, dim, metric)
+        if has_ivf and self.options.kind == "flat":
+            self._switch("flat")
+        elif not has_ivf and self.options.kind == "ivf":
+            self._switch("ivf")
+        self._refresh()
 
-    def _new(self):  # type: ignore[no-untyped-def]
-        faiss = self._faiss
-        flat = faiss.IndexFlatL2(self.dim) if self.metric == "l2" else faiss.IndexFlatIP(self.dim)
-        return faiss.IndexIDMap2(flat)
+    @classmethod
+    def from_url(cls, url: str, *, dim: int = 128, metric: Metric = "l2") -> FaissIndex:
+        parsed = urlparse(url)
+        raw = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
+        if parsed.scheme != "faiss" or not raw:
+            raise ConfigError(f"{url!r} is not a faiss:///directory URL")
+        return cls(Path(raw), dim, metric, query=parsed.query)
+
+    @property
+    def kind(self) -> str:
+        return "flat" if isinstance(self._store, FlatStore) else "ivf-pq"
+
+    def _refresh(self) -> None:
+        """Exact while flat, or while the IVF kind is still untrained (it scans raw vectors)."""
+        exact = isinstance(self._store, FlatStore) or self._store.index is None
+        self.capabilities = Capabilities(
+            exact=exact, supports_delete=True, persistent=True, distributed=False
+        )
+
+    # -- VectorIndex ------------------------------------------------------------------------
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         ids = as_ids(ids)
         vecs = as_vectors(vectors, self.dim)
         if len(ids) != len(vecs):
             raise ValueError("ids and vectors differ in length")
-        if not len(ids):
-            return
-        self.remove(ids)
-        self._index.add_with_ids(vecs, ids)
-        self._dirty = True
+        if len(ids):
+            self._store.add(ids, vecs)
 
     def remove(self, ids: np.ndarray) -> int:
-        ids = as_ids(ids)
-        if not len(ids) or self._index.ntotal == 0:
-            return 0
-        removed = int(self._index.remove_ids(self._faiss.IDSelectorArray(ids)))
-        self._dirty = self._dirty or removed > 0
-        return removed
+        return self._store.remove(as_ids(ids))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        q = as_vectors(queries, self.dim)
-        if self._index.ntotal == 0:
-            fill = np.inf if self.metric == "l2" else -np.inf
-            return (
-                np.full((len(q), k), fill, dtype=np.float32),
-                np.full((len(q), k), -1, dtype=np.int64),
-            )
-        dist, ids = self._index.search(q, k)
-        if self.metric == "l2":
-            dist = np.sqrt(np.maximum(dist, 0))
-            dist[ids < 0] = np.inf
-        return dist.astype(np.float32), ids.astype(np.int64)
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        return self._store.search(as_vectors(queries, self.dim), k)
 
     def count(self) -> int:
-        return int(self._index.ntotal)
+        return self._store.count()
 
     def ids(self) -> np.ndarray:
-        return self._faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return self._store.ids()
 
     def save(self) -> None:
-        if not self._dirty and self._path.exists():
-            return
-        tmp = self._path.with_suffix(".tmp")
-        try:
-            self._faiss.write_index(self._index, str(tmp))
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self._path)
-            dfd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except (OSError, RuntimeError) as exc:
-            raise StorageError(f"cannot save FAISS index to {self._path}: {exc}") from exc
-        self._dirty = False
-        log.debug("saved %d vectors to %s", self._index.ntotal, self._path)
+        """Persist, then apply the automatic triggers: switch to IVF past the threshold,
+        train once there is enough to train on, retrain once the gallery outgrew it."""
+        self._store.save()
+        n = self._store.count()
+        if isinstance(self._store, FlatStore):
+            if self.options.kind == "auto" and n >= self.options.ivf_threshold:
+                log.warning("%d faces: switching %s to IVF-PQ", n, self.directory)
+                self._switch("ivf")
+        elif self._store.needs_training:
+            log.warning("%d faces, trained on %d: retraining %s", n, self._store.trained_on,
+                        self.directory)
+            self._store.train()
+        self._refresh()
 
     def close(self) -> None:
         self.save()
+
+    # -- upkeep (faceindex index ...) -------------------------------------------------------
+
+    def stats(self) -> IndexStats:
+        s = self._store
+        trained = s.trained_on if isinstance(s, IvfStore) else 0
+        details: dict[str, object] = {"directory": str(self.directory), **self.options.to_dict()}
+        if isinstance(s, IvfStore):
+            details.update(s.describe())
+        return IndexStats(
+            kind=self.kind,
+            count=s.count(),
+            ram_bytes=s.ram_bytes(),
+            disk_bytes=s.disk_bytes(),
+            trained_on=trained,
+            needs_retrain=isinstance(s, IvfStore) and s.needs_training,
+            garbage=s.raw.garbage if isinstance(s, IvfStore) else 0,
+            details=details,
+        )
+
+    def rebuild(self, batches: Batches, *, kind: str | None = None) -> int:
+        """Empty the index, re-add every batch, and retrain: ``kind`` flat, ivf or auto."""
+        if kind is not None and kind != self.options.kind:
+            self.options = FaissOptions.parse(f"kind={kind}", self.options)
+        self._wipe()
+        self._store = FlatStore(self.directory, self.dim, self.metric)
+        want_ivf = self.options.kind == "ivf"
+        if want_ivf:
+            self._store = IvfStore(self.directory, self.dim, self.metric, self.options)
+        for ids, vecs in batches:
+            self.add(ids, vecs)
+            if not want_ivf and self._store.count() >= self.options.ivf_threshold \
+                    and self.options.kind == "auto":
+                self._switch("ivf")  # stream the rest straight into the raw-vector file
+                want_ivf = True
+        self._save_options()
+        self._store.dirty = True
+        if isinstance(self._store, IvfStore) and self._store.count() >= 256:
+            self._store.train()
+        self._store.save()
+        self._refresh()
+        return self._store.count()
+
+    def compact(self) -> int:
+        """Drop garbage rows (re-added or removed faces) and rewrite the files."""
+        if isinstance(self._store, FlatStore):
+            self._store.dirty = True  # FAISS flat removal is already physical
+            self._store.save()
+            return 0
+        return self._store.compact()
+
+    # -- kind switching ---------------------------------------------------------------------
+
+    def _switch(self, kind: str) -> None:
+        """Move every vector into a store of the other kind (train it if large enough)."""
+        old = self._store
+        if kind == "ivf":
+            new: FlatStore | IvfStore = IvfStore(self.directory, self.dim, self.metric,
+                                                 self.options)
+        else:
+            (self.directory / FLAT_FILE).unlink(missing_ok=True)
+            new = FlatStore(self.directory, self.dim, self.metric)
+        for ids, vecs in old.iter_live() if isinstance(old, FlatStore) else old.raw.iter_live():
+            new.add(ids, vecs)
+        new.dirty = True
+        if isinstance(new, IvfStore) and new.needs_training:
+            new.train()
+        new.save()
+        self._store = new
+        self._save_options()
+        self._drop_other_kind()
+        self._refresh()
+
+    def _wipe(self) -> None:
+        for pattern in ("faces.faiss", "ivf.*", "vectors.*.f32", "idmap.npz", "*.tmp"):
+            for p in self.directory.glob(pattern):
+                p.unlink()
+
+    def _drop_other_kind(self) -> None:
+        if isinstance(self._store, IvfStore):
+            (self.directory / FLAT_FILE).unlink(missing_ok=True)
+        else:
+            for pattern in ("ivf.*", "vectors.*.f32", "idmap.npz"):
+                for p in self.directory.glob(pattern):
+                    p.unlink()
+
+    def _save_options(self) -> None:
+        text = json.dumps(self.options.to_dict(), indent=1)
+        atomic_write(self.directory / OPTIONS_FILE, lambda tmp: tmp.write_text(text))

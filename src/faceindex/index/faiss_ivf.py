@@ -1,0 +1,225 @@
+"""The compressed FAISS kind: IVF-PQ codes to find candidates, exact vectors to rank them.
+
+Per face, RAM holds a ``pq_m``-byte PQ code and an 8-byte id in the inverted lists, plus
+16 bytes of id map (:mod:`faceindex.index.rawstore`): 56 bytes with the default pq_m=32.
+The float32 vectors stay in a memory-mapped file and only the ``rerank`` best candidates
+of a query are read back, so the distances returned are exact (true L2, or inner product).
+
+With ``storage=disk`` the inverted lists are FAISS ``OnDiskInvertedLists`` too, paged in by
+the OS: the gallery may exceed RAM. They change in place, so a marker file records unsaved
+changes and an index opened after a crash re-fills its lists from the raw vectors.
+
+Until the gallery reaches ``train_min`` faces there is nothing to train on: searches scan
+the raw vectors exactly. Deletes drop the id from the map at once (so it can never be
+returned) and from the lists with ``remove_ids`` (IVF supports it; HNSW would not).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceindex.errors import StorageError
+from faceindex.index.base import Metric
+from faceindex.index.faiss_flat import empty_result, load_faiss
+from faceindex.index.faiss_options import FaissOptions, atomic_write, auto_nlist, read_json
+from faceindex.index.rawstore import MAP_FILE, RawStore
+from faceindex.index.rerank import exact_scan, rerank
+
+__all__ = ["IVF_FILE", "IvfStore"]
+
+log = logging.getLogger(__name__)
+IVF_FILE = "ivf.faiss"
+STATE_FILE = "ivf.json"
+DIRTY_FILE = "ivf.dirty"
+
+
+class IvfStore:
+    def __init__(self, directory: Path, dim: int, metric: Metric, opts: FaissOptions) -> None:
+        self._faiss = load_faiss()
+        self.directory, self.dim, self.metric, self.opts = directory, dim, metric, opts
+        self.raw = RawStore(directory, dim)
+        state = read_json(directory / STATE_FILE) if (directory / STATE_FILE).exists() else {}
+        self.trained_on = int(state.get("trained_on", 0))
+        self.lists_gen = int(state.get("lists_gen", 0))
+        self.storage = str(state.get("storage", opts.storage))
+        self.index: Any = None
+        self.dirty = False
+        if self.trained_on and (directory / IVF_FILE).exists():
+            self.index = self._read()
+            if (directory / DIRTY_FILE).exists():
+                log.warning("%s was not saved cleanly: re-filling its lists", directory)
+                self._refill(self.index)
+                self.dirty = True
+
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        return (directory / MAP_FILE).exists()
+
+    def _read(self) -> Any:
+        try:
+            index = self._faiss.read_index(str(self.directory / IVF_FILE))
+        except RuntimeError as exc:
+            raise StorageError(
+                f"cannot read {self.directory / IVF_FILE} ({exc}); "
+                "run 'faceindex index build' to rebuild it from the catalog"
+            ) from exc
+        if index.d != self.dim:
+            raise StorageError(f"{self.directory} holds {index.d}-d vectors, not {self.dim}-d")
+        return index
+
+    # -- the VectorIndex operations ---------------------------------------------------------
+
+    def add(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        _, last = np.unique(ids[::-1], return_index=True)
+        keep = len(ids) - 1 - last  # one vector per id, the last given; ids now ascending
+        ids, vecs = ids[keep], vecs[keep]
+        present = self.raw.lookup(ids) >= 0
+        if present.any():
+            self.remove(ids[present])
+        self._mark_dirty()
+        self.raw.append(ids, vecs)
+        if self.index is not None:
+            self.index.add_with_ids(vecs, ids)
+
+    def remove(self, ids: np.ndarray) -> int:
+        gone = self.raw.remove(ids)
+        if len(gone):
+            self._mark_dirty()
+            if self.index is not None:
+                self.index.remove_ids(self._faiss.IDSelectorBatch(gone))
+        return len(gone)
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if not len(self.raw):
+            return empty_result(len(q), k, self.metric)
+        if self.index is None:
+            return exact_scan(q, self.raw.iter_live(), k, self.metric)
+        fetch = int(min(max(self.opts.rerank, k), max(self.index.ntotal, 1)))
+        params = self._faiss.SearchParametersIVF(nprobe=min(self.opts.nprobe, self.index.nlist))
+        _, cand = self.index.search(q, fetch, params=params)
+        return rerank(q, cand, self.raw, k, self.metric)
+
+    def count(self) -> int:
+        return len(self.raw)
+
+    def ids(self) -> np.ndarray:
+        return self.raw.keys.copy()
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        self.raw.save()  # first: lists may name ids the map lacks (ignored), not the reverse
+        if self.index is not None:
+            atomic_write(
+                self.directory / IVF_FILE,
+                lambda tmp: self._faiss.write_index(self.index, str(tmp)),
+            )
+        self._write_state()
+        (self.directory / DIRTY_FILE).unlink(missing_ok=True)
+        self._drop_stale_lists()
+        self.dirty = False
+
+    # -- training and upkeep ----------------------------------------------------------------
+
+    @property
+    def needs_training(self) -> bool:
+        n = len(self.raw)
+        if self.index is None:
+            return n >= self.opts.train_min
+        factor = self.opts.retrain_factor
+        return bool(factor) and n > factor * self.trained_on
+
+    def train(self) -> None:
+        """(Re)train the coarse quantizer and PQ on the current gallery and re-encode it."""
+        n = len(self.raw)
+        if n < 256:
+            raise StorageError(f"IVF-PQ needs at least 256 vectors to train on, not {n}")
+        nlist = min(self.opts.nlist or auto_nlist(n), max(1, n // 39))
+        sample = self.raw.sample(min(n, max(nlist * 40, 65536)))
+        nbits = 8 if len(sample) >= 4096 else 6
+        f = self._faiss
+        if self.metric == "l2":
+            quantizer, metric = f.IndexFlatL2(self.dim), f.METRIC_L2
+        else:
+            quantizer, metric = f.IndexFlatIP(self.dim), f.METRIC_INNER_PRODUCT
+        index = f.IndexIVFPQ(quantizer, self.dim, nlist, self.opts.pq_m, nbits, metric)
+        index.own_fields = True
+        quantizer.this.disown()
+        log.info("training IVF%d,PQ%dx%d on %d of %d vectors", nlist, self.opts.pq_m, nbits,
+                 len(sample), n)
+        index.train(sample)
+        self.storage = self.opts.storage
+        self._refill(index)
+        self.index, self.trained_on = index, n
+        self.dirty = True
+        self.save()
+
+    def _refill(self, index: Any) -> None:
+        """Empty ``index``'s lists (new ones, on disk if asked) and encode every live vector."""
+        if self.storage == "disk":
+            self.lists_gen += 1
+            path = self.directory / f"ivf.{self.lists_gen}.ivfdata"
+            lists = self._faiss.OnDiskInvertedLists(index.nlist, index.code_size, str(path))
+            index.replace_invlists(lists, True)
+            lists.this.disown()
+        else:
+            index.reset()
+        for ids, vecs in self.raw.iter_live():
+            index.add_with_ids(vecs, ids)
+
+    def _drop_stale_lists(self) -> None:
+        """Delete list files of earlier generations (only once the index naming the current
+        one is saved)."""
+        current = f"ivf.{self.lists_gen}.ivfdata" if self.storage == "disk" else ""
+        for old in self.directory.glob("ivf.*.ivfdata"):
+            if old.name != current:
+                old.unlink(missing_ok=True)
+
+    def compact(self) -> int:
+        dropped = self.raw.compact()
+        if self.index is not None and self.storage == "disk":
+            self._refill(self.index)  # OnDiskInvertedLists never shrink their file
+            self.dirty = True
+        self.dirty = self.dirty or dropped > 0
+        self.save()
+        return dropped
+
+    def _mark_dirty(self) -> None:
+        if not self.dirty and self.storage == "disk" and self.index is not None:
+            (self.directory / DIRTY_FILE).touch()
+        self.dirty = True
+
+    def _write_state(self) -> None:
+        state = {"trained_on": self.trained_on, "lists_gen": self.lists_gen,
+                 "storage": self.storage}
+        atomic_write(self.directory / STATE_FILE, lambda tmp: tmp.write_text(json.dumps(state)))
+
+    # -- accounting -------------------------------------------------------------------------
+
+    def ram_bytes(self) -> int:
+        total = self.raw.ram_bytes()
+        if self.index is not None:
+            total += self.index.nlist * self.dim * 4  # coarse centroids
+            total += self.index.pq.M * self.index.pq.ksub * self.index.pq.dsub * 4
+            if self.storage == "ram":
+                total += self.index.ntotal * (self.index.code_size + 8)
+        return int(total)
+
+    def disk_bytes(self) -> int:
+        names = [IVF_FILE, STATE_FILE, f"ivf.{self.lists_gen}.ivfdata"]
+        extra = sum((self.directory / n).stat().st_size for n in names
+                    if (self.directory / n).exists())
+        return self.raw.disk_bytes() + extra
+
+    def describe(self) -> dict[str, object]:
+        out: dict[str, object] = {"storage": self.storage, "nprobe": self.opts.nprobe,
+                                  "rerank": self.opts.rerank, "raw_rows": self.raw.rows}
+        if self.index is not None:
+            out.update(nlist=self.index.nlist, pq_m=self.index.pq.M,
+                       pq_bits=self.index.pq.nbits, listed=int(self.index.ntotal))
+        return out

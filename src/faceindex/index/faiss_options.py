@@ -1,0 +1,124 @@
+"""Tunables of a ``faiss:///dir`` index, read from URL query parameters and the index's
+own ``index.json``; plus the atomic-write helper every FAISS file goes through.
+
+    faiss:///dir                     auto: exact until ``ivf_threshold`` faces, then IVF-PQ
+    faiss:///dir?kind=flat           always exact
+    faiss:///dir?kind=ivf&nprobe=48  IVF-PQ (exact scan over the raw vectors until trained)
+    faiss:///dir?storage=disk        IVF lists memory-mapped from disk (larger than RAM)
+
+Parameters given in the URL win over the ones stored with the index; a rebuild stores the
+ones it used, so ``faceindex index build --kind ivf`` persists its choice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from faceindex.errors import ConfigError, StorageError
+
+__all__ = ["FaissOptions", "atomic_write", "auto_nlist", "fsync_dir", "read_json"]
+
+Kind = Literal["auto", "flat", "ivf"]
+Storage = Literal["ram", "disk"]
+
+
+@dataclass(frozen=True)
+class FaissOptions:
+    kind: Kind = "auto"
+    storage: Storage = "ram"  # disk: OnDiskInvertedLists, paged in by the OS on demand
+    ivf_threshold: int = 200_000  # auto: switch from exact to IVF-PQ past this many faces
+    train_min: int = 10_000  # fewer faces than this: IVF kind scans raw vectors exactly
+    nlist: int = 0  # inverted lists; 0 = chosen from the gallery size at training time
+    pq_m: int = 32  # PQ code bytes per face (8-bit sub-quantizers); 128 % pq_m == 0
+    nprobe: int = 32  # lists visited per query
+    rerank: int = 100  # candidates re-ranked with exact distances (at least k of them)
+    retrain_factor: float = 4.0  # retrain once the gallery is this many times the training set
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("auto", "flat", "ivf"):
+            raise ConfigError(f"faiss kind must be auto, flat or ivf, not {self.kind!r}")
+        if self.storage not in ("ram", "disk"):
+            raise ConfigError(f"faiss storage must be ram or disk, not {self.storage!r}")
+        if min(self.ivf_threshold, self.train_min, self.pq_m, self.nprobe, self.rerank) < 1:
+            raise ConfigError("faiss ivf_threshold, train_min, pq_m, nprobe, rerank must be >= 1")
+        if self.nlist < 0 or self.retrain_factor < 0:
+            raise ConfigError("faiss nlist and retrain_factor must be >= 0")
+
+    @classmethod
+    def parse(cls, query: str, base: FaissOptions | None = None) -> FaissOptions:
+        """Options from a URL query string over ``base`` (unknown keys are an error)."""
+        known = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in parse_qsl(query, keep_blank_values=True):
+            if key not in known:
+                raise ConfigError(f"unknown faiss URL parameter {key!r}; known: {sorted(known)}")
+            values[key] = _convert(key, raw, known[key])
+        return replace(base or cls(), **values)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaissOptions:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _convert(key: str, raw: str, typ: object) -> Any:
+    try:
+        if typ in ("int", int):
+            return int(raw)
+        if typ in ("float", float):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"faiss URL parameter {key}={raw!r} is not a number") from exc
+    return raw
+
+
+def auto_nlist(n: int) -> int:
+    """A power of two near 2*sqrt(n): lists of ~sqrt(n)/2 faces, quick to train on 2 cores."""
+    if n <= 0:
+        return 1
+    target = 2.0 * math.sqrt(n)
+    return int(min(65536, max(1, 2 ** round(math.log2(target)))))
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)``, fsync the file, rename it over ``path``, fsync the folder:
+    a crash leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except (OSError, RuntimeError) as exc:
+        raise StorageError(f"cannot write {path}: {exc}") from exc
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise StorageError(f"{path} is not a JSON object")
+    return data

@@ -1,0 +1,181 @@
+"""The exact vectors behind a compressed index: an append-only float32 file, memory-mapped,
+and a sorted id -> row map.
+
+The IVF-PQ codes only rank candidates; the distances users see are recomputed from these
+rows. The rows stay on disk (the OS pages in the few read per query), so RAM holds only the
+map: 16 bytes per face. Re-adding an id appends a new row and leaves the old one as garbage
+until :meth:`RawStore.compact`. ``idmap.npz`` is the commit point: rows written after the
+last :meth:`save` are ignored (and overwritten) when the store is opened again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from faceindex.errors import StorageError
+from faceindex.index.faiss_options import atomic_write
+
+__all__ = ["RawStore"]
+
+log = logging.getLogger(__name__)
+MAP_FILE = "idmap.npz"
+
+
+class RawStore:
+    def __init__(self, directory: Path, dim: int) -> None:
+        self.directory = directory
+        self.dim = dim
+        self._row_bytes = 4 * dim
+        self.keys = np.zeros(0, dtype=np.int64)  # sorted face ids
+        self.slots = np.zeros(0, dtype=np.int64)  # row of each key in the vectors file
+        self.rows = 0  # rows committed or appended since
+        self.generation = 0
+        self._mm: np.memmap | None = None
+        path = directory / MAP_FILE
+        if path.exists():
+            try:
+                with np.load(path) as data:
+                    self.keys, self.slots = data["keys"], data["slots"]
+                    self.rows, self.generation = int(data["rows"]), int(data["generation"])
+            except (OSError, KeyError, ValueError) as exc:
+                raise StorageError(f"cannot read {path}: {exc}") from exc
+            if self.vectors_path.stat().st_size < self.rows * self._row_bytes:
+                raise StorageError(f"{self.vectors_path} is shorter than {path} records")
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.directory / f"vectors.{self.generation}.f32"
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def garbage(self) -> int:
+        return self.rows - len(self.keys)
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """Row of each id, -1 where absent."""
+        if not len(self.keys):
+            return np.full(np.shape(ids), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, ids), len(self.keys) - 1)
+        return np.where(self.keys[pos] == ids, self.slots[pos], -1)
+
+    def append(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        """Store vectors under ids (already de-duplicated, not present in the map)."""
+        path = self.vectors_path
+        try:
+            with open(path, "r+b" if path.exists() else "wb") as fh:
+                fh.seek(self.rows * self._row_bytes)
+                fh.write(np.ascontiguousarray(vecs, dtype=np.float32).tobytes())
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc}") from exc
+        new_slots = np.arange(self.rows, self.rows + len(ids), dtype=np.int64)
+        self.rows += len(ids)
+        in_order = len(ids) and bool(np.all(np.diff(ids) > 0))
+        if in_order and (not len(self.keys) or ids[0] > self.keys[-1]):
+            self.keys = np.concatenate([self.keys, ids])  # the usual case: catalog ids grow
+            self.slots = np.concatenate([self.slots, new_slots])
+        else:
+            keys = np.concatenate([self.keys, ids])
+            order = np.argsort(keys, kind="stable")
+            self.keys, self.slots = keys[order], np.concatenate([self.slots, new_slots])[order]
+
+    def remove(self, ids: np.ndarray) -> np.ndarray:
+        """Drop ids from the map; returns the ones that were present."""
+        if not len(self.keys) or not len(ids):
+            return np.zeros(0, dtype=np.int64)
+        present = np.isin(self.keys, ids)
+        gone = self.keys[present]
+        if len(gone):
+            self.keys, self.slots = self.keys[~present], self.slots[~present]
+        return gone
+
+    def vectors(self, slots: np.ndarray) -> np.ndarray:
+        """The rows at ``slots`` (any shape), as float32 of shape slots.shape + (dim,)."""
+        flat = slots.reshape(-1)
+        mm = self._map()
+        order = np.argsort(flat)  # ascending offsets: friendlier to the page cache and disk
+        out = np.empty((len(flat), self.dim), dtype=np.float32)
+        out[order] = mm[flat[order]]
+        return out.reshape(slots.shape + (self.dim,))
+
+    def _map(self) -> np.ndarray:
+        """The vectors file mapped read-only; re-mapped once rows were appended past it."""
+        if self.rows == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._mm is None or self._mm.shape[0] < self.rows:
+            shape = (self.rows, self.dim)
+            self._mm = np.memmap(self.vectors_path, dtype=np.float32, mode="r", shape=shape)
+        return self._mm
+
+    def iter_live(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every live id, in file order (sequential reads)."""
+        order = np.argsort(self.slots, kind="stable")
+        for start in range(0, len(order), chunk):
+            part = order[start : start + chunk]
+            yield self.keys[part], self.vectors(self.slots[part])
+
+    def sample(self, n: int, seed: int = 1234) -> np.ndarray:
+        """Up to n live vectors chosen at random (sorted rows: sequential-ish reads)."""
+        take = min(n, len(self.slots))
+        rows = np.sort(np.random.default_rng(seed).choice(self.slots, take, replace=False))
+        return self.vectors(rows)
+
+    def save(self) -> None:
+        path = self.vectors_path
+        if path.exists():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(
+                    fh,
+                    keys=self.keys,
+                    slots=self.slots,
+                    rows=np.int64(self.rows),
+                    generation=np.int64(self.generation),
+                )
+
+        atomic_write(self.directory / MAP_FILE, write)
+
+    def compact(self) -> int:
+        """Rewrite the vectors file with live rows only, in id order; returns rows dropped."""
+        dropped = self.garbage
+        old = self.vectors_path
+        self.generation += 1
+        new = self.vectors_path
+        try:
+            with open(new, "wb") as fh:
+                for start in range(0, len(self.keys), 65536):
+                    part = self.slots[start : start + 65536]
+                    fh.write(self._read_old(old, part).tobytes())
+        except OSError as exc:
+            raise StorageError(f"cannot write {new}: {exc}") from exc
+        self.slots = np.arange(len(self.keys), dtype=np.int64)
+        self.rows = len(self.keys)
+        self._mm = None
+        self.save()  # the map names the new generation: from here on it is the truth
+        old.unlink(missing_ok=True)
+        log.info("raw vectors compacted: %d rows dropped", dropped)
+        return dropped
+
+    def _read_old(self, old: Path, slots: np.ndarray) -> np.ndarray:
+        if self._mm is None or self._mm.filename is None or Path(self._mm.filename) != old:
+            self._mm = np.memmap(old, dtype=np.float32, mode="r", shape=(self.rows, self.dim))
+        return np.ascontiguousarray(self._mm[slots])
+
+    def ram_bytes(self) -> int:
+        return int(self.keys.nbytes + self.slots.nbytes)
+
+    def disk_bytes(self) -> int:
+        files = [self.vectors_path, self.directory / MAP_FILE]
+        return sum(p.stat().st_size for p in files if p.exists())
