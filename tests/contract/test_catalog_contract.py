@@ -13,6 +13,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -489,3 +490,113 @@ def test_postgres_url_schema_and_redaction() -> None:
     assert "s3cret" not in redact_url(url) and "u:***@db.example:5433" in redact_url(url)
     with pytest.raises(ConfigError):
         split_schema("postgresql://h/db?schema=x;drop")
+
+
+# -- erasure and retention (catalog/sql_erase.py) -------------------------------------------
+
+
+def _item_ids(cat: Catalog) -> dict[str, int]:
+    rows = cat.query("SELECT id, locator FROM items")  # type: ignore[attr-defined]
+    return {r["locator"]: int(r["id"]) for r in rows}
+
+
+def _two_sources_sharing_an_image(cat: Catalog) -> tuple[int, int, dict[str, list[int]]]:
+    """Source 'one' holds shared.jpg and own.jpg; 'two' holds the same bytes as shared.jpg."""
+    one = cat.add_source(new_source("one"))
+    two = cat.add_source(new_source("two"))
+    new = cat.record(
+        [
+            outcome(one.id, "shared.jpg", "S", (face(1), face(2))),
+            outcome(one.id, "own.jpg", "O", (face(3),)),
+            outcome(two.id, "copy-of-shared.jpg", "S", (face(1), face(2))),
+        ],
+        model="m",
+    )
+    rows = cat.faces([fid for fid, _ in new])
+    by_image: dict[str, list[int]] = {}
+    for fid, row in rows.items():
+        by_image.setdefault(row.locations[0].locator, []).append(fid)
+    return one.id, two.id, {k: sorted(v) for k, v in by_image.items()}
+
+
+def test_lookups_used_by_erasure(cat: Catalog) -> None:
+    one, two, faces = _two_sources_sharing_an_image(cat)
+    shared = cat.faces(faces["shared.jpg"])[faces["shared.jpg"][0]].image_id
+    own = cat.faces(faces["own.jpg"])[faces["own.jpg"][0]].image_id
+    assert cat.image_ids_of_source(one) == sorted([shared, own])
+    assert cat.image_ids_of_source(two) == [shared]
+    assert sorted(cat.face_ids_of_images([shared, own])) == faces["shared.jpg"] + faces["own.jpg"]
+    assert cat.existing_images([own, 10**9]) == [own]
+    vecs = cat.embeddings(faces["own.jpg"] + [10**9])
+    assert list(vecs) == faces["own.jpg"]
+    assert vecs[faces["own.jpg"][0]].shape == (128,)
+    np.testing.assert_array_equal(vecs[faces["own.jpg"][0]], face(3).embedding)
+
+
+def test_delete_images_removes_faces_and_every_location(cat: Catalog) -> None:
+    _, _, faces = _two_sources_sharing_an_image(cat)
+    shared = cat.faces(faces["shared.jpg"])[faces["shared.jpg"][0]].image_id
+    erased = cat.delete_images([shared, 10**9])
+    assert erased.image_ids == (shared,)
+    assert sorted(erased.face_ids) == faces["shared.jpg"]
+    assert cat.faces(faces["shared.jpg"]) == {}
+    assert set(_item_ids(cat)) == {"own.jpg"}
+    assert cat.stats() == {"sources": 2, "images": 1, "locations": 1, "failed": 0, "faces": 1}
+
+
+def test_delete_items_keeps_an_image_until_its_last_location_goes(cat: Catalog) -> None:
+    _, _, faces = _two_sources_sharing_an_image(cat)
+    items = _item_ids(cat)
+    first = cat.delete_items([items["copy-of-shared.jpg"]])
+    assert (first.items, first.image_ids, first.face_ids) == (1, (), ())
+    row = cat.faces(faces["shared.jpg"])[faces["shared.jpg"][0]]
+    assert [p.locator for p in row.locations] == ["shared.jpg"]
+    last = cat.delete_items([items["shared.jpg"]])
+    assert last.items == 1 and sorted(last.face_ids) == faces["shared.jpg"]
+    assert cat.faces(faces["shared.jpg"]) == {}
+    assert cat.stats()["images"] == 1
+
+
+def test_delete_source_keeps_images_another_source_holds(cat: Catalog) -> None:
+    one, two, faces = _two_sources_sharing_an_image(cat)
+    erased = cat.delete_source(one)
+    assert erased.items == 2
+    assert sorted(erased.face_ids) == faces["own.jpg"]
+    with pytest.raises(NotFoundError):
+        cat.get_source("one")
+    left = cat.faces(faces["shared.jpg"])
+    assert set(left) == set(faces["shared.jpg"])
+    assert [p.source for p in next(iter(left.values())).locations] == ["two"]
+    assert cat.stats() == {"sources": 1, "images": 1, "locations": 1, "failed": 0, "faces": 2}
+    assert cat.delete_source(two).items == 1
+    assert cat.stats() == {"sources": 0, "images": 0, "locations": 0, "failed": 0, "faces": 0}
+
+
+def test_expired_items_follow_each_sources_retention(cat: Catalog) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    short = cat.add_source(new_source("short", retention_days=1))
+    long = cat.add_source(new_source("long", retention_days=365))
+    cat.record([outcome(short.id, "s.jpg", "S"), outcome(long.id, "l.jpg", "L")], model="m")
+    items = _item_ids(cat)
+    now = datetime.now(timezone.utc)
+    assert cat.expired_items(now) == []
+    assert cat.expired_items(now + timedelta(days=2)) == [(items["s.jpg"], "short")]
+    assert sorted(cat.expired_items(now + timedelta(days=400))) == sorted(
+        [(items["s.jpg"], "short"), (items["l.jpg"], "long")]
+    )
+
+
+def test_checkpoint_after_deletes(cat: Catalog, catalog_url: str) -> None:
+    src = cat.add_source(new_source())
+    marker = b"ERASE-ME-" + uuid.uuid4().hex.encode()
+    doomed = replace(face(1), thumbnail=marker)
+    new = cat.record([outcome(src.id, "a.jpg", "A", (doomed,))], model="m")
+    cat.delete_faces([new[0][0]])
+    cat.checkpoint()
+    assert cat.count_faces() == 0
+    if catalog_url.startswith("sqlite:///"):
+        # secure_delete zeroes freed pages and the checkpoint empties the WAL: no bytes remain.
+        db = Path(catalog_url[len("sqlite:///") :])
+        for path in (db, db.with_name(db.name + "-wal")):
+            assert not path.exists() or marker not in path.read_bytes()
