@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from faceindex.cli import home, sources, users
+from faceindex.cli import audit, erase, gc, home, optout, sources, users
 from faceindex.cli.ingest import ingest
 from faceindex.cli.search import search
 from faceindex.cli.serve import serve
@@ -22,6 +22,12 @@ app.command("ingest")(ingest)
 app.command("search")(search)
 app.add_typer(users.app, name="users")
 app.command("serve")(serve)
+app.add_typer(erase.app, name="erase")
+app.add_typer(optout.app, name="optout")
+app.command("access")(optout.access)
+app.command("gc")(gc.gc)
+app.add_typer(gc.export_app, name="export")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

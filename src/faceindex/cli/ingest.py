@@ -7,7 +7,8 @@ import json
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from faceindex.cli.common import HomeOpt, console, handle_errors, open_engine
+from faceindex.cli.common import HomeOpt, console, handle_errors
+from faceindex.cli.governed import open_governance
 from faceindex.pipeline.runner import Progress as IngestProgress
 
 __all__ = ["ingest"]
@@ -21,7 +22,7 @@ def ingest(
     home: HomeOpt = None,
 ) -> None:
     """Find, embed and index every face in a source. Resumable: rerun to continue."""
-    with open_engine(home, workers=workers) as engine:
+    with open_governance(home, workers=workers) as gov:  # audited; opt-outs screened
         bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -45,7 +46,7 @@ def ingest(
                     f"  failed {p.failed}",
                 )
 
-            summary = engine.ingest(source, progress=on_progress)
+            summary = gov.ingest(source, progress=on_progress)
     if as_json:
         console.print_json(
             json.dumps(

@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from faceindex.cli.common import HomeOpt, console, handle_errors, open_engine
+from faceindex.cli.common import HomeOpt, console, handle_errors
 from faceindex.cli.errors import EXIT_NO_MATCH
+from faceindex.cli.governed import open_governance
 from faceindex.errors import InputError
 from faceindex.types import SearchResult
 
@@ -61,8 +62,10 @@ def search(
         data = probe.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read probe {probe}: {exc.strerror or exc}") from exc
-    with open_engine(home) as engine:
-        results = engine.search(data, top_k=top, largest=largest, sources=source or None)
+    with open_governance(home) as gov:  # audited before results are shown; fails closed
+        results = gov.search(
+            data, case=case, purpose=purpose, top_k=top, largest=largest, sources=source or None
+        )
     if as_json:
         console.print_json(
             json.dumps({"case": case, "purpose": purpose, "faces": results_to_json(results)})
