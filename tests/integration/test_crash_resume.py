@@ -24,10 +24,19 @@ N_IMAGES = 14
 
 
 def _cli(home: Path, *args: str, **kw: object) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "FACEINDEX_HOME": str(home), "FACEINDEX_WORKERS": "2",
-           "FACEINDEX_BATCH_SIZE": "2"}
-    return subprocess.Popen([sys.executable, "-m", "faceindex", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]
+    env = {
+        **os.environ,
+        "FACEINDEX_HOME": str(home),
+        "FACEINDEX_WORKERS": "2",
+        "FACEINDEX_BATCH_SIZE": "2",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "faceindex", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )  # type: ignore[call-overload]
 
 
 def _run(home: Path, *args: str) -> str:
@@ -53,8 +62,20 @@ def photos(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> P
 def _fresh_home(tmp: Path, photos: Path) -> Path:
     home = tmp / "home"
     _run(home, "init")
-    _run(home, "sources", "add", "photos", "--path", str(photos), "--owner", "desk",
-         "--legal-basis", "contract", "--retention-days", "30")
+    _run(
+        home,
+        "sources",
+        "add",
+        "photos",
+        "--path",
+        str(photos),
+        "--owner",
+        "desk",
+        "--legal-basis",
+        "contract",
+        "--retention-days",
+        "30",
+    )
     return home
 
 

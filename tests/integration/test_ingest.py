@@ -18,8 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 def _register(engine: Engine, name: str, folder: Path) -> None:
-    engine.add_source(name, path=str(folder), owner="Test desk", legal_basis="contract",
-                      retention_days=30)
+    engine.add_source(
+        name, path=str(folder), owner="Test desk", legal_basis="contract", retention_days=30
+    )
 
 
 @pytest.fixture
@@ -71,8 +72,9 @@ def test_rerun_resumes_without_duplicates(engine: Engine, gallery: Path) -> None
     assert again.images_skipped == first.images_seen
     assert engine.stats()["faces"] == first.faces_indexed
     # A new file is picked up by the next run.
-    (gallery / "later.jpg").write_bytes(to_jpeg(np.ascontiguousarray(
-        np.asarray(Image.open(gallery / "astronaut.jpg"))[:, ::-1])))
+    (gallery / "later.jpg").write_bytes(
+        to_jpeg(np.ascontiguousarray(np.asarray(Image.open(gallery / "astronaut.jpg"))[:, ::-1]))
+    )
     third = engine.ingest("photos")
     assert third.images_new == 1 and third.faces_indexed >= 1
 
@@ -93,7 +95,9 @@ def test_search_returns_matches_with_provenance(
     assert engine.catalog.thumbnail(best.face_id)[:2] == b"\xff\xd8"  # a JPEG thumbnail
 
 
-def test_every_face_in_the_probe_is_searched(engine: Engine, gallery: Path, astronaut: np.ndarray) -> None:
+def test_every_face_in_the_probe_is_searched(
+    engine: Engine, gallery: Path, astronaut: np.ndarray
+) -> None:
     _register(engine, "photos", gallery)
     engine.ingest("photos")
     twice = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)
@@ -108,7 +112,9 @@ def test_probe_without_a_face_is_a_clear_error(engine: Engine) -> None:
         engine.search(to_jpeg(np.full((200, 200, 3), 128, dtype=np.uint8)))
 
 
-def test_source_filter(engine: Engine, gallery: Path, tmp_path: Path, astronaut: np.ndarray) -> None:
+def test_source_filter(
+    engine: Engine, gallery: Path, tmp_path: Path, astronaut: np.ndarray
+) -> None:
     other = tmp_path / "other"
     other.mkdir()
     (other / "mirror.jpg").write_bytes(to_jpeg(np.ascontiguousarray(astronaut[:, ::-1])))

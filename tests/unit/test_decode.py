@@ -19,7 +19,9 @@ LIMITS = {"max_pixels": 60_000_000, "max_bytes": 64 * 1024 * 1024}
 def _gradient(w: int = 64, h: int = 48) -> np.ndarray:
     x = np.linspace(0, 255, w, dtype=np.uint8)
     y = np.linspace(0, 255, h, dtype=np.uint8)
-    return np.stack(np.broadcast_arrays(x[None, :], y[:, None], (x[None, :] // 2 + y[:, None] // 2)), axis=2).astype(np.uint8)
+    return np.stack(
+        np.broadcast_arrays(x[None, :], y[:, None], (x[None, :] // 2 + y[:, None] // 2)), axis=2
+    ).astype(np.uint8)
 
 
 def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
@@ -30,14 +32,25 @@ def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
 
 @pytest.mark.parametrize(
     ("fmt", "mode"),
-    [("JPEG", "RGB"), ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "P"), ("PNG", "L"),
-     ("PNG", "I;16"), ("WEBP", "RGB"), ("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"),
-     ("PPM", "RGB"), ("PPM", "L")],
+    [
+        ("JPEG", "RGB"),
+        ("PNG", "RGB"),
+        ("PNG", "RGBA"),
+        ("PNG", "P"),
+        ("PNG", "L"),
+        ("PNG", "I;16"),
+        ("WEBP", "RGB"),
+        ("GIF", "P"),
+        ("BMP", "RGB"),
+        ("TIFF", "RGB"),
+        ("PPM", "RGB"),
+        ("PPM", "L"),
+    ],
 )
 def test_formats_decode_to_rgb(fmt: str, mode: str) -> None:
     img = Image.fromarray(_gradient())
     if mode == "I;16":
-        img = Image.fromarray((np.asarray(img.convert("L"), dtype=np.uint16) * 257))
+        img = Image.fromarray(np.asarray(img.convert("L"), dtype=np.uint16) * 257)
     elif mode != "RGB":
         img = img.convert(mode)
     rgb = decode_image(_encode(img, fmt), **LIMITS)

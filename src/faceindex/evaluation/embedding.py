@@ -1,0 +1,74 @@
+"""Embed image files with the engine's models, one largest face per file, on every core."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from faceindex.config import Settings
+from faceindex.errors import FaceIndexError
+from faceindex.pipeline import worker
+from faceindex.vision.analyze import FaceAnalyzer
+from faceindex.vision.decode import decode_image
+
+__all__ = ["embed_files"]
+
+Embedded = tuple[str, "np.ndarray | None", str]
+
+
+def _embed_one(analyzer: FaceAnalyzer, settings: Settings, path: str) -> Embedded:
+    try:
+        rgb = decode_image(
+            Path(path).read_bytes(), max_pixels=settings.max_pixels, max_bytes=settings.max_bytes
+        )
+    except (OSError, FaceIndexError) as exc:
+        return path, None, f"unreadable: {exc}"
+    faces = analyzer.analyze(rgb)
+    if not faces:
+        return path, None, "no face found"
+    return path, max(faces, key=lambda f: f.bbox.area).embedding, ""
+
+
+def _embed_chunk(paths: list[str]) -> list[Embedded]:
+    state = worker._state
+    if state is None:
+        raise RuntimeError("worker not initialised")
+    return [_embed_one(state.analyzer, state.settings, p) for p in paths]
+
+
+def embed_files(
+    paths: Sequence[Path],
+    settings: Settings,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[Path, np.ndarray | None]:
+    """Descriptor of the largest face in each file (None where no face is found)."""
+    unique = sorted({str(p) for p in paths})
+    out: dict[Path, np.ndarray | None] = {}
+    workers = settings.effective_workers()
+    chunks = [unique[i : i + 4] for i in range(0, len(unique), 4)]
+    if workers == 1:
+        from faceindex.engine import build_analyzer
+
+        analyzer = build_analyzer(settings)
+        results = ([_embed_one(analyzer, settings, p) for p in chunk] for chunk in chunks)
+        _collect(results, out, len(unique), progress)
+        return out
+    ctx = mp.get_context("forkserver")
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=worker.init_worker, initargs=(settings, 1)
+    ) as pool:
+        _collect(pool.map(_embed_chunk, chunks), out, len(unique), progress)
+    return out
+
+
+def _collect(results, out, total, progress) -> None:  # type: ignore[no-untyped-def]
+    for chunk in results:
+        for path, vec, _reason in chunk:
+            out[Path(path)] = vec
+        if progress is not None:
+            progress(len(out), total)
