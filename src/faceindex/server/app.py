@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from faceindex import __version__
 from faceindex.config import Settings
@@ -115,9 +114,3 @@ def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
     return openapi
 
-
-def route_permissions(app: FastAPI) -> list[tuple[str, str]]:
-    """(method, path) of every API route, for the docs and the access test matrix."""
-    return [
-        (m, r.path) for r in app.routes if isinstance(r, APIRoute) for m in sorted(r.methods)
-    ]

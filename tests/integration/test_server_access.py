@@ -1,0 +1,252 @@
+"""Every API route called as every role, with no token, with a revoked token, and with
+another user's object ids: only what governance/roles.py permits may succeed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from faceindex.config import Settings
+from faceindex.governance.roles import ROLE_PERMISSIONS, Permission, Role
+
+pytestmark = pytest.mark.integration
+
+ANY = "any signed-in role"
+PUBLIC = "public"
+
+
+@dataclass
+class World:
+    client: TestClient
+    app: Any
+    tokens: dict[str, str]  # role value (and "revoked", "admin2", ...) -> token
+    photo: bytes
+    folder: Path
+    searches: dict[str, str]  # role -> a search id of that role's own
+    face_id: int
+
+
+def to_jpeg(rgb: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def world(astronaut: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    from faceindex.engine import Engine
+    from faceindex.server.accounts import AccountStore
+    from faceindex.server.app import create_app
+
+    root = tmp_path_factory.mktemp("access")
+    folder = root / "photos"
+    folder.mkdir()
+    photo = to_jpeg(astronaut)
+    (folder / "astronaut.jpg").write_bytes(photo)
+    settings = Settings.load(root / "home", workers=1, rate_limit_burst=1000)
+    engine = Engine.open(settings, create=True)
+    engine.add_source("nasa", path=str(folder), owner="NASA", legal_basis="consent", retention_days=9)
+    engine.ingest("nasa", in_process=True)
+    face_id = int(engine.catalog.live_face_ids()[0])
+    store = AccountStore.for_home(settings.home)
+    tokens = {r.value: store.add(f"{r.value}-1", r) for r in Role}
+    tokens["admin2"] = store.add("admin-2", Role.ADMIN)
+    tokens["investigator2"] = store.add("investigator-2", Role.INVESTIGATOR)
+    tokens["revoked"] = store.add("gone", Role.ADMIN)
+    store.revoke("gone")
+    store.close()
+    app = create_app(settings, engine=engine)
+    with TestClient(app) as client:
+        searches = {}
+        for role, token in tokens.items():
+            if role != "revoked" and Permission.SEARCH in ROLE_PERMISSIONS.get(
+                Role(role.rstrip("2")), frozenset()
+            ):
+                r = client.post(
+                    "/v1/searches",
+                    headers={"Authorization": f"Bearer {token}"},
+                    files={"image": ("a.jpg", photo, "image/jpeg")},
+                    data={"case_reference": "C-1", "purpose": "access test"},
+                )
+                assert r.status_code == 200, r.text
+                searches[role] = r.json()["search_id"]
+        yield World(client, app, tokens, photo, folder, searches, face_id)
+
+
+# -- the matrix -------------------------------------------------------------------------------
+
+Call = Callable[[World, str, dict[str, str]], Any]
+
+
+def _search_id(w: World, who: str) -> str:
+    # A role that may search uses its own search; others borrow one (refused before lookup).
+    return w.searches.get(who) or w.searches["investigator"]
+
+
+ROUTES: dict[tuple[str, str], tuple[str | Permission, Call]] = {
+    ("GET", "/v1/health"): (PUBLIC, lambda w, who, h: w.client.get("/v1/health", headers=h)),
+    ("GET", "/metrics"): (PUBLIC, lambda w, who, h: w.client.get("/metrics", headers=h)),
+    ("GET", "/v1/me"): (ANY, lambda w, who, h: w.client.get("/v1/me", headers=h)),
+    ("GET", "/v1/sources"): (ANY, lambda w, who, h: w.client.get("/v1/sources", headers=h)),
+    ("POST", "/v1/sources"): (
+        Permission.MANAGE_SOURCES,
+        lambda w, who, h: w.client.post(
+            "/v1/sources",
+            headers=h,
+            json={
+                "name": f"src-{who}",
+                "path": str(w.folder),
+                "owner": "x",
+                "legal_basis": "consent",
+                "retention_days": 1,
+            },
+        ),
+    ),
+    ("POST", "/v1/probe/faces"): (
+        Permission.SEARCH,
+        lambda w, who, h: w.client.post(
+            "/v1/probe/faces", headers=h, files={"image": ("a.jpg", w.photo, "image/jpeg")}
+        ),
+    ),
+    ("POST", "/v1/searches"): (
+        Permission.SEARCH,
+        lambda w, who, h: w.client.post(
+            "/v1/searches",
+            headers=h,
+            files={"image": ("a.jpg", w.photo, "image/jpeg")},
+            data={"case_reference": "C-2", "purpose": "matrix"},
+        ),
+    ),
+    ("GET", "/v1/searches/{search_id}/faces/{face_id}/thumbnail"): (
+        Permission.SEARCH,
+        lambda w, who, h: w.client.get(
+            f"/v1/searches/{_search_id(w, who)}/faces/{w.face_id}/thumbnail", headers=h
+        ),
+    ),
+    ("GET", "/v1/searches/{search_id}/faces/{face_id}/original"): (
+        Permission.VIEW_ORIGINALS,
+        lambda w, who, h: w.client.get(
+            f"/v1/searches/{_search_id(w, who)}/faces/{w.face_id}/original", headers=h
+        ),
+    ),
+    ("POST", "/v1/ingest-jobs"): (
+        Permission.INGEST,
+        lambda w, who, h: w.client.post("/v1/ingest-jobs", headers=h, json={"source": "nasa"}),
+    ),
+    ("GET", "/v1/ingest-jobs"): (
+        Permission.INGEST,
+        lambda w, who, h: w.client.get("/v1/ingest-jobs", headers=h),
+    ),
+    ("GET", "/v1/ingest-jobs/{job_id}"): (
+        Permission.INGEST,
+        lambda w, who, h: w.client.get(f"/v1/ingest-jobs/{_own_job(w, who, h)}", headers=h),
+    ),
+}
+
+
+def _own_job(w: World, who: str, headers: dict[str, str]) -> str:
+    """A job id the caller started (for a role that may ingest), else any real job id."""
+    owner = who if who in ("admin", "admin2") else "admin"
+    r = w.client.post(
+        "/v1/ingest-jobs",
+        headers={"Authorization": f"Bearer {w.tokens[owner]}"},
+        json={"source": "nasa"},
+    )
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def test_the_matrix_covers_every_api_route(world: World) -> None:
+    paths = world.app.openapi()["paths"]
+    served = {(method.upper(), path) for path, ops in paths.items() for method in ops}
+    assert served == set(ROUTES), f"routes without a matrix entry: {served ^ set(ROUTES)}"
+
+
+CALLERS = [r.value for r in Role] + ["no-token", "revoked", "bad-token"]
+
+
+@pytest.mark.parametrize("who", CALLERS)
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_only_permitted_calls_succeed(world: World, who: str, route: tuple[str, str]) -> None:
+    need, call = ROUTES[route]
+    headers = {}
+    if who in world.tokens:
+        headers["Authorization"] = f"Bearer {world.tokens[who]}"
+    elif who == "bad-token":
+        headers["Authorization"] = "Bearer fi_forged"
+    response = call(world, who, headers)
+    signed_in = who in [r.value for r in Role]
+    if need == PUBLIC:
+        allowed = True
+    elif need == ANY:
+        allowed = signed_in
+    else:
+        allowed = signed_in and need in ROLE_PERMISSIONS[Role(who)]
+    if allowed:
+        assert response.status_code < 300, (route, who, response.status_code, response.text)
+    else:
+        expected = 403 if signed_in else 401
+        assert response.status_code == expected, (route, who, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+# -- other users' objects -----------------------------------------------------------------
+
+
+def _h(world: World, who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.tokens[who]}"}
+
+
+def test_another_admins_ingest_job_is_not_found(world: World) -> None:
+    job = world.client.post("/v1/ingest-jobs", headers=_h(world, "admin"), json={"source": "nasa"})
+    job_id = job.json()["id"]
+    mine = world.client.get(f"/v1/ingest-jobs/{job_id}", headers=_h(world, "admin"))
+    assert mine.status_code == 200
+    theirs = world.client.get(f"/v1/ingest-jobs/{job_id}", headers=_h(world, "admin2"))
+    assert theirs.status_code == 404
+    listed = world.client.get("/v1/ingest-jobs", headers=_h(world, "admin2")).json()
+    assert job_id not in {j["id"] for j in listed}
+
+
+@pytest.mark.parametrize("kind", ["thumbnail", "original"])
+@pytest.mark.parametrize("intruder", ["investigator2", "admin"])
+def test_another_users_search_results_are_not_served(
+    world: World, kind: str, intruder: str
+) -> None:
+    url = f"/v1/searches/{world.searches['investigator']}/faces/{world.face_id}/{kind}"
+    assert world.client.get(url, headers=_h(world, "investigator")).status_code == 200
+    assert world.client.get(url, headers=_h(world, intruder)).status_code == 404
+
+
+def test_a_face_not_in_the_callers_results_is_not_served(world: World) -> None:
+    other = world.face_id + 1000
+    url = f"/v1/searches/{world.searches['investigator']}/faces/{other}/thumbnail"
+    assert world.client.get(url, headers=_h(world, "investigator")).status_code == 404
+
+
+def test_a_revoked_token_stops_working_at_once(world: World, tmp_path: Path) -> None:
+    from faceindex.server.accounts import AccountStore
+
+    store = AccountStore.for_home(world.app.state.faceindex.settings.home)
+    token = store.add(f"temp-{time.monotonic_ns()}", Role.AUDITOR)
+    assert world.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    store.revoke(_name_of(store, token))
+    store.close()
+    assert world.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def _name_of(store: Any, token: str) -> str:
+    account = store.authenticate(token)
+    assert account is not None
+    return str(account.name)
