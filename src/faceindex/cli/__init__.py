@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from faceindex.cli import audit, erase, gc, home, optout, sources, users
+from faceindex.cli import audit, erase, evaluate, gc, home, optout, sources, users
 from faceindex.cli.ingest import ingest
 from faceindex.cli.search import search
 from faceindex.cli.serve import serve
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 home.register(app)
 app.add_typer(sources.app, name="sources")
+app.add_typer(evaluate.app, name="eval")
 app.command("ingest")(ingest)
 app.command("search")(search)
 app.add_typer(users.app, name="users")
