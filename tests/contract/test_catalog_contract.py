@@ -134,6 +134,7 @@ def outcome(
 
 
 def test_new_catalog_is_at_current_schema_and_empty(cat: Catalog) -> None:
+    assert isinstance(cat, Catalog)  # every method of the protocol is there
     assert cat.schema_version() == SCHEMA_VERSION  # type: ignore[attr-defined]
     assert cat.stats() == {"sources": 0, "images": 0, "locations": 0, "failed": 0, "faces": 0}
     assert cat.count_faces() == 0
@@ -158,6 +159,57 @@ def test_catalog_newer_than_code_is_refused(reopen: OpenCatalog) -> None:
     cat.close()
     with pytest.raises(StorageError, match="newer"):
         reopen()
+
+
+def test_a_new_migration_upgrades_an_existing_catalog_in_place(
+    reopen: OpenCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path a future schema change takes: v1 data, then a v2 step, on both engines."""
+    import faceindex.catalog.sql as sql_module
+    from faceindex.catalog.schema import MIGRATIONS
+
+    old = reopen()
+    src = old.add_source(new_source())
+    new = old.record([outcome(src.id, "a.jpg", "A", (face(1),))], model="m")
+    old.close()
+    step = [
+        "ALTER TABLE faces ADD COLUMN reviewed INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX faces_reviewed ON faces (reviewed)",
+    ]
+    monkeypatch.setitem(MIGRATIONS, SCHEMA_VERSION + 1, step)
+    monkeypatch.setattr(sql_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    upgraded = reopen()
+    assert upgraded.schema_version() == SCHEMA_VERSION + 1  # type: ignore[attr-defined]
+    rows = upgraded.query("SELECT id, reviewed FROM faces")  # type: ignore[attr-defined]
+    assert [(int(r["id"]), int(r["reviewed"])) for r in rows] == [(new[0][0], 0)]
+    assert upgraded.stats()["faces"] == 1
+    upgraded.close()
+    assert reopen().schema_version() == SCHEMA_VERSION + 1  # type: ignore[attr-defined]
+
+
+def test_a_failing_migration_leaves_the_catalog_as_it_was(
+    reopen: OpenCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faceindex.catalog.sql as sql_module
+    from faceindex.catalog.schema import MIGRATIONS
+
+    reopen().add_source(new_source())
+    step = [
+        "ALTER TABLE faces ADD COLUMN reviewed INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE no_such_table ADD COLUMN x TEXT",
+    ]
+    monkeypatch.setitem(MIGRATIONS, SCHEMA_VERSION + 1, step)
+    monkeypatch.setattr(sql_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(StorageError):
+        reopen()
+    monkeypatch.undo()
+    again = reopen()
+    assert again.schema_version() == SCHEMA_VERSION  # type: ignore[attr-defined]
+    cols = again.query("SELECT * FROM faces")  # type: ignore[attr-defined]
+    assert cols == [] and [s.name for s in again.list_sources()] == ["src"]
+    # the failed step's first statement was rolled back with the rest
+    with pytest.raises(StorageError):
+        again.query("SELECT reviewed FROM faces")  # type: ignore[attr-defined]
 
 
 # -- sources --------------------------------------------------------------------------------
