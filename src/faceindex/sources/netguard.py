@@ -152,6 +152,7 @@ def check_url(url: str, policy: NetPolicy) -> tuple[str, str, int, str, str]:
         raise SourceRefused(f"{url}: {host} has no address")
     for ip in addresses:  # every answer: a mixed answer is a rebinding trick
         check_address(host, ip, policy)
+    addresses.sort(key=lambda ip: ip.version)  # IPv4 first: the common server binding
     return scheme, host, port, path, str(addresses[0])
 
 
