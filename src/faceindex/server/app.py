@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from faceindex import __version__
 from faceindex.config import Settings
 from faceindex.engine import Engine
+from faceindex.governance.roles import Actor
+from faceindex.governance.service import Governance
 from faceindex.pipeline.runner import Progress
 from faceindex.server.accounts import AccountStore
 from faceindex.server.concurrency import EnginePool, EngineRunner, LockedIndex
@@ -24,7 +26,8 @@ from faceindex.server.jobs import IngestJobs
 from faceindex.server.limits import BodyLimit
 from faceindex.server.metrics import Metrics
 from faceindex.server.ratelimit import RateLimiter
-from faceindex.server.routes import governance, ops, search, sources, web
+from faceindex.server.routes import governance as governance_routes
+from faceindex.server.routes import ops, search, sources, web
 from faceindex.server.routes.common import State
 from faceindex.server.searches import ShownFaces
 from faceindex.types import IngestSummary
@@ -43,9 +46,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         engine.index = LockedIndex(engine.index)
     pool = EnginePool(engine, settings.server_threads)
     ingest_engine = pool.view()
+    gov = Governance.open(engine)
 
-    def run_ingest(source: str, progress: Callable[[Progress], None]) -> IngestSummary:
-        return ingest_engine.ingest(source, progress=progress, in_process=settings.workers == 1)
+    def run_ingest(
+        actor: Actor, source: str, progress: Callable[[Progress], None]
+    ) -> IngestSummary:
+        job = Governance(ingest_engine, gov.audit, gov.store, actor)
+        return job.ingest(source, progress=progress, in_process=settings.workers == 1)
 
     st = State(
         settings=settings,
@@ -59,6 +66,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         jobs=IngestJobs(run_ingest),
         shown=ShownFaces(),
         metrics=Metrics(),
+        governance=gov,
     )
 
     @asynccontextmanager
@@ -82,7 +90,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.middleware("http")(st.metrics.middleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_bytes)
-    for module in (ops, search, sources, governance, web):
+    for module in (ops, search, sources, governance_routes, web):
         app.include_router(module.router)
     web.mount_static(app)
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
@@ -92,6 +100,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
 def close_state(st: State, engine: Engine) -> None:
     st.jobs.shutdown()
     st.accounts.close()
+    st.governance.close()
     engine.close()
 
 

@@ -12,10 +12,15 @@ from collections.abc import Callable
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+import logging
+
+from faceindex.governance.audit import AuditEvent
 from faceindex.governance.roles import Actor, Permission, require
 from faceindex.server.errors import RateLimited, Unauthorized
 
 __all__ = ["allow", "authenticated", "bearer"]
+
+log = logging.getLogger(__name__)
 
 bearer = HTTPBearer(auto_error=False, description="a token from 'faceindex users add'")
 
@@ -36,12 +41,29 @@ def authenticated(
     return account.actor
 
 
-def allow(permission: Permission) -> Callable[..., Actor]:
-    """A dependency that admits only actors whose role grants ``permission``."""
+def allow(*permissions: Permission) -> Callable[..., Actor]:
+    """A dependency that admits only actors whose role grants one of ``permissions``.
 
-    def dependency(actor: Actor = Depends(authenticated)) -> Actor:
-        require(actor, permission)
-        return actor
+    A refusal is written to the audit log (action ``denied``) before the 403 is answered;
+    the refusal stands even if the log cannot be written."""
 
-    dependency.__name__ = f"allow_{permission.name.lower()}"
+    def dependency(request: Request, actor: Actor = Depends(authenticated)) -> Actor:
+        if any(actor.can(p) for p in permissions):
+            return actor
+        try:
+            request.app.state.faceindex.governance.audit.append(
+                AuditEvent(
+                    "denied",
+                    actor.name,
+                    actor.role.value,
+                    outcome="denied",
+                    details={"route": f"{request.method} {request.url.path}"},
+                )
+            )
+        except Exception:
+            log.exception("could not audit a refused %s %s", request.method, request.url.path)
+        require(actor, permissions[0])
+        return actor  # pragma: no cover - require() raised
+
+    dependency.__name__ = "allow_" + "_or_".join(p.name.lower() for p in permissions)
     return dependency

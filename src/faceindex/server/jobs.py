@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from faceindex.errors import FaceIndexError, NotFoundError
+from faceindex.governance.roles import Actor
 from faceindex.pipeline.runner import Progress
 from faceindex.types import IngestSummary
 
@@ -46,8 +47,8 @@ class Job:
     summary: IngestSummary | None = None
 
 
-# What a job runs: (source name, progress callback) -> summary.
-IngestFn = Callable[[str, Callable[[Progress], None]], IngestSummary]
+# What a job runs: (who, source name, progress callback) -> summary.
+IngestFn = Callable[[Actor, str, Callable[[Progress], None]], IngestSummary]
 
 
 class IngestJobs:
@@ -58,12 +59,12 @@ class IngestJobs:
         # One at a time: ingest already uses every core through its worker processes.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
 
-    def start(self, owner: str, source: str) -> Job:
-        job = Job(secrets.token_hex(12), owner, source, "queued", _now())
+    def start(self, actor: Actor, source: str) -> Job:
+        job = Job(secrets.token_hex(12), actor.name, source, "queued", _now())
         with self._lock:
             self._jobs[job.id] = job
             self._trim()
-        self._pool.submit(self._execute, job.id)
+        self._pool.submit(self._execute, job.id, actor)
         return job
 
     def get(self, owner: str, job_id: str) -> Job:
@@ -84,15 +85,16 @@ class IngestJobs:
         with self._lock:
             self._jobs[job_id] = replace(self._jobs[job_id], **changes)  # type: ignore[arg-type]
 
-    def _execute(self, job_id: str) -> None:
-        source = self._jobs[job_id].source
+    def _execute(self, job_id: str, actor: Actor) -> None:
+        with self._lock:
+            source = self._jobs[job_id].source
         self._update(job_id, status="running")
 
         def progress(p: Progress) -> None:
             self._update(job_id, total=p.total, done=p.done, faces=p.faces, failed=p.failed)
 
         try:
-            summary = self._run(source, progress)
+            summary = self._run(actor, source, progress)
         except FaceIndexError as exc:
             self._update(job_id, status="failed", error=str(exc), finished_at=_now())
             return

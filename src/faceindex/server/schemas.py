@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from faceindex.governance.roles import Permission, Role
 from faceindex.sources.base import LegalBasis
 
 __all__ = [
+    "AuditEntryOut",
+    "AuditOut",
+    "EraseIds",
+    "GcOut",
+    "HoldingOut",
+    "OptOutOut",
+    "ReceiptCheckOut",
+    "ReceiptOut",
+    "SuppressionOut",
+    "VerificationOut",
     "Health",
     "IngestJobOut",
     "IngestJobRequest",
@@ -141,3 +153,105 @@ class IngestJobOut(_Out):
     faces: int
     failed: int
     error: str | None
+
+
+# -- governance ---------------------------------------------------------------------------
+
+
+class ReceiptOut(_Out):
+    id: str
+    kind: str = Field(description="face | image | source | person | opt-out | retention")
+    target: str
+    faces_deleted: int
+    images_deleted: int
+    actor: str
+    role: str
+    at: str
+    faces_digest: str = Field(description="sha256 over the sorted deleted face ids")
+    reason: str
+    exports: list[str] = Field(description="registered exports that copied the data")
+    audit_seq: int
+
+
+class ReceiptCheckOut(_Out):
+    receipt: ReceiptOut
+    ok: bool
+    faces_remaining: list[int]
+    images_remaining: list[int]
+    vectors_remaining: list[int]
+    probe_matches: list[int]
+    probe_checked: bool
+    digest_ok: bool
+    problems: list[str]
+
+
+class EraseIds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=10_000)
+    reason: str = Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)
+
+
+class SuppressionOut(_Out):
+    id: str
+    created_at: str
+    actor: str
+    reference: str
+    templates: int = Field(description="how many photos it was made from (never the templates)")
+
+
+class OptOutOut(_Out):
+    suppression: SuppressionOut
+    receipt: ReceiptOut
+
+
+class HoldingOut(_Out):
+    face_id: int
+    image_id: int
+    distance: float
+    box: list[int] = Field(min_length=4, max_length=4)
+    source: str
+    locator: str
+    ingested_at: str
+    image_sha256: str
+
+
+class GcOut(_Out):
+    items_expired: int
+    images_deleted: int
+    faces_deleted: int
+    suppressed_faces_deleted: int
+    probes_dropped: int
+    receipt_id: str | None
+    per_source: dict[str, int]
+
+
+class VerificationOut(_Out):
+    ok: bool
+    entries: int
+    first_bad: int | None = Field(description="seq of the first bad entry, if any")
+    reason: str
+    head_hash: str
+
+
+class AuditEntryOut(_Out):
+    seq: int
+    at: str
+    action: str
+    actor: str
+    role: str
+    case: str
+    purpose: str
+    probe_sha256: str
+    sources: list[str]
+    face_ids: list[int]
+    outcome: str
+    details: dict[str, Any]
+    prev: str
+    hash: str
+
+
+class AuditOut(_Out):
+    verification: VerificationOut
+    total: int
+    entries: list[AuditEntryOut] = Field(description="newest first")

@@ -8,7 +8,10 @@ from typing import Any
 from fastapi import Request, UploadFile
 
 from faceindex.config import Settings
+from faceindex.engine import Engine
 from faceindex.errors import ImageTooLarge
+from faceindex.governance.roles import Actor
+from faceindex.governance.service import Governance
 from faceindex.server.accounts import AccountStore
 from faceindex.server.concurrency import EngineRunner
 from faceindex.server.jobs import IngestJobs
@@ -44,6 +47,11 @@ class State:
     jobs: IngestJobs
     shown: ShownFaces
     metrics: Metrics
+    governance: Governance  # owns the audit log and governance store of the engine home
+
+    def acting(self, engine: Engine, actor: Actor) -> Governance:
+        """The facade for one call: this thread's engine view, the shared log and store."""
+        return Governance(engine, self.governance.audit, self.governance.store, actor)
 
 
 def state(request: Request) -> State:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import Response
+from pydantic import Field
 
 from faceindex.engine import Engine, build_source
 from faceindex.errors import FaceIndexError, NotFoundError
@@ -14,6 +15,7 @@ from faceindex.governance.roles import Actor, Permission
 from faceindex.server.auth import allow
 from faceindex.server.routes.common import errors, read_upload, state
 from faceindex.server.schemas import (
+    NAME_PATTERN,
     TEXT_PATTERN,
     MatchOut,
     ProbeBoxOut,
@@ -76,13 +78,27 @@ async def search(
     purpose: Annotated[str, Form(min_length=1, max_length=500, pattern=TEXT_PATTERN)],
     top_k: Annotated[int, Form(ge=1, le=100)] = 10,
     largest: Annotated[bool, Form(description="only the largest probe face")] = False,
+    sources: Annotated[
+        list[Annotated[str, Field(pattern=NAME_PATTERN)]] | None,
+        Form(description="search only these sources (default: all the purpose allows)"),
+    ] = None,
     actor: Actor = Depends(allow(Permission.SEARCH)),
 ) -> SearchOut:
+    """Audited before any result is returned; if the audit log cannot be written the
+    search fails (503) and returns nothing."""
     st = state(request)
     data = await read_upload(image, st.settings.max_bytes)
 
     def run(engine: Engine) -> list[SearchResult]:
-        return engine.search(data, top_k=top_k, largest=largest)
+        gov = st.acting(engine, actor)
+        return gov.search(
+            data,
+            case=case_reference,
+            purpose=purpose,
+            top_k=top_k,
+            largest=largest,
+            sources=sources or None,
+        )
 
     try:
         results = await st.runner.run(run)

@@ -61,8 +61,10 @@ async def add_source(
     body: SourceIn,
     actor: Actor = Depends(allow(Permission.MANAGE_SOURCES)),
 ) -> SourceOut:
+    st = state(request)
+
     def add(engine: Engine) -> SourceRecord:
-        return engine.add_source(
+        return st.acting(engine, actor).add_source(
             body.name,
             path=body.path,
             owner=body.owner,
@@ -73,7 +75,7 @@ async def add_source(
             jurisdiction=body.jurisdiction,
         )
 
-    return source_out(await state(request).runner.light(add))
+    return source_out(await st.runner.light(add))
 
 
 def job_out(job: Job) -> IngestJobOut:
@@ -106,7 +108,7 @@ async def start_ingest(
 ) -> IngestJobOut:
     st = state(request)
     await st.runner.light(lambda e: e.catalog.get_source(body.source))  # 404 now, not later
-    return job_out(st.jobs.start(actor.name, body.source))
+    return job_out(st.jobs.start(actor, body.source))
 
 
 @router.get(

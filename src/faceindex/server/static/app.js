@@ -168,7 +168,9 @@ async function loadAudit() {
   try {
     const log = await json("/v1/audit?limit=200");
     const v = log.verification;
-    $("audit-status").textContent = v.ok ? `Chain verified: ${v.entries} entries intact.` : `CHAIN BROKEN: ${v.problem}`;
+    $("audit-status").textContent = v.ok
+      ? `Chain verified: all ${v.entries} entries intact (head ${v.head_hash.slice(0, 12)}...).`
+      : `CHAIN BROKEN at entry ${v.first_bad}: ${v.reason}`;
     $("audit-status").className = "status " + (v.ok ? "ok" : "bad");
     $("audit-rows").replaceChildren(...log.entries.map((e) => el("tr", {},
       el("td", {}, e.seq), el("td", {}, e.at), el("td", {}, e.actor), el("td", {}, e.role),
@@ -206,8 +208,8 @@ async function eraseSource(name) {
   const reason = prompt(`Delete source "${name}" and every face from it? Give the reason:`);
   if (!reason) return;
   try {
-    const r = await json(`/v1/sources/${encodeURIComponent(name)}`, { method: "DELETE", headers: { "Content-Type": "application/json" },
-                                                                      body: JSON.stringify({ reason }) });
+    const r = await json(`/v1/sources/${encodeURIComponent(name)}?reason=${encodeURIComponent(reason)}`,
+                         { method: "DELETE" });
     $("admin-note").textContent = `Deleted: receipt ${r.id}, ${r.faces_deleted} faces, ${r.images_deleted} images.`;
     loadSources();
   } catch (e) { $("admin-error").textContent = e.message; }
