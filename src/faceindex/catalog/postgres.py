@@ -119,7 +119,7 @@ class PostgresCatalog(SqlCatalog):
 
     # -- dialect hooks --------------------------------------------------------------------
 
-    def _raw_execute(self, sql: str, params: Sequence[object]) -> Cursor:
+    def _execute(self, sql: str, params: Sequence[object]) -> Cursor:
         # The shared SQL uses '?'; psycopg wants '%s' and a literal '%' doubled.
         if params:
             sql = sql.replace("%", "%%").replace("?", "%s")

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NoReturn, Protocol
 
 import numpy as np
 
@@ -87,7 +87,8 @@ class SqlCatalog(EraseQueries):
 
     # -- dialect hooks --------------------------------------------------------------------
 
-    def _raw_execute(self, sql: str, params: Sequence[object]) -> Cursor:
+    def _execute(self, sql: str, params: Sequence[object]) -> Cursor:
+        """Run one statement written with ``?`` placeholders."""
         raise NotImplementedError
 
     def _begin(self) -> AbstractContextManager[object]:
@@ -101,19 +102,13 @@ class SqlCatalog(EraseQueries):
     def _lock_schema(self, tx: Tx) -> None:
         """Serialise concurrent migrations (SQLite's write lock already does)."""
 
-    def close(self) -> None:
-        raise NotImplementedError
-
     # -- plumbing -------------------------------------------------------------------------
 
-    def _execute(self, sql: str, params: Sequence[object]) -> Cursor:
-        return self._raw_execute(sql, params)
-
-    def _translate(self, exc: BaseException) -> StorageError | None:
-        """A driver failure as a StorageError; None for integrity errors (callers map those)."""
+    def _reraise(self, exc: BaseException) -> NoReturn:
+        """A driver failure as a StorageError; integrity errors pass (callers map those)."""
         if isinstance(exc, self.integrity_errors):
-            return None
-        return StorageError(f"{self.dialect} catalog: {exc}")
+            raise exc
+        raise StorageError(f"{self.dialect} catalog: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -123,10 +118,7 @@ class SqlCatalog(EraseQueries):
                 with self._begin():
                     yield Tx(self)
             except self.driver_errors as exc:
-                err = self._translate(exc)
-                if err is None:
-                    raise
-                raise err from exc
+                self._reraise(exc)
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         """Rows of one read statement (``?`` placeholders); rows index by position or name."""
@@ -134,10 +126,7 @@ class SqlCatalog(EraseQueries):
             try:
                 return list(self._execute(sql, params).fetchall())
             except self.driver_errors as exc:
-                err = self._translate(exc)
-                if err is None:
-                    raise
-                raise err from exc
+                self._reraise(exc)
 
     def _migrate(self) -> None:
         with self.transaction() as tx:
@@ -316,9 +305,7 @@ class SqlCatalog(EraseQueries):
         parts: list[np.ndarray] = []
         last = 0
         while True:
-            rows = self.query(
-                "SELECT id FROM faces WHERE id > ? ORDER BY id LIMIT ?", (last, page)
-            )
+            rows = self.query("SELECT id FROM faces WHERE id > ? ORDER BY id LIMIT ?", (last, page))
             if not rows:
                 break
             parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))

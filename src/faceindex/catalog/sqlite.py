@@ -48,7 +48,7 @@ class SqliteCatalog(SqlCatalog):
 
     # -- dialect hooks --------------------------------------------------------------------
 
-    def _raw_execute(self, sql: str, params: Sequence[object]) -> Cursor:
+    def _execute(self, sql: str, params: Sequence[object]) -> Cursor:
         return self._db.execute(sql, tuple(params))
 
     @contextmanager
