@@ -118,10 +118,11 @@ def receipts(home: HomeOpt = None) -> None:
     """Every deletion receipt."""
     with open_governance(home) as gov:
         rows = gov.receipts()
-    table = Table("receipt", "when", "kind", "target", "faces", "images", "by", "audit")
+    table = Table("when", "kind", "target", "faces", "images", "by", "audit")
+    table.add_column("receipt", no_wrap=True)
     for r in rows:
         table.add_row(
-            r.id, r.at, r.kind, r.target[:40], str(r.faces_deleted), str(r.images_deleted),
-            r.actor, str(r.audit_seq),
+            r.at, r.kind, r.target[:16], str(r.faces_deleted), str(r.images_deleted),
+            r.actor, str(r.audit_seq), r.id,
         )  # fmt: skip
     console.print(table)

@@ -174,7 +174,10 @@ class Governance(LifecycleOps):
         scope = self._sources_for(purpose, sources)
         self._probe_hash(image)
         try:
-            results = self.engine.search(image, top_k=top_k, largest=largest, sources=scope)
+            everything = not sources and len(scope) == len(self.engine.catalog.list_sources())
+            results = self.engine.search(
+                image, top_k=top_k, largest=largest, sources=None if everything else scope
+            )
         except Exception as exc:
             self._record(
                 "search",
