@@ -118,9 +118,12 @@ class FaissIndex:
                 log.warning("%d faces: switching %s to IVF-PQ", n, self.directory)
                 self._switch("ivf")
         elif self._store.needs_training:
-            log.warning("%d faces, trained on %d: retraining %s", n, self._store.trained_on,
+            log.warning("%d faces, trained on %d: (re)training %s", n, self._store.trained_on,
                         self.directory)
             self._store.train()
+        elif self._store.needs_compaction:
+            log.warning("%d stale codes in %s: compacting", self._store.stale, self.directory)
+            self._store.compact()
         self._refresh()
 
     def close(self) -> None:
@@ -141,7 +144,7 @@ class FaissIndex:
             disk_bytes=s.disk_bytes(),
             trained_on=trained,
             needs_retrain=isinstance(s, IvfStore) and s.needs_training,
-            garbage=s.raw.garbage if isinstance(s, IvfStore) else 0,
+            garbage=max(s.raw.garbage, s.stale) if isinstance(s, IvfStore) else 0,
             details=details,
         )
 

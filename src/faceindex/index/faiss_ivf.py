@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 IVF_FILE = "ivf.faiss"
 STATE_FILE = "ivf.json"
 DIRTY_FILE = "ivf.dirty"
+STALE_FRACTION = 0.1  # compact automatically once this share of the codes is stale
 
 
 class IvfStore:
@@ -70,7 +71,7 @@ class IvfStore:
             ) from exc
         if index.d != self.dim:
             raise StorageError(f"{self.directory} holds {index.d}-d vectors, not {self.dim}-d")
-        return index
+        return _without_tables(index) if self.storage == "disk" else index
 
     # -- the VectorIndex operations ---------------------------------------------------------
 
@@ -87,22 +88,39 @@ class IvfStore:
             self.index.add_with_ids(vecs, ids)
 
     def remove(self, ids: np.ndarray) -> int:
+        """Forget ids at once (the re-ranker drops codes the map does not know). 8-bit PQ
+        lists lose the codes now; fast-scan's packed blocks are rewritten by compaction,
+        because FAISS's remove_ids scrambles their other codes (measured on faiss 1.15)."""
         gone = self.raw.remove(ids)
         if len(gone):
             self._mark_dirty()
-            if self.index is not None:
+            if self.index is not None and not self.fastscan:
                 self.index.remove_ids(self._faiss.IDSelectorBatch(gone))
         return len(gone)
+
+    @property
+    def fastscan(self) -> bool:
+        return self.index is not None and "FastScan" in type(self.index).__name__
+
+    @property
+    def stale(self) -> int:
+        """Codes in the lists whose id was removed or re-added since the last refill."""
+        return max(int(self.index.ntotal) - len(self.raw), 0) if self.index is not None else 0
 
     def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if not len(self.raw):
             return empty_result(len(q), k, self.metric)
         if self.index is None:
             return exact_scan(q, self.raw.iter_live(), k, self.metric)
-        fetch = int(min(max(self.opts.rerank, k), max(self.index.ntotal, 1)))
-        params = self._faiss.SearchParametersIVF(nprobe=min(self.opts.nprobe, self.index.nlist))
+        fetch = int(min(max(self.opts.rerank, k) + self.stale, max(self.index.ntotal, 1), 4096))
+        params = self._faiss.SearchParametersIVF(nprobe=self.nprobe)
         _, cand = self.index.search(q, fetch, params=params)
         return rerank(q, cand, self.raw, k, self.metric)
+
+    @property
+    def nprobe(self) -> int:
+        nlist = self.index.nlist if self.index is not None else 1
+        return int(min(self.opts.nprobe or max(1, nlist // 8), nlist))
 
     def count(self) -> int:
         return len(self.raw)
@@ -134,30 +152,49 @@ class IvfStore:
         factor = self.opts.retrain_factor
         return bool(factor) and n > factor * self.trained_on
 
+    @property
+    def needs_compaction(self) -> bool:
+        return self.stale > STALE_FRACTION * max(len(self.raw), 1)
+
     def train(self) -> None:
         """(Re)train the coarse quantizer and PQ on the current gallery and re-encode it."""
         n = len(self.raw)
         if n < 256:
             raise StorageError(f"IVF-PQ needs at least 256 vectors to train on, not {n}")
         nlist = min(self.opts.nlist or auto_nlist(n), max(1, n // 39))
-        sample = self.raw.sample(min(n, max(nlist * 40, 65536)))
-        nbits = 8 if len(sample) >= 4096 else 6
-        f = self._faiss
-        if self.metric == "l2":
-            quantizer, metric = f.IndexFlatL2(self.dim), f.METRIC_L2
-        else:
-            quantizer, metric = f.IndexFlatIP(self.dim), f.METRIC_INNER_PRODUCT
-        index = f.IndexIVFPQ(quantizer, self.dim, nlist, self.opts.pq_m, nbits, metric)
-        index.own_fields = True
-        quantizer.this.disown()
-        log.info("training IVF%d,PQ%dx%d on %d of %d vectors", nlist, self.opts.pq_m, nbits,
+        sample = self.raw.sample(min(n, max(nlist * 30, 65536)))
+        index = self._new_index(nlist, disk=self.opts.storage == "disk", n_train=len(sample))
+        log.info("training %s (nlist=%d) on %d of %d vectors", type(index).__name__, nlist,
                  len(sample), n)
         index.train(sample)
+        if self.opts.storage == "disk":
+            _without_tables(index)
         self.storage = self.opts.storage
         self._refill(index)
         self.index, self.trained_on = index, n
         self.dirty = True
         self.save()
+
+    def _new_index(self, nlist: int, *, disk: bool, n_train: int) -> Any:
+        """RAM: 4-bit PQ fast-scan (SIMD, ~6x faster scans than 8-bit PQ at equal code size,
+        so many more lists can be probed). Disk: 8-bit PQ, the codes OnDiskInvertedLists
+        can page (fast-scan's packed blocks cannot)."""
+        f = self._faiss
+        if self.metric == "l2":
+            quantizer, metric = f.IndexFlatL2(self.dim), f.METRIC_L2
+        else:
+            quantizer, metric = f.IndexFlatIP(self.dim), f.METRIC_INNER_PRODUCT
+        m = self.opts.pq_m
+        if disk:
+            nbits = 8 if n_train >= 4096 else 6
+            index = f.IndexIVFPQ(quantizer, self.dim, nlist, m, nbits, metric)
+            index.pq.cp.min_points_per_centroid = 1  # small galleries: no FAISS warning spam
+        else:
+            index = f.IndexIVFPQFastScan(quantizer, self.dim, nlist, 2 * m, 4, metric)
+        index.cp.min_points_per_centroid = 1
+        index.own_fields = True
+        quantizer.this.disown()
+        return index
 
     def _refill(self, index: Any) -> None:
         """Empty ``index``'s lists (new ones, on disk if asked) and encode every live vector."""
@@ -165,6 +202,8 @@ class IvfStore:
             self.lists_gen += 1
             path = self.directory / f"ivf.{self.lists_gen}.ivfdata"
             lists = self._faiss.OnDiskInvertedLists(index.nlist, index.code_size, str(path))
+            # one file extension up front: FAISS prints a line each time it grows the file
+            lists.update_totsize(int(1.5 * len(self.raw) * (index.code_size + 8)) + (1 << 20))
             index.replace_invlists(lists, True)
             lists.this.disown()
         else:
@@ -182,8 +221,9 @@ class IvfStore:
 
     def compact(self) -> int:
         dropped = self.raw.compact()
-        if self.index is not None and self.storage == "disk":
-            self._refill(self.index)  # OnDiskInvertedLists never shrink their file
+        if self.index is not None and (self.stale or self.storage == "disk"):
+            dropped = max(dropped, self.stale)
+            self._refill(self.index)  # and OnDiskInvertedLists never shrink their file
             self.dirty = True
         self.dirty = self.dirty or dropped > 0
         self.save()
@@ -206,20 +246,29 @@ class IvfStore:
         if self.index is not None:
             total += self.index.nlist * self.dim * 4  # coarse centroids
             total += self.index.pq.M * self.index.pq.ksub * self.index.pq.dsub * 4
-            if self.storage == "ram":
+            if self.storage == "ram":  # fast-scan blocks of 32 codes: half a block per list
                 total += self.index.ntotal * (self.index.code_size + 8)
+                total += self.index.nlist * 16 * self.index.code_size
         return int(total)
 
     def disk_bytes(self) -> int:
         names = [IVF_FILE, STATE_FILE, f"ivf.{self.lists_gen}.ivfdata"]
-        extra = sum((self.directory / n).stat().st_size for n in names
+        extra = sum((self.directory / n).stat().st_blocks * 512 for n in names
                     if (self.directory / n).exists())
         return self.raw.disk_bytes() + extra
 
     def describe(self) -> dict[str, object]:
-        out: dict[str, object] = {"storage": self.storage, "nprobe": self.opts.nprobe,
+        out: dict[str, object] = {"storage": self.storage, "nprobe": self.nprobe,
                                   "rerank": self.opts.rerank, "raw_rows": self.raw.rows}
         if self.index is not None:
             out.update(nlist=self.index.nlist, pq_m=self.index.pq.M,
                        pq_bits=self.index.pq.nbits, listed=int(self.index.ntotal))
         return out
+
+
+def _without_tables(index: Any) -> Any:
+    """Drop IVF-PQ's precomputed residual tables: nlist * 256 * pq_m floats (268 MB at
+    nlist=8192, pq_m=32, i.e. 27 bytes per face at 10M) for a small gain per query."""
+    index.use_precomputed_table = -1
+    index.precomputed_table.resize(0)
+    return index

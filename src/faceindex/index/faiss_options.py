@@ -36,7 +36,7 @@ class FaissOptions:
     train_min: int = 10_000  # fewer faces than this: IVF kind scans raw vectors exactly
     nlist: int = 0  # inverted lists; 0 = chosen from the gallery size at training time
     pq_m: int = 32  # PQ code bytes per face (8-bit sub-quantizers); 128 % pq_m == 0
-    nprobe: int = 32  # lists visited per query
+    nprobe: int = 0  # lists visited per query; 0 = nlist / 8 (see docs/BENCHMARKS.md)
     rerank: int = 100  # candidates re-ranked with exact distances (at least k of them)
     retrain_factor: float = 4.0  # retrain once the gallery is this many times the training set
 
@@ -45,10 +45,10 @@ class FaissOptions:
             raise ConfigError(f"faiss kind must be auto, flat or ivf, not {self.kind!r}")
         if self.storage not in ("ram", "disk"):
             raise ConfigError(f"faiss storage must be ram or disk, not {self.storage!r}")
-        if min(self.ivf_threshold, self.train_min, self.pq_m, self.nprobe, self.rerank) < 1:
-            raise ConfigError("faiss ivf_threshold, train_min, pq_m, nprobe, rerank must be >= 1")
-        if self.nlist < 0 or self.retrain_factor < 0:
-            raise ConfigError("faiss nlist and retrain_factor must be >= 0")
+        if min(self.ivf_threshold, self.train_min, self.pq_m, self.rerank) < 1:
+            raise ConfigError("faiss ivf_threshold, train_min, pq_m and rerank must be >= 1")
+        if min(self.nlist, self.nprobe, self.retrain_factor) < 0:
+            raise ConfigError("faiss nlist, nprobe and retrain_factor must be >= 0")
 
     @classmethod
     def parse(cls, query: str, base: FaissOptions | None = None) -> FaissOptions:

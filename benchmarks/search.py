@@ -1,0 +1,251 @@
+"""Search benchmark: every FAISS index kind on a synthetic gallery spread like dlib's.
+
+    .venv/bin/python benchmarks/search.py --n 1000000
+    .venv/bin/python benchmarks/search.py --n 10000000 --kinds ivf --baseline-max-gb 6
+
+Per kind: build time and peak RSS, bytes per face in RAM (RssAnon growth of a fresh process
+opening the saved index: what serving costs; file-backed pages are the OS cache and not
+counted) and on disk, single-query p50/p99, batched throughput, recall@10 against exact
+search (for new photos of gallery people, and for strangers). In the same run: numpy brute
+force and a plain memory scan (one BLAS pass over every stored float), with ratios.
+Every phase runs in its own process so that RAM figures do not leak between phases. The
+gallery is generated in chunks to a file (never all in RAM); so is the ground truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing as mp
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import synthetic  # noqa: E402
+
+DIM, K, CHUNK = 128, 10, 500_000
+
+
+def rss_kib(field: str = "RssAnon") -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def peak_rss_kib() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def gallery(work: Path, n: int) -> Path:
+    path = work / f"gallery-{n}.f32"
+    if path.exists() and path.stat().st_size == n * DIM * 4:
+        return path
+    t0 = time.perf_counter()
+    spread = synthetic.Spread.load()
+    with open(path.with_suffix(".tmp"), "wb") as fh:
+        for _, _, vecs in synthetic.gallery_chunks(spread, n, chunk=CHUNK):
+            fh.write(vecs.tobytes())
+    path.with_suffix(".tmp").rename(path)
+    print(f"generated {n:,} vectors in {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
+    return path
+
+
+def chunks(path: Path, n: int, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    with open(path, "rb") as fh:
+        for start in range(0, n, chunk):
+            take = min(chunk, n - start)
+            vecs = np.fromfile(fh, dtype=np.float32, count=take * DIM).reshape(take, DIM)
+            yield np.arange(start + 1, start + take + 1, dtype=np.int64), vecs
+
+
+def ground_truth(path: Path, n: int, queries: np.ndarray) -> np.ndarray:
+    """Exact top-K ids by streaming the gallery file through faiss.knn."""
+    import faiss
+
+    best_d = np.full((len(queries), K), np.inf, dtype=np.float32)
+    best_i = np.full((len(queries), K), -1, dtype=np.int64)
+    for ids, vecs in chunks(path, n):
+        d, i = faiss.knn(queries, vecs, K)
+        all_d, all_i = np.hstack([best_d, d]), np.hstack([best_i, ids[i]])
+        order = np.argsort(all_d, axis=1, kind="stable")[:, :K]
+        best_d, best_i = np.take_along_axis(all_d, order, 1), np.take_along_axis(all_i, order, 1)
+    return best_i
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+def timings(search: Callable[[np.ndarray], Any], queries: np.ndarray, single: int) -> dict:
+    search(queries[:2])  # warm caches and thread pools
+    lat = []
+    for q in queries[:single]:
+        t0 = time.perf_counter()
+        search(q[None, :])
+        lat.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    search(queries)
+    batch = time.perf_counter() - t0
+    return {
+        "p50_ms": round(1000 * float(np.percentile(lat, 50)), 3),
+        "p99_ms": round(1000 * float(np.percentile(lat, 99)), 3),
+        "batch_qps": round(len(queries) / batch, 1),
+    }
+
+
+# -- phases (each in a fresh process) --------------------------------------------------------
+
+
+def phase_build(path: str, n: int, directory: str, query: str) -> dict[str, Any]:
+    from faceindex.index.faiss_index import FaissIndex
+
+    t0 = time.perf_counter()
+    index = FaissIndex.from_url(f"faiss://{directory}?{query}")
+    kind = "flat" if "kind=flat" in query else "ivf"
+    index.rebuild(chunks(Path(path), n), kind=kind)
+    index.close()
+    return {"build_s": round(time.perf_counter() - t0, 1), "build_peak_rss_mib": peak_rss_kib() // 1024}
+
+
+def phase_serve(directory: str, query: str, work: str, single: int) -> dict[str, Any]:
+    import faiss  # noqa: F401  (its import is not the index's memory)
+
+    from faceindex.index.faiss_index import FaissIndex
+
+    probes, strangers = np.load(f"{work}/probes.npy"), np.load(f"{work}/strangers.npy")
+    truth_p, truth_s = np.load(f"{work}/truth_p.npy"), np.load(f"{work}/truth_s.npy")
+    gc.collect()
+    before = rss_kib()
+    index = FaissIndex.from_url(f"faiss://{directory}?{query}")
+    ram = (rss_kib() - before) * 1024
+    stats = index.stats()
+    out: dict[str, Any] = {"kind": stats.kind, "count": stats.count, "trained_on": stats.trained_on}
+    out.update(timings(lambda q: index.search(q, K), probes, single))
+    out["recall_probe"] = round(recall(index.search(probes, K)[1], truth_p), 4)
+    out["recall_stranger"] = round(recall(index.search(strangers, K)[1], truth_s), 4)
+    out["ram_bytes_per_face"] = round(ram / stats.count, 1)
+    out["ram_est_bytes_per_face"] = round(stats.ram_bytes_per_face, 1)
+    out["disk_bytes_per_face"] = round(stats.disk_bytes / stats.count, 1)
+    out["serve_rss_file_mib"] = rss_kib("RssFile") // 1024
+    out["details"] = {k: stats.details[k] for k in ("nlist", "pq_m", "nprobe", "rerank", "storage")
+                      if k in stats.details}
+    return out
+
+
+def phase_baselines(path: str, n: int, work: str, single: int) -> dict[str, Any]:
+    """numpy brute force, the plain memory scan, and FAISS's flat kernel on one array."""
+    import faiss
+
+    probes = np.load(f"{work}/probes.npy")
+    xs = np.empty((n, DIM), dtype=np.float32)
+    for ids, vecs in chunks(Path(path), n):
+        xs[ids[0] - 1 : ids[-1]] = vecs
+    norms = (xs * xs).sum(1)
+
+    def scan(q: np.ndarray) -> np.ndarray:
+        return xs @ q[0]
+
+    def numpy_bf(q: np.ndarray) -> np.ndarray:
+        d2 = norms[None, :] - 2 * (q @ xs.T) + (q * q).sum(1)[:, None]
+        top = np.argpartition(d2, K, axis=1)[:, :K]
+        return np.take_along_axis(top, np.argsort(np.take_along_axis(d2, top, 1), 1), 1)
+
+    single = max(5, min(single, int(3e8 / n)))  # seconds per query at 10M+
+    out = {
+        "memory_scan": timings(scan, probes[:1].repeat(2, 0), single),
+        "numpy_bruteforce": timings(numpy_bf, probes[:10], single),
+        "faiss_flat_kernel": timings(lambda q: faiss.knn(q, xs, K), probes[:100], single),
+    }
+    gib = xs.nbytes / 2**30
+    out["memory_scan"]["gib_per_s"] = round(gib / (out["memory_scan"]["p50_ms"] / 1000), 2)
+    return out
+
+
+# -- driver ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--kinds", default="flat,ivf,ivf-disk", help="comma list of flat, ivf, ivf-disk")
+    ap.add_argument("--queries", type=int, default=1000, help="probes (gallery people)")
+    ap.add_argument("--single", type=int, default=300, help="queries timed one at a time")
+    ap.add_argument("--params", default="", help="extra faiss URL parameters, e.g. nprobe=48")
+    ap.add_argument("--baseline-max-gb", type=float, default=6.0,
+                    help="skip the in-RAM baselines and flat kind above this many GiB")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/faceindex-bench"))
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    n, work = args.n, args.work
+    path = gallery(work, n)
+    spread = synthetic.Spread.load()
+    probes = synthetic.probes(spread, args.queries, CHUNK, gallery_n=n)
+    strangers = synthetic.strangers(spread, max(args.queries // 5, 50))
+    t0 = time.perf_counter()
+    np.save(work / "probes.npy", probes)
+    np.save(work / "strangers.npy", strangers)
+    np.save(work / "truth_p.npy", ground_truth(path, n, probes))
+    np.save(work / "truth_s.npy", ground_truth(path, n, strangers))
+    print(f"ground truth for {len(probes) + len(strangers)} queries: "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    results: dict[str, Any] = {"n": n, "queries": len(probes), "kinds": {}}
+    fits = n * DIM * 4 / 2**30 <= args.baseline_max_gb
+    if fits:
+        results["baselines"] = in_child(phase_baselines, str(path), n, str(work), args.single)
+        print(json.dumps(results["baselines"]), flush=True)
+    else:
+        print(f"baselines and flat kind skipped: {n * DIM * 4 / 2**30:.1f} GiB of vectors "
+              f"> --baseline-max-gb {args.baseline_max_gb}", flush=True)
+    for kind in args.kinds.split(","):
+        if kind == "flat" and not fits:
+            continue
+        query = {"flat": "kind=flat", "ivf": "kind=ivf", "ivf-disk": "kind=ivf&storage=disk"}[kind]
+        query += f"&{args.params}" if args.params else ""
+        directory = work / f"index-{kind}-{n}"
+        res = in_child(phase_build, str(path), n, str(directory), query)
+        res.update(in_child(phase_serve, str(directory), query, str(work), args.single))
+        results["kinds"][kind] = res
+        print(kind, json.dumps(res), flush=True)
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"\nN = {r['n']:,}, {r['queries']} probe queries, k = {K}")
+    base = r.get("baselines")
+    if base:
+        scan = base["memory_scan"]["p50_ms"]
+        print(f"memory scan (one BLAS pass over all floats): p50 {scan} ms "
+              f"({base['memory_scan']['gib_per_s']} GiB/s)")
+        for name in ("numpy_bruteforce", "faiss_flat_kernel"):
+            b = base[name]
+            print(f"{name}: p50 {b['p50_ms']} ms ({b['p50_ms'] / scan:.2f}x scan), "
+                  f"batch {b['batch_qps']} q/s")
+    head = "kind      build_s  ram B/face  disk B/face  p50 ms  p99 ms  batch q/s  recall@10 (probe/stranger)"
+    print(head)
+    for kind, x in r["kinds"].items():
+        ratio = f"  [{x['p50_ms'] / base['memory_scan']['p50_ms']:.2f}x scan]" if base else ""
+        print(f"{kind:9} {x['build_s']:7} {x['ram_bytes_per_face']:11} {x['disk_bytes_per_face']:12} "
+              f"{x['p50_ms']:7} {x['p99_ms']:7} {x['batch_qps']:10} "
+              f"{x['recall_probe']:.4f}/{x['recall_stranger']:.4f}{ratio}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""One VectorIndex contract, run on every backend against the MemoryIndex oracle.
+
+Backends: memory (the oracle itself), faiss exact (flat), faiss IVF-PQ in RAM and on disk
+(trained on the gallery, probing every list so that re-ranked results must equal the
+oracle's), Milvus Lite. The galleries are small clustered sets shaped like face galleries:
+identities with a few samples each.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceindex.index.base import VectorIndex
+from faceindex.index.faiss_index import FaissIndex
+from faceindex.index.faiss_options import FaissOptions
+from faceindex.index.memory import MemoryIndex
+
+pytestmark = pytest.mark.contract
+
+DIM = 128
+IVF = FaissOptions(kind="ivf", train_min=500, nlist=16, nprobe=16, rerank=200)
+Open = Callable[[], VectorIndex]
+
+
+def gallery(n_people: int = 300, per: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors): people ~0.8 apart, their samples ~0.35 apart (dlib-like)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 0.8 / np.sqrt(2 * DIM), (n_people, DIM))
+    vecs = np.repeat(centres, per, 0) + rng.normal(0, 0.35 / np.sqrt(2 * DIM), (n_people * per, DIM))
+    ids = np.arange(1, n_people * per + 1, dtype=np.int64) * 7  # sparse, like a catalog's
+    return ids, vecs.astype(np.float32)
+
+
+def _milvus_lite(path: Path) -> Open:
+    pytest.importorskip("pymilvus", reason="needs pymilvus: pip install 'faceindex[milvus]'")
+    pytest.importorskip("milvus_lite", reason="needs milvus-lite: pip install 'faceindex[milvus]'")
+    from faceindex.index.milvus import MilvusIndex
+
+    url = f"milvus-lite:///{path / 'faces.db'}"
+    try:
+        MilvusIndex.from_url(url, dim=DIM).close()
+    except Exception as exc:  # a sandbox without the server binary's needs, a locked port...
+        pytest.skip(f"milvus-lite cannot start here: {exc}")
+    return lambda: MilvusIndex.from_url(url, dim=DIM)
+
+
+@pytest.fixture(params=["memory", "faiss-flat", "faiss-ivf", "faiss-ivf-disk", "milvus-lite"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Open]:
+    kind = request.param
+    if kind == "memory":
+        shared = MemoryIndex(DIM)  # not persistent: "reopening" returns the same object
+        yield lambda: shared
+    elif kind == "faiss-flat":
+        yield lambda: FaissIndex(tmp_path / "idx", DIM, options=FaissOptions(kind="flat"))
+    elif kind == "faiss-ivf":
+        yield lambda: FaissIndex(tmp_path / "idx", DIM, options=IVF)
+    elif kind == "faiss-ivf-disk":
+        disk = FaissOptions(**{**IVF.to_dict(), "storage": "disk"})
+        yield lambda: FaissIndex(tmp_path / "idx", DIM, options=disk)
+    else:
+        yield _milvus_lite(tmp_path)
+    shutil.rmtree(tmp_path / "idx", ignore_errors=True)
+
+
+def filled(opener: Open) -> tuple[VectorIndex, MemoryIndex, np.ndarray, np.ndarray]:
+    ids, vecs = gallery()
+    index, oracle = opener(), MemoryIndex(DIM)
+    index.add(ids, vecs)
+    oracle.add(ids, vecs)
+    index.save()  # the IVF kind trains here (train_min=500)
+    return index, oracle, ids, vecs
+
+
+def probes(vecs: np.ndarray, n: int = 25) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    picks = vecs[rng.choice(len(vecs), n, replace=False)]
+    return (picks + rng.normal(0, 0.02, picks.shape)).astype(np.float32)
+
+
+def assert_same(index: VectorIndex, oracle: MemoryIndex, q: np.ndarray, k: int = 10) -> None:
+    got_d, got_i = index.search(q, k)
+    want_d, want_i = oracle.search(q, k)
+    assert got_i.shape == want_i.shape == (len(q), k)
+    np.testing.assert_allclose(got_d, want_d, rtol=0, atol=2e-3)  # true L2, not squared
+    for g, w, wd in zip(got_i, want_i, want_d, strict=True):
+        tie_free = np.r_[np.diff(wd) > 1e-4, True]  # ties may come in either order
+        assert set(g[tie_free]) == set(w[tie_free])
+
+
+def test_is_a_vector_index(opener: Open) -> None:
+    index = opener()
+    assert isinstance(index, VectorIndex)
+    assert index.capabilities.supports_delete
+    index.close()
+
+
+def test_add_then_search_matches_oracle(opener: Open) -> None:
+    index, oracle, ids, vecs = filled(opener)
+    assert index.count() == oracle.count() == len(ids)
+    assert sorted(index.ids().tolist()) == sorted(ids.tolist())
+    assert_same(index, oracle, probes(vecs))
+    d, i = index.search(vecs[:1], 1)
+    assert i[0, 0] == ids[0] and d[0, 0] < 1e-3  # a stored vector finds itself at ~0
+    index.close()
+
+
+def test_delete_then_search(opener: Open) -> None:
+    index, oracle, ids, vecs = filled(opener)
+    q = probes(vecs)
+    _, before = oracle.search(q, 10)
+    gone = np.unique(before[:, :3])  # the best hits of every probe
+    assert index.remove(np.r_[gone, [999_999_999]]) == len(gone)  # absent ids do not count
+    oracle.remove(gone)
+    assert index.remove(gone) == 0
+    _, after = index.search(q, 10)
+    assert not np.isin(after, gone).any()
+    assert index.count() == len(ids) - len(gone)
+    assert_same(index, oracle, q)
+    index.close()
+
+
+def test_reopen_keeps_everything(opener: Open) -> None:
+    index, oracle, ids, vecs = filled(opener)
+    index.remove(ids[:10])
+    oracle.remove(ids[:10])
+    index.save()
+    index.close()
+    again = opener()
+    if not again.capabilities.persistent:
+        pytest.skip("not persistent: nothing to reopen")
+    assert again.count() == len(ids) - 10
+    assert sorted(again.ids().tolist()) == sorted(ids[10:].tolist())
+    assert_same(again, oracle, probes(vecs))
+    again.close()
+
+
+def test_readd_is_idempotent_and_replaces(opener: Open) -> None:
+    index, oracle, ids, vecs = filled(opener)
+    index.add(ids[:50], vecs[:50])
+    assert index.count() == len(ids)
+    moved = vecs[:50][::-1].copy()  # the same ids, other vectors
+    index.add(ids[:50], moved)
+    oracle.add(ids[:50], moved)
+    assert index.count() == len(ids)
+    assert sorted(index.ids().tolist()) == sorted(ids.tolist())
+    assert_same(index, oracle, np.vstack([moved[:10], probes(vecs)]))
+    index.close()
+
+
+def test_empty_and_short_results_are_padded(opener: Open) -> None:
+    index = opener()
+    d, i = index.search(np.zeros((2, DIM), np.float32), 5)
+    assert (i == -1).all() and np.isinf(d).all()
+    ids, vecs = gallery(n_people=1, per=3)
+    index.add(ids, vecs)
+    d, i = index.search(vecs[:1], 5)
+    assert sorted(i[0, :3].tolist()) == sorted(ids.tolist())
+    assert (i[0, 3:] == -1).all() and np.isinf(d[0, 3:]).all()
+    assert index.count() == 3
+    index.close()
