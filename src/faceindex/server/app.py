@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from faceindex import __version__
 from faceindex.config import Settings
@@ -23,7 +23,7 @@ from faceindex.server.accounts import AccountStore
 from faceindex.server.concurrency import EnginePool, EngineRunner, LockedIndex
 from faceindex.server.errors import PROBLEM_JSON, install_error_handlers
 from faceindex.server.jobs import IngestJobs
-from faceindex.server.limits import BodyLimit
+from faceindex.server.limits import BodyLimit, known_query_only
 from faceindex.server.metrics import Metrics
 from faceindex.server.ratelimit import RateLimiter
 from faceindex.server.routes import governance as governance_routes
@@ -90,8 +90,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.middleware("http")(st.metrics.middleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_bytes)
-    for module in (ops, search, sources, governance_routes, web):
-        app.include_router(module.router)
+    for module in (ops, search, sources, governance_routes):
+        app.include_router(module.router, dependencies=[Depends(known_query_only)])
+    app.include_router(web.router)
     web.mount_static(app)
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
     return app

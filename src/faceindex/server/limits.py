@@ -1,13 +1,17 @@
-"""Request body limit, enforced before a multipart parser spools anything to disk."""
+"""Request limits: the body size (before a multipart parser spools anything to disk), and
+no query parameters but the documented ones (a misspelt ``limt=`` is an error, not ignored)."""
 
 from __future__ import annotations
 
+from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceindex.server.errors import problem
 
-__all__ = ["BodyLimit"]
+__all__ = ["BodyLimit", "known_query_only"]
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the text fields beside the photo
 
@@ -53,3 +57,21 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+def known_query_only(request: Request) -> None:
+    """A router dependency: 422 for any query parameter the route does not declare."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise HTTPException(422, f"unknown query parameter(s): {', '.join(unknown)[:200]}")
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names

@@ -10,6 +10,7 @@ from faceindex.governance.roles import Permission, Role
 from faceindex.sources.base import LegalBasis
 
 __all__ = [
+    "MAX_ID",
     "AuditEntryOut",
     "AuditOut",
     "EraseIds",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_ID = 2**53 - 1  # ids stay exact in JSON numbers (JavaScript's safe integers)
 TEXT_PATTERN = r"\S"  # at least one non-blank character
 
 
@@ -188,7 +190,7 @@ class ReceiptCheckOut(_Out):
 class EraseIds(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=10_000)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=10_000)
     reason: str = Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)
 
 

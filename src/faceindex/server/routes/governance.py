@@ -19,6 +19,7 @@ from faceindex.governance.roles import Actor, Permission
 from faceindex.server.auth import allow
 from faceindex.server.routes.common import errors, read_upload, state
 from faceindex.server.schemas import (
+    MAX_ID,
     NAME_PATTERN,
     TEXT_PATTERN,
     AuditEntryOut,
@@ -238,7 +239,7 @@ async def retention_gc(request: Request, actor: Actor = Depends(allow(P.RETENTIO
 async def audit(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, le=2**62, description="entries before seq")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="entries before")] = None,
     actor: Actor = Depends(allow(P.READ_AUDIT)),
 ) -> AuditOut:
     st = state(request)

@@ -15,6 +15,7 @@ from faceindex.governance.roles import Actor, Permission
 from faceindex.server.auth import allow
 from faceindex.server.routes.common import errors, read_upload, state
 from faceindex.server.schemas import (
+    MAX_ID,
     NAME_PATTERN,
     TEXT_PATTERN,
     MatchOut,
@@ -34,7 +35,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["search"])
 
 SearchId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="from a search answer")]
-FaceId = Annotated[int, Path(ge=1, le=2**62)]
+FaceId = Annotated[int, Path(ge=1, le=MAX_ID)]
 _IMAGE = {200: {"content": {"image/jpeg": {}}, "description": "the image bytes"}}
 
 
