@@ -117,3 +117,48 @@ def test_bad_token_is_refused_on_the_page(page: Any, live_server: Any) -> None:
     page.wait_for_selector("#signin-error:not(:empty)")
     assert "Authentication required" in page.inner_text("#signin-error")
     assert page.is_hidden("#tabs")
+
+
+def test_auditor_sees_the_verified_audit_log(page: Any, live_server: Any, tmp_path: Path) -> None:
+    sign_in(page, live_server.url, live_server.tokens["auditor"])
+    assert not page.is_visible("#tabs button[data-tab=search]")
+    page.wait_for_selector("#audit-status.ok")
+    assert "Chain verified" in page.inner_text("#audit-status")
+    assert page.locator("#audit-rows tr").count() >= 1
+    assert "audit-verify" in page.inner_text("#audit-rows")
+    screenshot(page, tmp_path, "audit")
+    page.click("#tabs button[data-tab=receipts]")
+    assert page.is_visible("#receipts")
+
+
+def test_admin_deletes_a_source_and_sees_its_receipt(
+    page: Any, live_server: Any, tmp_path: Path
+) -> None:
+    import httpx
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    created = httpx.post(
+        live_server.url + "/v1/sources",
+        headers={"Authorization": f"Bearer {live_server.tokens['admin']}"},
+        json={
+            "name": "scratch",
+            "path": str(scratch),
+            "owner": "QA",
+            "legal_basis": "consent",
+            "retention_days": 1,
+        },
+    )
+    assert created.status_code == 201, created.text
+    sign_in(page, live_server.url, live_server.tokens["admin"])
+    page.click("#tabs button[data-tab=admin]")
+    row = page.locator("#source-rows tr", has_text="scratch")
+    row.wait_for()
+    page.once("dialog", lambda dialog: dialog.accept("no longer needed"))
+    row.locator("button.danger").click()
+    page.wait_for_selector("#admin-note:has-text('receipt rcp-')")
+    assert page.locator("#source-rows tr", has_text="scratch").count() == 0
+    page.click("#tabs button[data-tab=receipts]")
+    page.wait_for_selector("#receipt-rows tr")
+    assert "scratch" in page.inner_text("#receipt-rows")
+    screenshot(page, tmp_path, "receipts")

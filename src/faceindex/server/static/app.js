@@ -45,7 +45,7 @@ async function signIn(token) {
   $("who").append(el("button", { type: "button", onclick: signOut }, "Sign out"));
   let first = null;
   for (const b of document.querySelectorAll("#tabs button")) {
-    b.hidden = !state.me.permissions.includes(b.dataset.perm);
+    b.hidden = !b.dataset.perm.split(" ").some((p) => state.me.permissions.includes(p));
     if (!b.hidden && !first) first = b.dataset.tab;
   }
   if (first) showTab(first);
