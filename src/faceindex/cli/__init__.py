@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from faceindex.cli import audit, erase, evaluate, gc, home, optout, sources, users
+from faceindex.cli import index as index_cli
 from faceindex.cli.ingest import ingest
 from faceindex.cli.search import search
 from faceindex.cli.serve import serve
@@ -29,6 +30,7 @@ app.command("access")(optout.access)
 app.command("gc")(gc.gc)
 app.add_typer(gc.export_app, name="export")
 app.add_typer(audit.app, name="audit")
+app.add_typer(index_cli.app, name="index")
 
 
 def main() -> None:

@@ -75,7 +75,9 @@ class FaissIndex:
 
     @property
     def kind(self) -> str:
-        return "flat" if isinstance(self._store, FlatStore) else "ivf-pq"
+        if isinstance(self._store, FlatStore):
+            return "flat"
+        return "ivf-pq" if self._store.index is not None else "ivf-untrained"
 
     def _refresh(self) -> None:
         """Exact while flat, or while the IVF kind is still untrained (it scans raw vectors)."""
@@ -134,7 +136,9 @@ class FaissIndex:
     def stats(self) -> IndexStats:
         s = self._store
         trained = s.trained_on if isinstance(s, IvfStore) else 0
-        details: dict[str, object] = {"directory": str(self.directory), **self.options.to_dict()}
+        opts = self.options.to_dict()
+        opts["configured_kind"] = opts.pop("kind")
+        details: dict[str, object] = {"directory": str(self.directory), **opts}
         if isinstance(s, IvfStore):
             details.update(s.describe())
         return IndexStats(

@@ -188,9 +188,9 @@ class IvfStore:
         if disk:
             nbits = 8 if n_train >= 4096 else 6
             index = f.IndexIVFPQ(quantizer, self.dim, nlist, m, nbits, metric)
-            index.pq.cp.min_points_per_centroid = 1  # small galleries: no FAISS warning spam
         else:
             index = f.IndexIVFPQFastScan(quantizer, self.dim, nlist, 2 * m, 4, metric)
+        index.pq.cp.min_points_per_centroid = 1  # small galleries: no FAISS warning spam
         index.cp.min_points_per_centroid = 1
         index.own_fields = True
         quantizer.this.disown()

@@ -44,8 +44,12 @@ class RawStore:
                     self.rows, self.generation = int(data["rows"]), int(data["generation"])
             except (OSError, KeyError, ValueError) as exc:
                 raise StorageError(f"cannot read {path}: {exc}") from exc
-            if self.vectors_path.stat().st_size < self.rows * self._row_bytes:
-                raise StorageError(f"{self.vectors_path} is shorter than {path} records")
+            size = self.vectors_path.stat().st_size if self.vectors_path.exists() else 0
+            if size < self.rows * self._row_bytes:
+                raise StorageError(
+                    f"{self.vectors_path} is shorter than {path} records: "
+                    "run 'faceindex index build' to rebuild the index from the catalog"
+                )
 
     @property
     def vectors_path(self) -> Path:
@@ -151,27 +155,24 @@ class RawStore:
         """Rewrite the vectors file with live rows only, in id order; returns rows dropped."""
         dropped = self.garbage
         old = self.vectors_path
+        mm = self._map()
         self.generation += 1
         new = self.vectors_path
         try:
             with open(new, "wb") as fh:
                 for start in range(0, len(self.keys), 65536):
                     part = self.slots[start : start + 65536]
-                    fh.write(self._read_old(old, part).tobytes())
+                    fh.write(np.ascontiguousarray(mm[part]).tobytes())
         except OSError as exc:
             raise StorageError(f"cannot write {new}: {exc}") from exc
         self.slots = np.arange(len(self.keys), dtype=np.int64)
         self.rows = len(self.keys)
         self._mm = None
+        del mm
         self.save()  # the map names the new generation: from here on it is the truth
         old.unlink(missing_ok=True)
         log.info("raw vectors compacted: %d rows dropped", dropped)
         return dropped
-
-    def _read_old(self, old: Path, slots: np.ndarray) -> np.ndarray:
-        if self._mm is None or self._mm.filename is None or Path(self._mm.filename) != old:
-            self._mm = np.memmap(old, dtype=np.float32, mode="r", shape=(self.rows, self.dim))
-        return np.ascontiguousarray(self._mm[slots])
 
     def ram_bytes(self) -> int:
         return int(self.keys.nbytes + self.slots.nbytes)

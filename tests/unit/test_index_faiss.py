@@ -1,0 +1,166 @@
+"""FAISS index kinds: automatic switch to IVF, retraining, compaction, crash recovery, URLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceindex.errors import ConfigError, StorageError
+from faceindex.index.faiss_index import FaissIndex
+from faceindex.index.faiss_options import FaissOptions, auto_nlist
+from faceindex.index.maintenance import Maintainable
+from faceindex.index.memory import MemoryIndex
+from faceindex.index.rawstore import RawStore
+
+pytestmark = pytest.mark.unit
+
+DIM = 128
+
+
+def people(n_people: int, per: int = 4, seed: int = 0, start: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 0.05, (n_people, DIM))
+    vecs = np.repeat(centres, per, 0) + rng.normal(0, 0.02, (n_people * per, DIM))
+    return np.arange(start, start + n_people * per, dtype=np.int64), vecs.astype(np.float32)
+
+
+def small_ivf(**kw: object) -> FaissOptions:
+    base = {"kind": "ivf", "train_min": 400, "nlist": 8, "nprobe": 8, "rerank": 200}
+    return FaissOptions.from_dict({**base, **kw})
+
+
+def test_auto_switches_to_ivf_past_threshold_and_keeps_results(tmp_path: Path) -> None:
+    opts = FaissOptions(ivf_threshold=600, train_min=400, nlist=8, nprobe=8, rerank=200)
+    index = FaissIndex(tmp_path, DIM, options=opts)
+    oracle = MemoryIndex(DIM)
+    ids, vecs = people(100)
+    index.add(ids, vecs)
+    oracle.add(ids, vecs)
+    index.save()
+    assert index.kind == "flat" and index.capabilities.exact
+    more_ids, more = people(100, seed=1, start=10_000)
+    index.add(more_ids, more)
+    oracle.add(more_ids, more)
+    index.save()  # 800 >= 600: converts, trains
+    assert index.kind == "ivf-pq" and not index.capabilities.exact
+    assert not (tmp_path / "faces.faiss").exists()
+    assert index.stats().trained_on == 800
+    got, want = index.search(vecs[:20], 5), oracle.search(vecs[:20], 5)
+    np.testing.assert_allclose(got[0], want[0], atol=2e-3)
+    index.close()
+    again = FaissIndex(tmp_path, DIM)  # options come back from index.json
+    assert again.kind == "ivf-pq" and again.count() == 800
+
+
+def test_retrains_when_gallery_outgrows_training(tmp_path: Path) -> None:
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(retrain_factor=2.0))
+    ids, vecs = people(120)
+    index.add(ids, vecs)
+    index.save()
+    assert index.stats().trained_on == 480
+    more_ids, more = people(150, seed=2, start=5000)
+    index.add(more_ids, more)
+    assert index.stats().needs_retrain  # 1080 > 2 * 480
+    index.save()
+    st = index.stats()
+    assert st.trained_on == 1080 and not st.needs_retrain
+
+
+def test_readd_and_delete_leave_garbage_that_compact_drops(tmp_path: Path) -> None:
+    index = FaissIndex(tmp_path, DIM, options=small_ivf())
+    ids, vecs = people(120)
+    index.add(ids, vecs)
+    index.save()
+    index.add(ids[:30], vecs[:30] + 0.01)
+    index.remove(ids[30:40])
+    st = index.stats()
+    assert st.garbage == 40 and st.count == 470
+    assert index.compact() == 40
+    assert index.stats().garbage == 0
+    _, found = index.search(vecs[30:40], 10)
+    assert not np.isin(found, ids[30:40]).any()
+    assert len(list(tmp_path.glob("vectors.*.f32"))) == 1
+
+
+def test_disk_lists_survive_an_unclean_shutdown(tmp_path: Path) -> None:
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(storage="disk"))
+    ids, vecs = people(120)
+    index.add(ids, vecs)
+    index.save()
+    index.remove(ids[:8])  # changes the on-disk lists in place; never saved
+    assert (tmp_path / "ivf.dirty").exists()
+    del index  # a crash: no save, no close
+    again = FaissIndex(tmp_path, DIM)
+    assert again.count() == 480  # the map as last saved; the lists were re-filled from it
+    d, i = again.search(vecs[:8], 1)
+    assert (i[:, 0] == ids[:8]).all() and (d[:, 0] < 1e-3).all()
+
+
+def test_untrained_ivf_scans_exactly(tmp_path: Path) -> None:
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(train_min=10_000))
+    ids, vecs = people(50)
+    index.add(ids, vecs)
+    index.save()
+    assert index.capabilities.exact and index.stats().trained_on == 0
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    got, want = index.search(vecs[:10], 7), oracle.search(vecs[:10], 7)
+    np.testing.assert_allclose(got[0], want[0], atol=2e-3)
+
+
+def test_rebuild_from_batches_and_kind_flag(tmp_path: Path) -> None:
+    index = FaissIndex(tmp_path, DIM, options=small_ivf())
+    assert isinstance(index, Maintainable)
+    ids, vecs = people(150)
+    batches = [(ids[s : s + 100], vecs[s : s + 100]) for s in range(0, len(ids), 100)]
+    assert index.rebuild(batches, kind="flat") == 600
+    assert index.kind == "flat"
+    assert index.rebuild(batches, kind="ivf") == 600
+    assert index.kind == "ivf-pq" and index.stats().trained_on == 600
+
+
+def test_url_parameters(tmp_path: Path) -> None:
+    index = FaissIndex.from_url(f"faiss://{tmp_path}?kind=ivf&nprobe=4&rerank=50")
+    assert index.options.kind == "ivf" and index.options.nprobe == 4
+    with pytest.raises(ConfigError, match="unknown faiss URL parameter"):
+        FaissIndex.from_url(f"faiss://{tmp_path}?nprobes=4")
+    with pytest.raises(ConfigError):
+        FaissIndex.from_url(f"faiss://{tmp_path}?nprobe=many")
+    with pytest.raises(ConfigError):
+        FaissOptions(kind="hnsw")  # type: ignore[arg-type]
+
+
+def test_auto_nlist_grows_with_sqrt_n() -> None:
+    assert auto_nlist(1_000_000) == 2048
+    assert auto_nlist(10_000_000) == 8192
+    assert auto_nlist(0) == 1
+
+
+def test_rawstore_map_is_the_commit_point(tmp_path: Path) -> None:
+    raw = RawStore(tmp_path, 4)
+    raw.append(np.array([5, 9]), np.ones((2, 4), np.float32))
+    raw.save()
+    raw.append(np.array([12]), np.zeros((1, 4), np.float32))  # not saved: lost on reopen
+    again = RawStore(tmp_path, 4)
+    assert again.keys.tolist() == [5, 9] and again.rows == 2
+    assert again.lookup(np.array([9, 12, 1])).tolist()[1:] == [-1, -1]
+    (tmp_path / "vectors.0.f32").write_bytes(b"")
+    with pytest.raises(StorageError, match="index build"):
+        RawStore(tmp_path, 4)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_flat_few_query_path_matches_oracle(tmp_path: Path, metric: str) -> None:
+    index = FaissIndex(tmp_path, DIM, metric, options=FaissOptions(kind="flat"))  # type: ignore[arg-type]
+    oracle = MemoryIndex(DIM, metric)  # type: ignore[arg-type]
+    ids, vecs = people(60)
+    index.add(ids * 3, vecs)
+    oracle.add(ids * 3, vecs)
+    index.remove(ids[:5] * 3)  # the cached id/norm arrays must follow removals
+    oracle.remove(ids[:5] * 3)
+    for q in (vecs[7:8], vecs[10:13]):  # 1 and 3 queries: the BLAS path
+        got, want = index.search(q, 6), oracle.search(q, 6)
+        np.testing.assert_allclose(got[0], want[0], atol=2e-3)
+        assert (got[1][:, 0] == want[1][:, 0]).all()
