@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# Install dlib into a virtual environment: $1 = its pip, $2 = "source" or "bin".
-#   source: dlib 20.0.1 compiled here against OpenBLAS (needs cmake, g++, libopenblas-dev).
-#           pip caches the built wheel, so only the first install on a machine compiles.
-#   bin:    the dlib-bin wheel (no BLAS): installs in seconds, descriptors ~6x slower.
+# Install dlib into a virtual environment: $1 = its pip, $2 = "source" (default) or "bin".
+#   source: dlib compiled here against OpenBLAS with -O3 -march=native (needs cmake, g++,
+#           libopenblas-dev). The wheel is kept in ~/.cache/faceindex/wheels/<flags>/, so
+#           only the first install on a machine compiles (8-20 minutes on 2 cores).
+#   bin:    the dlib-bin wheel (no BLAS): installs in seconds, descriptors ~5x slower.
+# docs/BENCHMARKS.md has the measurements behind the default.
 set -euo pipefail
 pip=$1
 mode=${2:-source}
+version=20.0.1
 if [ "$mode" = "bin" ]; then
-  exec "$pip" install -q "dlib-bin==20.0.1.post1"
+  exec "$pip" install -q "dlib-bin==${version}.post1"
 fi
 export CXXFLAGS="${CXXFLAGS:--O3 -march=native}" CFLAGS="${CFLAGS:--O3 -march=native}"
-# Build jobs: one per core (dlib's setup.py reads this).
 export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
-echo "install-dlib: building dlib from source against OpenBLAS (first time: several minutes)" >&2
-"$pip" install -q "dlib==20.0.1"
+# The wheel depends on the flags and on this CPU (-march=native): key the cache on both.
+key=$(printf '%s|%s|%s' "$version" "$CXXFLAGS" "$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)" \
+      | sha256sum | cut -c1-16)
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/faceindex/wheels/dlib-$key"
+if ! ls "$cache"/dlib-${version}-*.whl >/dev/null 2>&1; then
+  echo "install-dlib: compiling dlib ${version} against OpenBLAS (first time on this machine:" \
+       "several minutes)" >&2
+  mkdir -p "$cache"
+  "$pip" wheel -q --no-deps --no-binary dlib -w "$cache" "dlib==${version}"
+fi
+"$pip" uninstall -q -y dlib-bin 2>/dev/null || true
+"$pip" install -q --no-deps --force-reinstall "$cache"/dlib-${version}-*.whl
