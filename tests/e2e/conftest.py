@@ -38,7 +38,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_server(shared_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_server(
+    shared_faces: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     import uvicorn
 
     from faceindex.engine import Engine
@@ -58,7 +60,9 @@ def live_server(shared_faces: Path, tmp_path_factory: pytest.TempPathFactory) ->
     )
     engine.ingest("press", in_process=True)
     store = AccountStore.for_home(settings.home)
-    tokens = {role: store.add(f"{role}-user", role) for role in ("admin", "investigator", "auditor")}
+    tokens = {
+        role: store.add(f"{role}-user", role) for role in ("admin", "investigator", "auditor")
+    }
     store.close()
 
     app = create_app(settings, engine=engine)

@@ -67,7 +67,9 @@ def wait_until(check: Any, timeout_s: float = 20.0) -> None:
 
 
 def loaded(page: Any, selector: str) -> bool:
-    return bool(page.locator(selector).first.evaluate("img => img.complete && img.naturalWidth > 0"))
+    return bool(
+        page.locator(selector).first.evaluate("img => img.complete && img.naturalWidth > 0")
+    )
 
 
 def sign_in(page: Any, url: str, token: str) -> None:

@@ -61,7 +61,9 @@ def world(astronaut: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> It
     (folder / "astronaut.jpg").write_bytes(photo)
     settings = Settings.load(root / "home", workers=1, rate_limit_burst=1000)
     engine = Engine.open(settings, create=True)
-    engine.add_source("nasa", path=str(folder), owner="NASA", legal_basis="consent", retention_days=9)
+    engine.add_source(
+        "nasa", path=str(folder), owner="NASA", legal_basis="consent", retention_days=9
+    )
     engine.ingest("nasa", in_process=True)
     face_id = int(engine.catalog.live_face_ids()[0])
     store = AccountStore.for_home(settings.home)
@@ -248,7 +250,9 @@ def _throwaway_source(w: World) -> str:
 
 
 def _a_receipt(w: World) -> str:
-    r = w.client.post("/v1/erasures/faces", headers=_h(w, "admin"), json={"ids": [10**9], "reason": "x"})
+    r = w.client.post(
+        "/v1/erasures/faces", headers=_h(w, "admin"), json={"ids": [10**9], "reason": "x"}
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 
@@ -339,10 +343,14 @@ def test_a_revoked_token_stops_working_at_once(world: World, tmp_path: Path) -> 
 
     store = AccountStore.for_home(world.app.state.faceindex.settings.home)
     token = store.add(f"temp-{time.monotonic_ns()}", Role.AUDITOR)
-    assert world.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert (
+        world.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
     store.revoke(_name_of(store, token))
     store.close()
-    assert world.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert (
+        world.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    )
 
 
 def _name_of(store: Any, token: str) -> str:

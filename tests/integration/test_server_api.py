@@ -35,7 +35,9 @@ def make_app(root: Path, photo: bytes, **overrides: Any) -> tuple[Any, dict[str,
     (folder / "astronaut.jpg").write_bytes(photo)
     settings = Settings.load(root / "home", workers=1, **overrides)
     engine = Engine.open(settings, create=True)
-    engine.add_source("nasa", path=str(folder), owner="NASA", legal_basis="consent", retention_days=9)
+    engine.add_source(
+        "nasa", path=str(folder), owner="NASA", legal_basis="consent", retention_days=9
+    )
     engine.ingest("nasa", in_process=True)
     store = AccountStore.for_home(settings.home)
     tokens = {r: store.add(f"{r}-1", r) for r in ("admin", "investigator", "auditor")}
@@ -49,7 +51,9 @@ def photo(astronaut: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def api(photo: bytes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str]]]:
+def api(
+    photo: bytes, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TestClient, dict[str, str]]]:
     app, tokens = make_app(
         tmp_path_factory.mktemp("api"), photo, max_bytes=200_000, max_pixels=600_000
     )
@@ -64,7 +68,10 @@ def bearer(token: str) -> dict[str, str]:
 def search(client: TestClient, token: str, image: bytes, **form: str) -> Any:
     data = {"case_reference": "CASE-7", "purpose": "testing", **form}
     return client.post(
-        "/v1/searches", headers=bearer(token), files={"image": ("p.jpg", image, "image/jpeg")}, data=data
+        "/v1/searches",
+        headers=bearer(token),
+        files={"image": ("p.jpg", image, "image/jpeg")},
+        data=data,
     )
 
 
@@ -87,7 +94,11 @@ def test_search_finds_the_face_with_provenance_and_links(api: Any, photo: bytes)
     best = body["faces"][0]["matches"][0]
     assert best["decision"] == "match" and best["similarity"] > 90
     assert best["provenance"] == [
-        {"source": "nasa", "locator": "astronaut.jpg", "ingested_at": best["provenance"][0]["ingested_at"]}
+        {
+            "source": "nasa",
+            "locator": "astronaut.jpg",
+            "ingested_at": best["provenance"][0]["ingested_at"],
+        }
     ]
     thumb = client.get(best["thumbnail_url"], headers=bearer(tokens["investigator"]))
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
@@ -106,7 +117,9 @@ def test_no_response_ever_carries_an_embedding(api: Any, photo: bytes) -> None:
             files=[("images", ("p.jpg", photo, "image/jpeg"))],
             data={"reference": "SAR-1"},
         ),
-        client.post("/v1/probe/faces", headers=bearer(tokens["admin"]), files={"image": ("p.jpg", photo)}),
+        client.post(
+            "/v1/probe/faces", headers=bearer(tokens["admin"]), files={"image": ("p.jpg", photo)}
+        ),
         client.get("/v1/audit", headers=bearer(tokens["auditor"])),
         client.get("/v1/receipts", headers=bearer(tokens["auditor"])),
     ]
@@ -165,7 +178,9 @@ def test_bad_probes_are_problems_not_500s(api: Any, image: bytes, status: int, s
 
 def test_truncated_jpeg_is_a_problem(api: Any, photo: bytes) -> None:
     client, tokens = api
-    assert_problem(search(client, tokens["investigator"], photo[: len(photo) // 3]), 422, "bad-image")
+    assert_problem(
+        search(client, tokens["investigator"], photo[: len(photo) // 3]), 422, "bad-image"
+    )
 
 
 @pytest.mark.parametrize(
@@ -193,7 +208,9 @@ def test_unknown_routes_and_methods_are_problems(api: Any) -> None:
 def test_rate_limit_answers_429_with_retry_after(photo: bytes, tmp_path: Path) -> None:
     app, tokens = make_app(tmp_path, photo, rate_limit_burst=3, rate_limit_per_minute=6)
     with TestClient(app) as client:
-        codes = [client.get("/v1/me", headers=bearer(tokens["auditor"])).status_code for _ in range(4)]
+        codes = [
+            client.get("/v1/me", headers=bearer(tokens["auditor"])).status_code for _ in range(4)
+        ]
         assert codes == [200, 200, 200, 429]
         r = client.get("/v1/me", headers=bearer(tokens["auditor"]))
         assert_problem(r, 429, "rate-limited")

@@ -17,7 +17,9 @@ def test_users_add_prints_the_token_once_then_revoke(tmp_path: Path) -> None:
     home = tmp_path / "home"
     runner = CliRunner()
     assert runner.invoke(app, ["init", "--home", str(home)]).exit_code == 0
-    added = runner.invoke(app, ["users", "add", "ann", "--role", "investigator", "--home", str(home)])
+    added = runner.invoke(
+        app, ["users", "add", "ann", "--role", "investigator", "--home", str(home)]
+    )
     assert added.exit_code == 0, added.output
     token = added.output.strip().splitlines()[-1]
     store = AccountStore.for_home(home)

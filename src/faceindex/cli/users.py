@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
 from faceindex.cli.common import HomeOpt, console, handle_errors, settings_for
+
+if TYPE_CHECKING:
+    from faceindex.server.accounts import AccountStore
 
 __all__ = ["app"]
 
 app = typer.Typer(help="API accounts: one role each; tokens are shown once, stored hashed.")
 
 
-def _store(home: HomeOpt):  # type: ignore[no-untyped-def]
+def _store(home: HomeOpt) -> AccountStore:
     from faceindex.errors import ConfigError
     from faceindex.server.accounts import AccountStore
 
@@ -26,9 +31,7 @@ def _store(home: HomeOpt):  # type: ignore[no-untyped-def]
 @handle_errors
 def add(
     name: str = typer.Argument(..., help="account name, e.g. 'j.smith'"),
-    role: str = typer.Option(
-        ..., "--role", help="admin, investigator, auditor or privacy-officer"
-    ),
+    role: str = typer.Option(..., "--role", help="admin, investigator, auditor or privacy-officer"),
     home: HomeOpt = None,
 ) -> None:
     """Create an account and print its token (the only time it is shown)."""
@@ -37,7 +40,9 @@ def add(
         token = store.add(name, role)
     finally:
         store.close()
-    console.print(f"user [bold]{name}[/bold] ({role}) created; token (shown once):", highlight=False)
+    console.print(
+        f"user [bold]{name}[/bold] ({role}) created; token (shown once):", highlight=False
+    )
     typer.echo(token)
 
 

@@ -126,6 +126,4 @@ class AccountStore:
     def _rows(self, sql: str, params: tuple[object, ...]) -> list[Account]:
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
-        return [
-            Account(name=r[0], role=Role(r[1]), created_at=r[3], revoked_at=r[4]) for r in rows
-        ]
+        return [Account(name=r[0], role=Role(r[1]), created_at=r[3], revoked_at=r[4]) for r in rows]

@@ -123,4 +123,3 @@ def _openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
         return schema
 
     return openapi
-

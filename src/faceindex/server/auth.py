@@ -7,12 +7,11 @@ is the governance table's :func:`faceindex.governance.roles.require`, so the tab
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
-import logging
 
 from faceindex.governance.audit import AuditEvent
 from faceindex.governance.roles import Actor, Permission, require

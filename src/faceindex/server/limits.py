@@ -53,7 +53,9 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     # FastAPI re-raises HTTPExceptions from body parsing as they are.
-                    raise HTTPException(413, f"request bodies are limited to {self.max_bytes} bytes")
+                    raise HTTPException(
+                        413, f"request bodies are limited to {self.max_bytes} bytes"
+                    )
             return message
 
         await self.app(scope, limited, send)

@@ -34,8 +34,8 @@ _REASONS = {
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these problem statuses (plus 401, 429 and 422 always)."""
-    wanted = sorted({401, 422, 429, *statuses})
+    """OpenAPI ``responses`` for these problem statuses (plus 400, 401, 422 and 429 always)."""
+    wanted = sorted({400, 401, 422, 429, *statuses})
     return {s: {"model": Problem, "description": _REASONS.get(s, "Error")} for s in wanted}
 
 
@@ -55,7 +55,7 @@ class State:
 
 
 def state(request: Request) -> State:
-    return request.app.state.faceindex  # type: ignore[no-any-return]
+    return request.app.state.faceindex
 
 
 async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:

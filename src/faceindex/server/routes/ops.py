@@ -23,9 +23,7 @@ async def health(request: Request) -> Health:
     return Health(status="ok", version=__version__, faces=faces)
 
 
-@router.get(
-    "/v1/me", response_model=Me, responses=errors(), summary="Who the token belongs to"
-)
+@router.get("/v1/me", response_model=Me, responses=errors(), summary="Who the token belongs to")
 async def me(actor: Actor = Depends(authenticated)) -> Me:
     perms = sorted(ROLE_PERMISSIONS[actor.role], key=lambda p: list(Permission).index(p))
     return Me(name=actor.name, role=actor.role, permissions=perms)

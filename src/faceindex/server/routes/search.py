@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import Response
@@ -36,7 +36,9 @@ router = APIRouter(prefix="/v1", tags=["search"])
 
 SearchId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="from a search answer")]
 FaceId = Annotated[int, Path(ge=1, le=MAX_ID)]
-_IMAGE = {200: {"content": {"image/jpeg": {}}, "description": "the image bytes"}}
+_IMAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}}, "description": "the image bytes"}
+}
 
 
 @router.post(

@@ -42,9 +42,7 @@ def source_out(r: SourceRecord) -> SourceOut:
     responses=errors(),
     summary="Every registered source (any signed-in role)",
 )
-async def list_sources(
-    request: Request, actor: Actor = Depends(authenticated)
-) -> list[SourceOut]:
+async def list_sources(request: Request, actor: Actor = Depends(authenticated)) -> list[SourceOut]:
     rows = await state(request).runner.light(lambda e: e.catalog.list_sources())
     return [source_out(r) for r in rows]
 
