@@ -98,9 +98,10 @@ def probes(
 ) -> np.ndarray:
     """New photos of people in the gallery: re-derive some chunk's centres, fresh noise."""
     rng = np.random.default_rng(seed)
-    per = 1 + rng.poisson(3.0, size=chunk)
-    centres = spread.centres(len(per), rng)  # the first chunk's identities, same draws
-    used = int(np.searchsorted(np.cumsum(per), min(chunk, gallery_n or chunk))) + 1
+    take = min(chunk, gallery_n or chunk)
+    per = 1 + rng.poisson(3.0, size=take)
+    centres = spread.centres(len(per), rng)  # the first chunk's identities: the same draws
+    used = int(np.searchsorted(np.cumsum(per), take)) + 1
     pick = np.random.default_rng(seed + 1).integers(0, used, size=n)
     return spread.samples(centres[pick], np.random.default_rng(seed + 2))
 

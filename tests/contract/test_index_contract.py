@@ -31,7 +31,9 @@ def gallery(n_people: int = 300, per: int = 4, seed: int = 0) -> tuple[np.ndarra
     """(ids, vectors): people ~0.8 apart, their samples ~0.35 apart (dlib-like)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 0.8 / np.sqrt(2 * DIM), (n_people, DIM))
-    vecs = np.repeat(centres, per, 0) + rng.normal(0, 0.35 / np.sqrt(2 * DIM), (n_people * per, DIM))
+    vecs = np.repeat(centres, per, 0) + rng.normal(
+        0, 0.35 / np.sqrt(2 * DIM), (n_people * per, DIM)
+    )
     ids = np.arange(1, n_people * per + 1, dtype=np.int64) * 7  # sparse, like a catalog's
     return ids, vecs.astype(np.float32)
 

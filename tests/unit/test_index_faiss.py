@@ -19,7 +19,9 @@ pytestmark = pytest.mark.unit
 DIM = 128
 
 
-def people(n_people: int, per: int = 4, seed: int = 0, start: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def people(
+    n_people: int, per: int = 4, seed: int = 0, start: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 0.05, (n_people, DIM))
     vecs = np.repeat(centres, per, 0) + rng.normal(0, 0.02, (n_people * per, DIM))

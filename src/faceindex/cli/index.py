@@ -102,10 +102,9 @@ def compact(as_json: bool = typer.Option(False, "--json"), home: HomeOpt = None)
 
     with open_engine(home) as engine:
         _require_writer(engine)
-        if not isinstance(engine.index, Maintainable):
-            dropped = 0  # the in-memory oracle removes at once; nothing is kept on disk
-        else:
-            dropped = engine.index.compact()
+        # the in-memory oracle removes at once and keeps nothing on disk: nothing to drop
+        index = engine.index
+        dropped = index.compact() if isinstance(index, Maintainable) else 0
         out = _stats(engine)
     out["dropped"] = dropped
     if not as_json:

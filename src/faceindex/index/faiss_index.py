@@ -120,8 +120,12 @@ class FaissIndex:
                 log.warning("%d faces: switching %s to IVF-PQ", n, self.directory)
                 self._switch("ivf")
         elif self._store.needs_training:
-            log.warning("%d faces, trained on %d: (re)training %s", n, self._store.trained_on,
-                        self.directory)
+            log.warning(
+                "%d faces, trained on %d: (re)training %s",
+                n,
+                self._store.trained_on,
+                self.directory,
+            )
             self._store.train()
         elif self._store.needs_compaction:
             log.warning("%d stale codes in %s: compacting", self._store.stale, self.directory)
@@ -163,8 +167,11 @@ class FaissIndex:
             self._store = IvfStore(self.directory, self.dim, self.metric, self.options)
         for ids, vecs in batches:
             self.add(ids, vecs)
-            if not want_ivf and self._store.count() >= self.options.ivf_threshold \
-                    and self.options.kind == "auto":
+            if (
+                not want_ivf
+                and self._store.count() >= self.options.ivf_threshold
+                and self.options.kind == "auto"
+            ):
                 self._switch("ivf")  # stream the rest straight into the raw-vector file
                 want_ivf = True
         self._save_options()
@@ -189,8 +196,9 @@ class FaissIndex:
         """Move every vector into a store of the other kind (train it if large enough)."""
         old = self._store
         if kind == "ivf":
-            new: FlatStore | IvfStore = IvfStore(self.directory, self.dim, self.metric,
-                                                 self.options)
+            new: FlatStore | IvfStore = IvfStore(
+                self.directory, self.dim, self.metric, self.options
+            )
         else:
             (self.directory / FLAT_FILE).unlink(missing_ok=True)
             new = FlatStore(self.directory, self.dim, self.metric)

@@ -92,8 +92,16 @@ class MilvusIndex:
         build = {k: int(v) if k in INT_PARAMS else v for k, v in query.items()}
         if index_type == "HNSW":
             build = {"M": 16, "efConstruction": 200, **build}
-        return cls(_client(uri, token), collection, dim=dim, metric=metric, lite=False,
-                   index_type=index_type, build_params=build, search_params=search)
+        return cls(
+            _client(uri, token),
+            collection,
+            dim=dim,
+            metric=metric,
+            lite=False,
+            index_type=index_type,
+            build_params=build,
+            search_params=search,
+        )
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -113,12 +121,18 @@ class MilvusIndex:
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
         params = c.prepare_index_params()
-        params.add_index(field_name="vector", index_type=self.index_type,
-                         metric_type=self._mtype, params=build_params)
-        c.create_collection(self.collection, schema=schema, index_params=params,
-                            consistency_level=STRONG)
-        log.info("created Milvus collection %s (%s, %s)", self.collection, self.index_type,
-                 self._mtype)
+        params.add_index(
+            field_name="vector",
+            index_type=self.index_type,
+            metric_type=self._mtype,
+            params=build_params,
+        )
+        c.create_collection(
+            self.collection, schema=schema, index_params=params, consistency_level=STRONG
+        )
+        log.info(
+            "created Milvus collection %s (%s, %s)", self.collection, self.index_type, self._mtype
+        )
 
     # -- VectorIndex ------------------------------------------------------------------------
 
@@ -127,8 +141,10 @@ class MilvusIndex:
         if len(ids) != len(vecs):
             raise ValueError("ids and vectors differ in length")
         for s in range(0, len(ids), 5000):  # stay under gRPC's message size limit
-            rows = [{"id": int(i), "vector": v.tolist()}
-                    for i, v in zip(ids[s : s + 5000], vecs[s : s + 5000], strict=True)]
+            rows = [
+                {"id": int(i), "vector": v.tolist()}
+                for i, v in zip(ids[s : s + 5000], vecs[s : s + 5000], strict=True)
+            ]
             self._call(self._client.upsert, self.collection, rows)  # upsert: re-add replaces
 
     def remove(self, ids: np.ndarray) -> int:
@@ -141,9 +157,13 @@ class MilvusIndex:
     def _present(self, ids: np.ndarray) -> np.ndarray:
         found: list[int] = []
         for s in range(0, len(ids), 10000):
-            rows = self._call(self._client.query, self.collection,
-                              ids=ids[s : s + 10000].tolist(), output_fields=["id"],
-                              consistency_level=STRONG)
+            rows = self._call(
+                self._client.query,
+                self.collection,
+                ids=ids[s : s + 10000].tolist(),
+                output_fields=["id"],
+                consistency_level=STRONG,
+            )
             found += [int(r["id"]) for r in rows]
         return np.asarray(found, dtype=np.int64)
 
@@ -153,11 +173,19 @@ class MilvusIndex:
         dist = np.full((len(q), k), fill, dtype=np.float32)
         out = np.full((len(q), k), -1, dtype=np.int64)
         limit = min(k, MAX_TOPK)
-        params = {"metric_type": self._mtype, "params": dict(self._search_params)}
+        inner = dict(self._search_params)
         if self.index_type == "HNSW":
-            params["params"].setdefault("ef", max(64, limit))
-        hits = self._call(self._client.search, self.collection, data=q.tolist(), limit=limit,
-                          search_params=params, output_fields=["id"], consistency_level=STRONG)
+            inner.setdefault("ef", max(64, limit))
+        params = {"metric_type": self._mtype, "params": inner}
+        hits = self._call(
+            self._client.search,
+            self.collection,
+            data=q.tolist(),
+            limit=limit,
+            search_params=params,
+            output_fields=["id"],
+            consistency_level=STRONG,
+        )
         for row, found in enumerate(hits):
             for col, hit in enumerate(found):
                 out[row, col] = int(hit["id"])
@@ -166,13 +194,23 @@ class MilvusIndex:
         return dist, out
 
     def count(self) -> int:
-        rows = self._call(self._client.query, self.collection, filter="",
-                          output_fields=["count(*)"], consistency_level=STRONG)
+        rows = self._call(
+            self._client.query,
+            self.collection,
+            filter="",
+            output_fields=["count(*)"],
+            consistency_level=STRONG,
+        )
         return int(rows[0]["count(*)"])
 
     def ids(self) -> np.ndarray:
-        it = self._call(self._client.query_iterator, self.collection, batch_size=10000,
-                        output_fields=["id"], consistency_level=STRONG)
+        it = self._call(
+            self._client.query_iterator,
+            self.collection,
+            batch_size=10000,
+            output_fields=["id"],
+            consistency_level=STRONG,
+        )
         out: list[int] = []
         try:
             while batch := self._call(it.next):
@@ -194,10 +232,15 @@ class MilvusIndex:
         info = self._call(self._client.describe_index, self.collection, "vector")
         return IndexStats(
             kind=f"milvus{'-lite' if self._lite else ''}:{info.get('index_type', '?')}",
-            count=self.count(), ram_bytes=0, disk_bytes=0,
-            details={"collection": self.collection, "metric": info.get("metric_type"),
-                     "indexed_rows": info.get("indexed_rows"),
-                     "pending_index_rows": info.get("pending_index_rows")},
+            count=self.count(),
+            ram_bytes=0,
+            disk_bytes=0,
+            details={
+                "collection": self.collection,
+                "metric": info.get("metric_type"),
+                "indexed_rows": info.get("indexed_rows"),
+                "pending_index_rows": info.get("pending_index_rows"),
+            },
         )
 
     def rebuild(self, batches: Batches, *, kind: str | None = None) -> int:

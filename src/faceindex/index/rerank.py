@@ -27,7 +27,9 @@ def _scores(q: np.ndarray, vecs: np.ndarray, metric: Metric) -> np.ndarray:
     return np.einsum("nmd,nd->nm", vecs, q)
 
 
-def _top(scores: np.ndarray, ids: np.ndarray, k: int, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
+def _top(
+    scores: np.ndarray, ids: np.ndarray, k: int, metric: Metric
+) -> tuple[np.ndarray, np.ndarray]:
     """The k best per row, best first; ties broken by id for a stable order."""
     n, m = scores.shape
     key = scores if metric == "l2" else -scores
