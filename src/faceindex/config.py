@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         default="hog", description="hog (fast), cnn (MMOD, slow on CPU), whole (pre-cropped)"
     )
     detect_max_side: int = Field(
-        default=1280, ge=0, description="detect on a copy no longer than this (0 = full size)"
+        default=1600, ge=0, description="detect on a copy no longer than this (0 = full size)"
     )
     detect_upsample: int = Field(default=1, ge=0, le=3, description="HOG/CNN upsampling passes")
     detect_fallback: bool = Field(

@@ -73,23 +73,29 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def _largest(analyzer: FaceAnalyzer, rgb: np.ndarray) -> np.ndarray:
+def _embeddings(analyzer: FaceAnalyzer, rgb: np.ndarray) -> list[np.ndarray]:
     faces = analyzer.analyze(np.ascontiguousarray(rgb))
     assert faces, "no face found"
-    return max(faces, key=lambda f: f.bbox.area).embedding
+    return [f.embedding for f in faces]
+
+
+def _nearest(analyzer: FaceAnalyzer, rgb: np.ndarray, reference: np.ndarray) -> float:
+    """Distance from the reference to the closest face found in the image."""
+    return min(float(np.linalg.norm(v - reference)) for v in _embeddings(analyzer, rgb))
 
 
 @pytest.fixture(scope="module")
 def reference(analyzer: FaceAnalyzer, astronaut: np.ndarray) -> np.ndarray:
-    return _largest(analyzer, astronaut)
+    # HOG also fires weakly on the mission patch; the astronaut is the most confident face.
+    faces = analyzer.analyze(astronaut)
+    return max(faces, key=lambda f: f.detector_score).embedding
 
 
 @pytest.mark.parametrize("name", sorted(TRANSFORMS))
 def test_transformed_astronaut_matches_itself(
     name: str, analyzer: FaceAnalyzer, astronaut: np.ndarray, reference: np.ndarray
 ) -> None:
-    vec = _largest(analyzer, TRANSFORMS[name](astronaut))
-    distance = float(np.linalg.norm(vec - reference))
+    distance = _nearest(analyzer, TRANSFORMS[name](astronaut), reference)
     assert distance < THRESHOLD, f"{name}: distance {distance:.3f}"
 
 
@@ -103,7 +109,7 @@ def test_a_different_person_does_not_match(analyzer: FaceAnalyzer, reference: np
     from skimage import data
 
     camera = np.ascontiguousarray(np.stack([data.camera()] * 3, axis=2))
-    distance = float(np.linalg.norm(_largest(analyzer, camera) - reference))
+    distance = _nearest(analyzer, camera, reference)
     assert distance > THRESHOLD, f"the cameraman matched the astronaut at {distance:.3f}"
 
 
@@ -118,5 +124,5 @@ def test_real_people_do_not_match_the_astronaut(
     assert len(photos) >= 10
     for photo in photos:
         rgb = decode_image(photo.read_bytes(), **LIMITS)
-        distance = float(np.linalg.norm(_largest(analyzer, rgb) - reference))
+        distance = _nearest(analyzer, rgb, reference)
         assert distance > THRESHOLD, f"{photo.name} matched the astronaut at {distance:.3f}"
