@@ -69,7 +69,9 @@ def test_deepface_identities_rank1(
     )
     face_file = {int(r[0]): Path(r[1]).name for r in rows}
     vectors = dict(
-        (int(i), v) for ids, vecs in engine.catalog.iter_embeddings() for i, v in zip(ids, vecs)
+        (int(i), v)
+        for ids, vecs in engine.catalog.iter_embeddings()
+        for i, v in zip(ids, vecs, strict=True)
     )
     probes = hits = 0
     for fid, name in face_file.items():
