@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from faceindex.cli import audit, erase, evaluate, gc, home, optout, sources, users
@@ -17,6 +19,25 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root(
+    catalog: str | None = typer.Option(
+        None, "--catalog", help="catalog URL for this command (sqlite:///..., postgresql://...)"
+    ),
+    index: str | None = typer.Option(
+        None, "--index", help="index URL for this command (faiss:///..., memory://, milvus://...)"
+    ),
+) -> None:
+    """faceindex: lawful face search over the collections you are entitled to hold."""
+    # The CLI is the edge where settings are built: pass the URLs on as FACEINDEX_* settings.
+    if catalog:
+        os.environ["FACEINDEX_CATALOG_URL"] = catalog
+    if index:
+        os.environ["FACEINDEX_INDEX_URL"] = index
+
+
 home.register(app)
 app.add_typer(sources.app, name="sources")
 app.add_typer(evaluate.app, name="eval")

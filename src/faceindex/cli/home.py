@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from faceindex.cli.common import HomeOpt, console, handle_errors, open_engine
+from faceindex.cli.common import HomeOpt, console, handle_errors, open_engine, settings_for
 
 __all__ = ["register"]
 
@@ -19,10 +20,36 @@ def register(app: typer.Typer) -> None:
 
 
 @handle_errors
-def init(home: HomeOpt = None) -> None:
+def init(
+    home: HomeOpt = None,
+    catalog: str | None = typer.Option(
+        None, "--catalog", help="catalog URL, kept in <home>/config.toml (default: SQLite)"
+    ),
+    index: str | None = typer.Option(
+        None, "--index", help="index URL, kept in <home>/config.toml (default: FAISS)"
+    ),
+) -> None:
     """Create an engine home: catalog and vector index."""
+    settings = settings_for(home)
+    if catalog or index:
+        _remember(settings.home, catalog_url=catalog, index_url=index)
     with open_engine(home, create=True) as engine:
         console.print(f"engine home ready at [bold]{engine.settings.home}[/bold]")
+        console.print(f"  catalog {engine.settings.resolved_catalog_url}", highlight=False)
+        console.print(f"  index   {engine.settings.resolved_index_url}", highlight=False)
+
+
+def _remember(home: Path, **urls: str | None) -> None:
+    """Write backend URLs into <home>/config.toml so every later command uses them."""
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "config.toml"
+    lines = [
+        ln
+        for ln in (cfg.read_text().splitlines() if cfg.exists() else [])
+        if not any(ln.split("=")[0].strip() == k for k, v in urls.items() if v)
+    ]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in urls.items() if v]
+    cfg.write_text("\n".join(lines) + "\n")
 
 
 @handle_errors

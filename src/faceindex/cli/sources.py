@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.table import Table
 
 from faceindex.cli.common import HomeOpt, console, handle_errors, open_engine
+from faceindex.cli.governed import open_governance
 
 __all__ = ["app"]
 
@@ -18,7 +17,9 @@ app = typer.Typer(help="Register and list image sources (each with owner, legal 
 @handle_errors
 def add(
     name: str = typer.Argument(..., help="a short name, e.g. 'archive'"),
-    path: Path = typer.Option(..., "--path", help="folder holding the images"),
+    path: str = typer.Option(
+        ..., "--path", help="folder, zip/tar archive, or a text file listing image URLs"
+    ),
     owner: str = typer.Option(..., help="who is responsible for this collection"),
     legal_basis: str = typer.Option(
         ...,
@@ -32,8 +33,8 @@ def add(
     home: HomeOpt = None,
 ) -> None:
     """Register a source. Ingest refuses anything that is not from a registered source."""
-    with open_engine(home) as engine:
-        rec = engine.add_source(
+    with open_governance(home) as gov:  # audited as a configuration change
+        rec = gov.add_source(
             name,
             path=str(path),
             owner=owner,
