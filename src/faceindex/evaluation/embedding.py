@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -66,7 +66,12 @@ def embed_files(
     return out
 
 
-def _collect(results, out, total, progress) -> None:  # type: ignore[no-untyped-def]
+def _collect(
+    results: Iterable[list[Embedded]],
+    out: dict[Path, np.ndarray | None],
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     for chunk in results:
         for path, vec, _reason in chunk:
             out[Path(path)] = vec

@@ -73,19 +73,23 @@ def evaluate_folder(root: Path, vectors: Vectors, threshold: float) -> Report:
     paths = [p for ps in groups.values() for p in ps]
     report = Report(root.name, len(paths), sum(vectors.get(p) is None for p in paths))
     _fill(report, folder_pairs(groups), vectors, threshold)
-    gallery, g_labels, probes, p_labels = [], [], [], []
+    gallery: list[np.ndarray] = []
+    probes: list[np.ndarray] = []
+    g_labels: list[str] = []
+    p_labels: list[str] = []
     for name, ps in groups.items():
-        found = [p for p in ps if vectors.get(p) is not None]
+        found = [(p, v) for p in ps if (v := vectors.get(p)) is not None]
         if len(ps) < 2 or not found:
             continue
-        gallery.append(vectors[found[0]])
+        enrolled_path, enrolled = found[0]  # the first photo with a face is enrolled
+        gallery.append(enrolled)
         g_labels.append(name)
         for p in ps:
-            if p == found[0]:
+            if p == enrolled_path:
                 continue
             vec = vectors.get(p)
-            # An undetected probe is a miss: zeros never sit nearest to a real descriptor.
-            probes.append(vec if vec is not None else np.full(128, 1e3, dtype=np.float32))
+            # An undetected probe is a miss: a far-away point never sits nearest to a real face.
+            probes.append(np.full(128, 1e3, dtype=np.float32) if vec is None else vec)
             p_labels.append(name)
     if gallery and probes:
         report.rank1 = rank1(np.stack(gallery), g_labels, np.stack(probes), p_labels)

@@ -23,6 +23,7 @@ from faceindex.index.base import VectorIndex
 from faceindex.pipeline import worker
 from faceindex.sources.base import ImageSource, SourceItem
 from faceindex.types import DetectedFace, IngestSummary
+from faceindex.vision.analyze import FaceAnalyzer
 
 __all__ = ["FaceScreen", "Progress", "run_ingest"]
 
@@ -120,7 +121,7 @@ def run_ingest(
     return summary
 
 
-def _analyzer(settings: Settings):  # type: ignore[no-untyped-def]
+def _analyzer(settings: Settings) -> FaceAnalyzer:
     from faceindex.engine import build_analyzer
 
     return build_analyzer(settings)

@@ -69,8 +69,11 @@ class SourceRecord:
 
 @runtime_checkable
 class ImageSource(Protocol):
-    kind: str
-    uri: str
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def uri(self) -> str: ...
 
     def items(self) -> Iterator[SourceItem]:
         """Every image the source holds, in a stable order."""

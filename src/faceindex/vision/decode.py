@@ -37,8 +37,8 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return _to_rgb(img)
+            upright: Image.Image = ImageOps.exif_transpose(img) or img
+            return _to_rgb(upright)
     except ImageTooLarge:
         raise
     except Image.DecompressionBombError as exc:

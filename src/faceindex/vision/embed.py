@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from faceindex.vision.models import DLIB_RESNET, model_path
@@ -24,7 +26,7 @@ class DlibEmbedder:
     """
 
     dim = 128
-    metric = "l2"
+    metric: Literal["l2", "ip"] = "l2"
 
     def __init__(self, *, mirror: bool = True, jitters: int = 0) -> None:
         import dlib
