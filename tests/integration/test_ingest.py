@@ -127,3 +127,14 @@ def test_source_filter(
     assert only_other and all(p.source == "other" for m in only_other for p in m.locations)
     both = engine.search(probe, top_k=10, largest=True)[0].matches
     assert {p.source for m in both for p in m.locations} == {"photos", "other"}
+
+
+def test_quality_floor_is_counted(tmp_path: Path, gallery: Path) -> None:
+    from faceindex.config import Settings
+
+    settings = Settings.load(tmp_path / "strict", workers=1, quality_floor=1.0)
+    with Engine.open(settings, create=True) as engine:
+        _register(engine, "photos", gallery)
+        summary = engine.ingest("photos")
+    assert summary.faces_indexed == 0
+    assert summary.faces_below_quality >= 2

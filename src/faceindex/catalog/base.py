@@ -48,6 +48,7 @@ class ImageOutcome:
     height: int = 0
     faces: tuple[DetectedFace, ...] = ()
     error: str | None = None  # set for a failed item
+    below_floor: int = 0  # faces found but under Settings.quality_floor (not recorded)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ def ingest(
                     "images_skipped": summary.images_skipped,
                     "faces_indexed": summary.faces_indexed,
                     "faces_suppressed": summary.faces_suppressed,
+                    "faces_below_quality": summary.faces_below_quality,
                     "failed": [{"item": i, "reason": r} for i, r in summary.failed],
                     "seconds": round(summary.seconds, 2),
                 }
@@ -69,6 +70,11 @@ def ingest(
         f"in {summary.seconds:.1f}s ({summary.images_new / secs:.1f} img/s, "
         f"{summary.faces_indexed / secs:.1f} faces/s)"
     )
+    if summary.faces_suppressed or summary.faces_below_quality:
+        console.print(
+            f"  {summary.faces_suppressed} faces skipped by opt-out, "
+            f"{summary.faces_below_quality} below the quality floor"
+        )
     for item, reason in summary.failed[:20]:
         console.print(f"  [yellow]failed[/yellow] {item}: {reason}", highlight=False)
     if len(summary.failed) > 20:

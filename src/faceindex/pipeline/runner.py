@@ -89,6 +89,7 @@ def run_ingest(
         if new:
             index.add(np.array([i for i, _ in new]), np.stack([v for _, v in new]))
         for o in outcomes:
+            summary.faces_below_quality += o.below_floor
             if o.error:
                 summary.failed.append((o.locator, o.error))
             else:

@@ -30,7 +30,7 @@ def process_item(
         data = source.read(item)
         sha = hashlib.sha256(data).hexdigest()
         rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
-        faces = [f for f in analyzer.analyze(rgb) if f.quality.score >= quality_floor]
+        found = analyzer.analyze(rgb)
     except FaceIndexError as exc:
         return ImageOutcome(
             source_id,
@@ -49,5 +49,16 @@ def process_item(
             sha,
             error=f"analysis failed: {type(exc).__name__}: {exc}",
         )
+    faces = tuple(f for f in found if f.quality.score >= quality_floor)
     h, w = rgb.shape[:2]
-    return ImageOutcome(source_id, item.locator, item.size, item.mtime, sha, w, h, tuple(faces))
+    return ImageOutcome(
+        source_id,
+        item.locator,
+        item.size,
+        item.mtime,
+        sha,
+        w,
+        h,
+        faces,
+        below_floor=len(found) - len(faces),
+    )
