@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 DLIB   ?= source
 EXTRAS := dev,server,postgres,milvus
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-slow lint bench-deps bench-ingest clean
 
 $(VENV)/.installed: pyproject.toml Makefile scripts/install-dlib.sh
 	bash scripts/install-system-deps.sh
@@ -33,5 +33,16 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
+# Peers for the benchmarks: face_recognition (no deps: it would pull a second dlib) on our dlib,
+# and a second venv where it runs on the dlib-bin wheel, as a plain pip user would get it.
+bench-deps: install
+	$(BIN)/pip install -q --no-deps face_recognition==1.3.0
+	$(PYTHON) -m venv .venv-peer
+	.venv-peer/bin/pip install -q dlib-bin==20.0.1.post1 face_recognition_models==0.3.0 pillow numpy
+	.venv-peer/bin/pip install -q --no-deps face_recognition==1.3.0
+
+bench-ingest: bench-deps
+	$(BIN)/python benchmarks/ingest.py --peer-python .venv-peer/bin/python
+
 clean:
-	rm -rf $(VENV) demo-home .pytest_cache
+	rm -rf $(VENV) .venv-peer demo-home .pytest_cache

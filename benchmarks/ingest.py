@@ -51,6 +51,20 @@ def peer(files: list[Path]) -> tuple[float, dict[str, list[tuple[int, int, int, 
     return time.perf_counter() - start, boxes
 
 
+def peer_elsewhere(python: str, files: list[Path]) -> tuple[float, dict[str, list]]:
+    """Run the peer under another interpreter (e.g. a venv with the dlib-bin wheel)."""
+    import subprocess
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+        fh.write("\n".join(str(f) for f in files))
+    out = subprocess.run(
+        [python, __file__, "--peer-only", fh.name], check=True, capture_output=True, text=True
+    ).stdout
+    os.unlink(fh.name)
+    data = json.loads(out)
+    return data["seconds"], {k: [tuple(b) for b in v] for k, v in data["boxes"].items()}
+
+
 def ours(files: list[Path], workers: int, **overrides: object) -> tuple[float, dict[str, list]]:
     from faceindex.config import Settings
     from faceindex.engine import Engine
@@ -109,7 +123,19 @@ def main() -> None:
     ap.add_argument("--faces", type=Path, default=DEFAULT_FACES)
     ap.add_argument("--sets", default="knn,deepface,multi,yale")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument(
+        "--peer-python",
+        action="append",
+        default=[],
+        help="also time face_recognition under this interpreter (repeatable)",
+    )
+    ap.add_argument("--peer-only", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.peer_only:
+        files = [Path(line) for line in args.peer_only.read_text().splitlines()]
+        seconds, boxes = peer(files)
+        print(json.dumps({"seconds": seconds, "boxes": boxes}))
+        return
     if not (args.faces / "README.md").is_file():
         sys.exit(f"needs the labeled photos at {args.faces}")
     files = collect(args.faces, args.sets.split(","))
@@ -118,8 +144,15 @@ def main() -> None:
 
     peer_s, peer_boxes = peer(files)
     n_peer = sum(len(b) for b in peer_boxes.values())
-    rows = [("face_recognition 1.3 (1 process)", peer_s, n_peer, None)]
+    rows = [("face_recognition 1.3, same dlib (1 process)", peer_s, n_peer, None)]
     print(f"face_recognition: {peer_s:.1f}s, {n_peer} faces", flush=True)
+    for python in args.peer_python:
+        secs, boxes = peer_elsewhere(python, files)
+        label = f"face_recognition under {Path(python).parent.parent.name}"
+        rows.append(
+            (label, secs, sum(len(b) for b in boxes.values()), same_faces(peer_boxes, boxes))
+        )
+        print(f"{label}: {secs:.1f}s", flush=True)
     configs = [
         ("faceindex, 1 process", 1, {}),
         (f"faceindex, {cores} processes", cores, {}),
@@ -137,6 +170,7 @@ def main() -> None:
         print(f"{label}: {secs:.1f}s, {n} faces", flush=True)
     print()
     print(f"{'run':48} {'img/s':>7} {'faces/s':>8} {'faces':>6} {'x peer':>7}  same faces")
+    print("(x peer: against face_recognition on the same dlib; same faces: of its boxes)")
     for label, secs, n, same in rows:
         ratio = peer_s / secs
         same_txt = f"{same[1]}/{same[0]} found, {same[2]} extra" if same else "-"
