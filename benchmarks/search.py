@@ -119,10 +119,35 @@ def phase_build(path: str, n: int, directory: str, query: str) -> dict[str, Any]
     kind = "flat" if "kind=flat" in query else "ivf"
     index.rebuild(chunks(Path(path), n), kind=kind)
     index.close()
-    return {"build_s": round(time.perf_counter() - t0, 1), "build_peak_rss_mib": peak_rss_kib() // 1024}
+    return {
+        "build_s": round(time.perf_counter() - t0, 1),
+        "build_peak_rss_mib": peak_rss_kib() // 1024,
+    }
 
 
-def phase_serve(directory: str, query: str, work: str, single: int) -> dict[str, Any]:
+def interleaved(search: Callable[[np.ndarray], Any], gallery: str, queries: np.ndarray) -> dict:
+    """Exact search vs a plain memory scan, alternated query by query so that load from
+    other processes on the machine hits both alike."""
+    xs = np.fromfile(gallery, dtype=np.float32).reshape(-1, DIM)
+    scan, exact = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        xs @ q
+        t1 = time.perf_counter()
+        search(q[None, :])
+        scan.append(t1 - t0)
+        exact.append(time.perf_counter() - t1)
+    s50, e50 = float(np.median(scan)) * 1000, float(np.median(exact)) * 1000
+    return {
+        "scan_p50_ms": round(s50, 2),
+        "exact_p50_ms": round(e50, 2),
+        "ratio": round(e50 / s50, 2),
+    }
+
+
+def phase_serve(
+    directory: str, query: str, work: str, single: int, sweep: str = "", gallery: str = ""
+) -> dict[str, Any]:
     import faiss  # noqa: F401  (its import is not the index's memory)
 
     from faceindex.index.faiss_index import FaissIndex
@@ -142,8 +167,24 @@ def phase_serve(directory: str, query: str, work: str, single: int) -> dict[str,
     out["ram_est_bytes_per_face"] = round(stats.ram_bytes_per_face, 1)
     out["disk_bytes_per_face"] = round(stats.disk_bytes / stats.count, 1)
     out["serve_rss_file_mib"] = rss_kib("RssFile") // 1024
-    out["details"] = {k: stats.details[k] for k in ("nlist", "pq_m", "nprobe", "rerank", "storage")
-                      if k in stats.details}
+    out["details"] = {
+        k: stats.details[k]
+        for k in ("nlist", "pq_m", "nprobe", "rerank", "storage")
+        if k in stats.details
+    }
+    if gallery and stats.kind == "flat":
+        out["vs_scan"] = interleaved(lambda q: index.search(q, K), gallery, probes[:single])
+    index.close()
+    out["sweep"] = []
+    for nprobe in [int(v) for v in sweep.split(",") if v]:
+        swept = FaissIndex.from_url(f"faiss://{directory}?{query}&nprobe={nprobe}")
+        row: dict[str, Any] = {"nprobe": nprobe}
+        row.update(timings(lambda q, ix=swept: ix.search(q, K), probes, single))
+        row["recall_probe"] = round(recall(swept.search(probes, K)[1], truth_p), 4)
+        row["recall_stranger"] = round(recall(swept.search(strangers, K)[1], truth_s), 4)
+        out["sweep"].append(row)
+        print("  sweep", json.dumps(row), flush=True)
+        swept.close()
     return out
 
 
@@ -182,12 +223,19 @@ def phase_baselines(path: str, n: int, work: str, single: int) -> dict[str, Any]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--kinds", default="flat,ivf,ivf-disk", help="comma list of flat, ivf, ivf-disk")
+    ap.add_argument(
+        "--kinds", default="flat,ivf,ivf-disk", help="comma list of flat, ivf, ivf-disk"
+    )
     ap.add_argument("--queries", type=int, default=1000, help="probes (gallery people)")
     ap.add_argument("--single", type=int, default=300, help="queries timed one at a time")
     ap.add_argument("--params", default="", help="extra faiss URL parameters, e.g. nprobe=48")
-    ap.add_argument("--baseline-max-gb", type=float, default=6.0,
-                    help="skip the in-RAM baselines and flat kind above this many GiB")
+    ap.add_argument("--sweep", default="", help="IVF kinds: also time these nprobe values")
+    ap.add_argument(
+        "--baseline-max-gb",
+        type=float,
+        default=6.0,
+        help="skip the in-RAM baselines and flat kind above this many GiB",
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/faceindex-bench"))
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -202,16 +250,22 @@ def main() -> None:
     np.save(work / "strangers.npy", strangers)
     np.save(work / "truth_p.npy", ground_truth(path, n, probes))
     np.save(work / "truth_s.npy", ground_truth(path, n, strangers))
-    print(f"ground truth for {len(probes) + len(strangers)} queries: "
-          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"ground truth for {len(probes) + len(strangers)} queries: "
+        f"{time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
     results: dict[str, Any] = {"n": n, "queries": len(probes), "kinds": {}}
     fits = n * DIM * 4 / 2**30 <= args.baseline_max_gb
     if fits:
         results["baselines"] = in_child(phase_baselines, str(path), n, str(work), args.single)
         print(json.dumps(results["baselines"]), flush=True)
     else:
-        print(f"baselines and flat kind skipped: {n * DIM * 4 / 2**30:.1f} GiB of vectors "
-              f"> --baseline-max-gb {args.baseline_max_gb}", flush=True)
+        print(
+            f"baselines and flat kind skipped: {n * DIM * 4 / 2**30:.1f} GiB of vectors "
+            f"> --baseline-max-gb {args.baseline_max_gb}",
+            flush=True,
+        )
     for kind in args.kinds.split(","):
         if kind == "flat" and not fits:
             continue
@@ -219,7 +273,10 @@ def main() -> None:
         query += f"&{args.params}" if args.params else ""
         directory = work / f"index-{kind}-{n}"
         res = in_child(phase_build, str(path), n, str(directory), query)
-        res.update(in_child(phase_serve, str(directory), query, str(work), args.single))
+        sweep = args.sweep if kind != "flat" else ""
+        res.update(
+            in_child(phase_serve, str(directory), query, str(work), args.single, sweep, str(path))
+        )
         results["kinds"][kind] = res
         print(kind, json.dumps(res), flush=True)
     report(results)
@@ -232,19 +289,40 @@ def report(r: dict[str, Any]) -> None:
     base = r.get("baselines")
     if base:
         scan = base["memory_scan"]["p50_ms"]
-        print(f"memory scan (one BLAS pass over all floats): p50 {scan} ms "
-              f"({base['memory_scan']['gib_per_s']} GiB/s)")
+        print(
+            f"memory scan (one BLAS pass over all floats): p50 {scan} ms "
+            f"({base['memory_scan']['gib_per_s']} GiB/s)"
+        )
         for name in ("numpy_bruteforce", "faiss_flat_kernel"):
             b = base[name]
-            print(f"{name}: p50 {b['p50_ms']} ms ({b['p50_ms'] / scan:.2f}x scan), "
-                  f"batch {b['batch_qps']} q/s")
-    head = "kind      build_s  ram B/face  disk B/face  p50 ms  p99 ms  batch q/s  recall@10 (probe/stranger)"
+            print(
+                f"{name}: p50 {b['p50_ms']} ms ({b['p50_ms'] / scan:.2f}x scan), "
+                f"batch {b['batch_qps']} q/s"
+            )
+    head = (
+        "kind      build_s  ram B/face  disk B/face  p50 ms  p99 ms  batch q/s"
+        "  recall@10 (probe/stranger)"
+    )
     print(head)
     for kind, x in r["kinds"].items():
         ratio = f"  [{x['p50_ms'] / base['memory_scan']['p50_ms']:.2f}x scan]" if base else ""
-        print(f"{kind:9} {x['build_s']:7} {x['ram_bytes_per_face']:11} {x['disk_bytes_per_face']:12} "
-              f"{x['p50_ms']:7} {x['p99_ms']:7} {x['batch_qps']:10} "
-              f"{x['recall_probe']:.4f}/{x['recall_stranger']:.4f}{ratio}")
+        print(
+            f"{kind:9} {x['build_s']:7} {x['ram_bytes_per_face']:11} {x['disk_bytes_per_face']:12} "
+            f"{x['p50_ms']:7} {x['p99_ms']:7} {x['batch_qps']:10} "
+            f"{x['recall_probe']:.4f}/{x['recall_stranger']:.4f}{ratio}"
+        )
+        if "vs_scan" in x:
+            v = x["vs_scan"]
+            print(
+                f"  exact vs memory scan, alternated: {v['exact_p50_ms']} ms vs "
+                f"{v['scan_p50_ms']} ms = {v['ratio']}x"
+            )
+        for row in x.get("sweep", []):
+            print(
+                f"  nprobe={row['nprobe']:<5} p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
+                f"batch {row['batch_qps']} q/s, recall@10 "
+                f"{row['recall_probe']:.4f}/{row['recall_stranger']:.4f}"
+            )
 
 
 if __name__ == "__main__":

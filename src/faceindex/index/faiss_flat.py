@@ -66,7 +66,8 @@ class FlatStore:
     def remove(self, ids: np.ndarray) -> int:
         if not len(ids) or self.index.ntotal == 0:
             return 0
-        removed = int(self.index.remove_ids(self._faiss.IDSelectorArray(as_ids(ids))))
+        # IDSelectorBatch: a hash set; IDSelectorArray scans the whole list for every vector
+        removed = int(self.index.remove_ids(self._faiss.IDSelectorBatch(as_ids(ids))))
         self.dirty = self.dirty or removed > 0
         self._cache = None
         return removed

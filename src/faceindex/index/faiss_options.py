@@ -37,7 +37,7 @@ class FaissOptions:
     nlist: int = 0  # inverted lists; 0 = chosen from the gallery size at training time
     pq_m: int = 32  # PQ code bytes per face (8-bit sub-quantizers); 128 % pq_m == 0
     nprobe: int = 0  # lists visited per query; 0 = nlist / 8 (see docs/BENCHMARKS.md)
-    rerank: int = 100  # candidates re-ranked with exact distances (at least k of them)
+    rerank: int = 200  # candidates re-ranked with exact distances (at least k of them)
     retrain_factor: float = 4.0  # retrain once the gallery is this many times the training set
 
     def __post_init__(self) -> None:
