@@ -22,16 +22,18 @@ FallbackOpt = typer.Option(None, "--fallback/--no-fallback", help="detection fal
 
 
 def _vectors(
-    paths: list[Path], overrides: dict[str, Any], home: Path | None, quiet: bool
-) -> dict[Path, Any]:
+    paths: list[Path], home: Path | None, quiet: bool, **overrides: Any
+) -> tuple[dict[Path, Any], float]:
+    """Descriptors of every file with the chosen models, and the match threshold."""
     from faceindex.evaluation.embedding import embed_files
 
     settings = settings_for(home, **overrides)
     with Progress(console=console, disable=quiet, transient=True) as bar:
         task = bar.add_task("embedding", total=len(paths))
-        return embed_files(
+        vectors = embed_files(
             paths, settings, progress=lambda done, total: bar.update(task, completed=done)
         )
+    return vectors, settings.match_threshold
 
 
 def _show(report: Any, as_json: bool) -> None:
@@ -78,9 +80,9 @@ def folder(
     """Verification over every pair, ROC points, and rank-1 identification."""
     from faceindex.evaluation.report import evaluate_folder, files_of
 
-    overrides = {"detector": detector, "mirror": mirror, "detect_fallback": fallback}
-    vectors = _vectors(files_of(root), overrides, home, as_json)
-    threshold = settings_for(home).match_threshold
+    vectors, threshold = _vectors(
+        files_of(root), home, as_json, detector=detector, mirror=mirror, detect_fallback=fallback
+    )
     _show(evaluate_folder(root, vectors, threshold), as_json)
 
 
@@ -98,7 +100,12 @@ def pairs(
     """Verification on a pairs file (10-fold accuracy when the file defines folds)."""
     from faceindex.evaluation.report import evaluate_pairs, pair_files
 
-    overrides = {"detector": detector, "mirror": mirror, "detect_fallback": fallback}
-    vectors = _vectors(pair_files(pairs_file, root), overrides, home, as_json)
-    threshold = settings_for(home).match_threshold
+    vectors, threshold = _vectors(
+        pair_files(pairs_file, root),
+        home,
+        as_json,
+        detector=detector,
+        mirror=mirror,
+        detect_fallback=fallback,
+    )
     _show(evaluate_pairs(pairs_file, root, vectors, threshold), as_json)

@@ -32,23 +32,9 @@ def process_item(
         rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
         found = analyzer.analyze(rgb)
     except FaceIndexError as exc:
-        return ImageOutcome(
-            source_id,
-            item.locator,
-            item.size,
-            item.mtime,
-            sha,
-            error=f"{type(exc).__name__}: {exc}",
-        )
+        return _failed(source_id, item, sha, f"{type(exc).__name__}: {exc}")
     except (MemoryError, RuntimeError, ValueError) as exc:  # dlib raises RuntimeError
-        return ImageOutcome(
-            source_id,
-            item.locator,
-            item.size,
-            item.mtime,
-            sha,
-            error=f"analysis failed: {type(exc).__name__}: {exc}",
-        )
+        return _failed(source_id, item, sha, f"analysis failed: {type(exc).__name__}: {exc}")
     faces = tuple(f for f in found if f.quality.score >= quality_floor)
     h, w = rgb.shape[:2]
     return ImageOutcome(
@@ -62,3 +48,7 @@ def process_item(
         faces,
         below_floor=len(found) - len(faces),
     )
+
+
+def _failed(source_id: int, item: SourceItem, sha: str | None, reason: str) -> ImageOutcome:
+    return ImageOutcome(source_id, item.locator, item.size, item.mtime, sha, error=reason)

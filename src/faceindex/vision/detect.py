@@ -6,6 +6,7 @@ Detection may run on a downscaled copy; boxes are mapped back to full resolution
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -29,13 +30,33 @@ def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return small, 1.0 / scale
 
 
-def _clip_box(left: float, top: float, right: float, bottom: float, w: int, h: int) -> BBox:
-    return BBox(
-        max(0, int(round(left))),
-        max(0, int(round(top))),
-        min(w, int(round(right))),
-        min(h, int(round(bottom))),
-    )
+class _Rect(Protocol):  # dlib.rectangle
+    def left(self) -> int: ...
+    def top(self) -> int: ...
+    def right(self) -> int: ...
+    def bottom(self) -> int: ...
+
+
+def _detections(
+    found: list[tuple[_Rect, float]],
+    back: float,
+    shape: tuple[int, ...],
+    min_size: int,
+    name: str,
+) -> list[Detection]:
+    """dlib rectangles found on a scaled copy -> boxes in the full image, small ones dropped."""
+    h, w = shape[:2]
+    out = []
+    for rect, score in found:
+        box = BBox(
+            max(0, round(rect.left() * back)),
+            max(0, round(rect.top() * back)),
+            min(w, round((rect.right() + 1) * back)),
+            min(h, round((rect.bottom() + 1) * back)),
+        )
+        if min(box.width, box.height) >= max(min_size, 1):
+            out.append(Detection(box, float(score), name))
+    return out
 
 
 class HogDetector:
@@ -56,20 +77,9 @@ class HogDetector:
         # the multi-face set; fHOG on colour only keeps each pixel's strongest channel).
         grey = np.asarray(Image.fromarray(small).convert("L"))
         rects, scores, _ = self._detector.run(grey, self._upsample, 0.0)
-        h, w = rgb.shape[:2]
-        out = []
-        for rect, score in zip(rects, scores, strict=True):
-            box = _clip_box(
-                rect.left() * back,
-                rect.top() * back,
-                (rect.right() + 1) * back,
-                (rect.bottom() + 1) * back,
-                w,
-                h,
-            )
-            if min(box.width, box.height) >= max(self._min_size, 1):
-                out.append(Detection(box, float(score), self.name))
-        return out
+        return _detections(
+            list(zip(rects, scores, strict=True)), back, rgb.shape, self._min_size, self.name
+        )
 
 
 class CnnDetector:
@@ -86,22 +96,8 @@ class CnnDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         small, back = downscale(rgb, self._max_side)
-        found = self._detector(small, self._upsample)
-        h, w = rgb.shape[:2]
-        out = []
-        for det in found:
-            r = det.rect
-            box = _clip_box(
-                r.left() * back,
-                r.top() * back,
-                (r.right() + 1) * back,
-                (r.bottom() + 1) * back,
-                w,
-                h,
-            )
-            if min(box.width, box.height) >= max(self._min_size, 1):
-                out.append(Detection(box, float(det.confidence), self.name))
-        return out
+        found = [(d.rect, d.confidence) for d in self._detector(small, self._upsample)]
+        return _detections(found, back, rgb.shape, self._min_size, self.name)
 
 
 class WholeImageDetector:
