@@ -42,3 +42,35 @@ def test_users_add_refuses_an_unknown_role(tmp_path: Path) -> None:
 def test_serve_is_registered() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0 and "--port" in result.output
+
+
+def test_account_changes_are_audited_and_need_manage_users(tmp_path: Path) -> None:
+    from faceindex.governance.audit import AuditLog
+
+    home = tmp_path / "home"
+    runner = CliRunner()
+    runner.invoke(app, ["init", "--home", str(home)])
+    assert (
+        runner.invoke(
+            app, ["users", "add", "ann", "--role", "auditor", "--home", str(home)]
+        ).exit_code
+        == 0
+    )
+    refused = runner.invoke(
+        app,
+        ["users", "add", "eve", "--role", "admin", "--home", str(home)],
+        env={"FACEINDEX_ACTOR_ROLE": "investigator", "FACEINDEX_ACTOR": "mallory"},
+    )
+    assert refused.exit_code == 6
+    store = AccountStore.for_home(home)
+    assert [a.name for a in store.accounts()] == ["ann"]
+    store.close()
+    log = AuditLog(home / "audit.db")
+    entries = [(e.event.action, e.event.actor, e.event.details) for e in log.entries()]
+    log.close()
+    assert (
+        "config-change",
+        "local-admin",
+        {"changes": {"account_added": "ann", "role": "auditor"}},
+    ) in entries
+    assert any(action == "denied" and actor == "mallory" for action, actor, _ in entries)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from faceindex.cli.common import HomeOpt, console, handle_errors, settings_for
+from faceindex.cli.common import HomeOpt, console, handle_errors, open_engine, settings_for
 
 if TYPE_CHECKING:
     from faceindex.server.accounts import AccountStore
@@ -27,6 +29,18 @@ def _store(home: HomeOpt) -> AccountStore:
     return AccountStore.for_home(settings.home)
 
 
+@contextmanager
+def _audited(home: HomeOpt) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """Refuse unless the CLI actor may manage users; yields the audit recorder for the change."""
+    from faceindex.governance.roles import Permission
+    from faceindex.governance.service import Governance
+
+    with open_engine(home) as engine, Governance.open(engine) as gov:
+        if not gov.actor.can(Permission.MANAGE_USERS):
+            gov.record_config_change({"accounts": "refused"})  # audits the refusal and raises
+        yield gov.record_config_change
+
+
 @app.command("add")
 @handle_errors
 def add(
@@ -35,11 +49,13 @@ def add(
     home: HomeOpt = None,
 ) -> None:
     """Create an account and print its token (the only time it is shown)."""
-    store = _store(home)
-    try:
-        token = store.add(name, role)
-    finally:
-        store.close()
+    with _audited(home) as record:
+        store = _store(home)
+        try:
+            token = store.add(name, role)
+        finally:
+            store.close()
+        record({"account_added": name, "role": role})
     console.print(
         f"user [bold]{name}[/bold] ({role}) created; token (shown once):", highlight=False
     )
@@ -50,11 +66,13 @@ def add(
 @handle_errors
 def revoke(name: str = typer.Argument(...), home: HomeOpt = None) -> None:
     """Revoke an account's token at once; the account stays listed."""
-    store = _store(home)
-    try:
-        account = store.revoke(name)
-    finally:
-        store.close()
+    with _audited(home) as record:
+        store = _store(home)
+        try:
+            account = store.revoke(name)
+        finally:
+            store.close()
+        record({"account_revoked": name})
     console.print(f"user [bold]{name}[/bold] revoked at {account.revoked_at}", highlight=False)
 
 
