@@ -77,5 +77,6 @@ def test_search_needs_case_and_purpose_and_erase_verify_checks_a_receipt(
     assert code == 1  # no match for her face any more
     code, out = run(home, "audit", "export", "--format", "csv")
     actions = [line.split(",")[2] for line in out.splitlines()[1:]]
-    assert actions[:3] == ["ingest", "ingest", "search"]  # a refused search is not run
+    # registering the source is audited too; a refused search is not run
+    assert actions[:4] == ["source-add", "ingest", "ingest", "search"]
     assert "deletion" in actions and "receipt-verify" in actions
