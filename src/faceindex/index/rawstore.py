@@ -118,11 +118,22 @@ class RawStore:
         return self._mm
 
     def iter_live(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) of every live id, in file order (sequential reads)."""
+        """(ids, vectors) of every live id, in file order. Reads the file rather than the
+        map, so a full pass does not leave the whole file mapped into this process."""
         order = np.argsort(self.slots, kind="stable")
-        for start in range(0, len(order), chunk):
-            part = order[start : start + chunk]
-            yield self.keys[part], self.vectors(self.slots[part])
+        if not len(order):
+            return
+        try:
+            with open(self.vectors_path, "rb") as fh:
+                for start in range(0, len(order), chunk):
+                    part = order[start : start + chunk]
+                    rows = self.slots[part]
+                    lo, hi = int(rows[0]), int(rows[-1]) + 1
+                    fh.seek(lo * self._row_bytes)
+                    span = np.fromfile(fh, dtype=np.float32, count=(hi - lo) * self.dim)
+                    yield self.keys[part], span.reshape(-1, self.dim)[rows - lo]
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.vectors_path}: {exc}") from exc
 
     def sample(self, n: int, seed: int = 1234) -> np.ndarray:
         """Up to n live vectors chosen at random (sorted rows: sequential-ish reads)."""
