@@ -80,20 +80,17 @@ def _print(results: list[SearchResult]) -> None:
     for n, r in enumerate(results, 1):
         box = r.probe.bbox.as_list()
         console.print(f"[bold]probe face {n}[/bold] at {box} (quality {r.probe.quality:.2f})")
-        table = Table(
-            "rank", "similarity", "decision", "distance", "source", "item", "face box", "ingested"
-        )
+        table = Table("#", "sim", "decision", "dist", "image (source:item)", "ingested")
         for rank, m in enumerate(r.matches, 1):
-            loc = m.locations[0] if m.locations else None
             colour = {"match": "green", "possible": "yellow"}.get(m.decision, "dim")
+            where = "\n".join(f"{p.source}:{p.locator}" for p in m.locations) or "-"
+            ingested = m.locations[0].ingested_at[:10] if m.locations else "-"
             table.add_row(
                 str(rank),
                 f"{m.similarity:.1f}",
                 f"[{colour}]{m.decision}[/{colour}]",
                 f"{m.distance:.3f}",
-                loc.source if loc else "-",
-                loc.locator if loc else "-",
-                str(m.bbox.as_list()),
-                loc.ingested_at if loc else "-",
+                where,
+                ingested,
             )
         console.print(table)
