@@ -157,7 +157,7 @@ def test_rawstore_map_is_the_commit_point(tmp_path: Path) -> None:
 def test_flat_few_query_path_matches_oracle(tmp_path: Path, metric: str) -> None:
     index = FaissIndex(tmp_path, DIM, metric, options=FaissOptions(kind="flat"))  # type: ignore[arg-type]
     oracle = MemoryIndex(DIM, metric)  # type: ignore[arg-type]
-    ids, vecs = people(60)
+    ids, vecs = people(500)  # 2000 >= 64 * k: the thresholded top-k path
     index.add(ids * 3, vecs)
     oracle.add(ids * 3, vecs)
     index.remove(ids[:5] * 3)  # the cached id/norm arrays must follow removals

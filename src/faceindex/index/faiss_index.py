@@ -227,5 +227,5 @@ class FaissIndex:
                     p.unlink()
 
     def _save_options(self) -> None:
-        text = json.dumps(self.options.to_dict(), indent=1)
+        text = json.dumps(self.options.changed(), indent=1)
         atomic_write(self.directory / OPTIONS_FILE, lambda tmp: tmp.write_text(text))

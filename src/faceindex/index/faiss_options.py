@@ -69,6 +69,12 @@ class FaissOptions:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def changed(self) -> dict[str, Any]:
+        """Only the options that differ from the defaults: what an index directory stores,
+        so that better defaults in a later release still reach existing indexes."""
+        default = FaissOptions()
+        return {k: v for k, v in asdict(self).items() if getattr(default, k) != v}
+
 
 def _convert(key: str, raw: str, typ: object) -> Any:
     try:
