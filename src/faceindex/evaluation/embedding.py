@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 from faceindex.config import Settings
 from faceindex.errors import FaceIndexError
 from faceindex.pipeline import worker
+from faceindex.pipeline.runner import pool_context
 from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.decode import decode_image
 
@@ -58,9 +58,8 @@ def embed_files(
         results = ([_embed_one(analyzer, settings, p) for p in chunk] for chunk in chunks)
         _collect(results, out, len(unique), progress)
         return out
-    ctx = mp.get_context("forkserver")
     with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=worker.init_worker, initargs=(settings, 1)
+        workers, mp_context=pool_context(), initializer=worker.init_worker, initargs=(settings, 1)
     ) as pool:
         _collect(pool.map(_embed_chunk, chunks), out, len(unique), progress)
     return out

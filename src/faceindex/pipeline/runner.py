@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -136,9 +137,7 @@ def _run_pool(
     batches: Iterator[list[SourceItem]],
     commit: Callable[[list[ImageOutcome]], None],
 ) -> None:
-    # forkserver: workers never inherit the parent's threads (the HTTP server has some).
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["faceindex.pipeline.worker"])
+    ctx = pool_context()
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
@@ -159,6 +158,16 @@ def _run_pool(
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
             for fut in done:
                 commit(fut.result())
+
+
+def pool_context() -> mp.context.BaseContext:
+    """fork when this process runs one thread (fast, and works from any __main__, even
+    stdin); forkserver when it has more (the HTTP server), as forking threads is unsafe."""
+    if threading.active_count() == 1:
+        return mp.get_context("fork")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["faceindex.pipeline.worker"])
+    return ctx
 
 
 def _screened(outcome: ImageOutcome, screen: FaceScreen, summary: IngestSummary) -> ImageOutcome:
