@@ -103,7 +103,7 @@ def uninterrupted(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return stats
 
 
-@pytest.mark.parametrize("kill_after_items", [0, 2, 7, 12])
+@pytest.mark.parametrize("kill_after_items", [0, 3, 7, 10])
 def test_sigkill_then_rerun_gives_the_same_faces(
     kill_after_items: int, photos: Path, tmp_path: Path, uninterrupted: dict[str, int]
 ) -> None:
