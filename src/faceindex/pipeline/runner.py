@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -161,10 +160,9 @@ def _run_pool(
 
 
 def pool_context() -> mp.context.BaseContext:
-    """fork when this process runs one thread (fast, and works from any __main__, even
-    stdin); forkserver when it has more (the HTTP server), as forking threads is unsafe."""
-    if threading.active_count() == 1:
-        return mp.get_context("fork")
+    """forkserver: workers start from a clean process. Forking a parent that has run dlib,
+    OpenBLAS or FAISS threads deadlocks the children (seen here with fork), and the HTTP
+    server has threads of its own. Scripts must be importable (not piped on stdin)."""
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["faceindex.pipeline.worker"])
     return ctx
