@@ -50,7 +50,7 @@ def open_index(url: str, *, dim: int, metric: Metric) -> VectorIndex:
     if scheme == "faiss":
         from faceindex.index.faiss_index import FaissIndex
 
-        return FaissIndex(_path(url), dim, metric)
+        return FaissIndex.from_url(url, dim=dim, metric=metric)
     if scheme in ("milvus", "milvus-lite"):
         try:
             from faceindex.index.milvus import MilvusIndex

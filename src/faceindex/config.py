@@ -123,11 +123,11 @@ class Settings(BaseSettings):
 
     @property
     def resolved_catalog_url(self) -> str:
-        return self.catalog_url or f"sqlite:///{self.home / 'catalog.db'}"
+        return self.catalog_url or f"sqlite://{self.home / 'catalog.db'}"
 
     @property
     def resolved_index_url(self) -> str:
-        return self.index_url or f"faiss:///{self.home / 'index'}"
+        return self.index_url or f"faiss://{self.home / 'index'}"
 
     def effective_workers(self) -> int:
         return self.workers or os.cpu_count() or 1

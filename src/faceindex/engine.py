@@ -14,6 +14,7 @@ from faceindex.catalog.base import Catalog, NewSource
 from faceindex.config import Settings
 from faceindex.errors import ConfigError, InputError, NoFaceError
 from faceindex.index.base import VectorIndex
+from faceindex.index.maintenance import Maintainable
 from faceindex.pipeline.runner import FaceScreen, Progress_cb, run_ingest
 from faceindex.pipeline.worker import WorkerState
 from faceindex.search.searcher import match_faces
@@ -150,7 +151,10 @@ class Engine:
         return added, removed
 
     def rebuild_index(self) -> int:
-        """Drop every vector and re-add all of them from the catalog."""
+        """Drop every vector and re-add all of them from the catalog (retraining compressed
+        codes where the index has them)."""
+        if isinstance(self.index, Maintainable):
+            return self.index.rebuild(self.catalog.iter_embeddings())
         self.index.remove(self.index.ids())
         n = 0
         for ids, vecs in self.catalog.iter_embeddings():
