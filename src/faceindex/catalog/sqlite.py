@@ -16,6 +16,18 @@ __all__ = ["SqliteCatalog", "utcnow"]
 MIN_SQLITE = (3, 35, 0)
 
 
+def connect(path: Path, *, secure_delete: bool) -> sqlite3.Connection:
+    """A connection as every faceindex SQLite file is opened: explicit transactions, WAL,
+    durable at each commit (synchronous=FULL), shareable between threads (callers lock)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    if secure_delete:
+        db.execute("PRAGMA secure_delete=ON")
+    return db
+
+
 class SqliteCatalog(SqlCatalog):
     """The embedded catalog. Safe to share between threads (one connection, one lock)."""
 
@@ -31,17 +43,11 @@ class SqliteCatalog(SqlCatalog):
             )
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
+            # secure_delete: erased rows are overwritten with zeros, leaving no bytes behind.
+            self._db = connect(self.path, secure_delete=True)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            # Deleted rows are overwritten with zeros, so erased faces leave no bytes behind.
-            self._db.execute("PRAGMA secure_delete=ON")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open catalog {self.path}: {exc}") from exc
         self._migrate()

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from faceindex.catalog.sqlite import connect
 from faceindex.errors import AuditError, InputError
 
 __all__ = [
@@ -171,12 +172,7 @@ class AuditLog:
         self.head_path = self.path.with_suffix(".head")
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = connect(self.path, secure_delete=False)  # append-only: nothing freed
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, body TEXT NOT NULL,"
                 " prev TEXT NOT NULL, hash TEXT NOT NULL)"

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from faceindex.catalog.sqlite import connect
 from faceindex.errors import NotFoundError, StorageError
 from faceindex.governance.base import ExportRecord, Receipt, Suppression
 
@@ -53,13 +54,7 @@ class GovernanceStore:
         self.path = Path(path)
         self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA secure_delete=ON")
+            self._db = connect(self.path, secure_delete=True)
             for statement in _SCHEMA:
                 self._db.execute(statement)
         except (OSError, sqlite3.Error) as exc:
