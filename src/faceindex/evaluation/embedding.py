@@ -34,9 +34,7 @@ def _embed_one(analyzer: FaceAnalyzer, settings: Settings, path: str) -> Embedde
 
 
 def _embed_chunk(paths: list[str]) -> list[Embedded]:
-    state = worker._state
-    if state is None:
-        raise RuntimeError("worker not initialised")
+    state = worker.current()
     return [_embed_one(state.analyzer, state.settings, p) for p in paths]
 
 

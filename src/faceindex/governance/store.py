@@ -117,11 +117,6 @@ class GovernanceStore:
             return np.zeros((0, 128), dtype=np.float32)
         return np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype=np.float32).reshape(-1, 128)
 
-    def remove_suppression(self, sup_id: str) -> None:
-        with self._tx() as db:
-            if not db.execute("DELETE FROM suppressions WHERE id = ?", (sup_id,)).rowcount:
-                raise NotFoundError(f"no suppression {sup_id!r}")
-
     # -- receipts -------------------------------------------------------------------------
 
     def add_receipt(

@@ -11,7 +11,7 @@ from faceindex.pipeline.stages import process_item
 from faceindex.sources.base import ImageSource, SourceItem
 from faceindex.vision.analyze import FaceAnalyzer
 
-__all__ = ["WorkerState", "init_worker", "process_batch"]
+__all__ = ["WorkerState", "current", "init_worker", "process_batch", "run_batch"]
 
 
 @dataclass
@@ -35,12 +35,17 @@ def init_worker(settings: Settings, blas_threads: int) -> None:
     _state = WorkerState(settings, build_analyzer(settings))
 
 
+def current() -> WorkerState:
+    """This worker process's models and settings (set by :func:`init_worker`)."""
+    if _state is None:
+        raise RuntimeError("worker not initialised")
+    return _state
+
+
 def process_batch(
     source: ImageSource, source_id: int, items: list[SourceItem]
 ) -> list[ImageOutcome]:
-    if _state is None:
-        raise RuntimeError("worker not initialised")
-    return run_batch(_state, source, source_id, items)
+    return run_batch(current(), source, source_id, items)
 
 
 def run_batch(

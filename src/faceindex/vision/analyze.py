@@ -27,10 +27,6 @@ class FaceAnalyzer:
         self.embedder = embedder
         self.thumbnail_size = thumbnail_size
 
-    @property
-    def model_name(self) -> str:
-        return self.embedder.name
-
     def analyze(self, rgb: np.ndarray) -> list[DetectedFace]:
         detections = self.detector.detect(rgb)
         if not detections:
