@@ -18,6 +18,7 @@ import argparse
 import gc
 import json
 import multiprocessing as mp
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -72,18 +73,54 @@ def chunks(path: Path, n: int, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray,
             yield np.arange(start + 1, start + take + 1, dtype=np.int64), vecs
 
 
+class TopK:
+    """Exact top-K ids of some queries, over gallery chunks as they go by (faiss.knn)."""
+
+    def __init__(self, queries: np.ndarray) -> None:
+        self.queries = queries
+        self.best_d = np.full((len(queries), K), np.inf, dtype=np.float32)
+        self.best_i = np.full((len(queries), K), -1, dtype=np.int64)
+
+    def update(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        import faiss
+
+        d, i = faiss.knn(self.queries, vecs, K)
+        all_d, all_i = np.hstack([self.best_d, d]), np.hstack([self.best_i, ids[i]])
+        order = np.argsort(all_d, axis=1, kind="stable")[:, :K]
+        self.best_d = np.take_along_axis(all_d, order, 1)
+        self.best_i = np.take_along_axis(all_i, order, 1)
+
+
 def ground_truth(path: Path, n: int, queries: np.ndarray) -> np.ndarray:
     """Exact top-K ids by streaming the gallery file through faiss.knn."""
-    import faiss
-
-    best_d = np.full((len(queries), K), np.inf, dtype=np.float32)
-    best_i = np.full((len(queries), K), -1, dtype=np.int64)
+    top = TopK(queries)
     for ids, vecs in chunks(path, n):
-        d, i = faiss.knn(queries, vecs, K)
-        all_d, all_i = np.hstack([best_d, d]), np.hstack([best_i, ids[i]])
-        order = np.argsort(all_d, axis=1, kind="stable")[:, :K]
-        best_d, best_i = np.take_along_axis(all_d, order, 1), np.take_along_axis(all_i, order, 1)
-    return best_i
+        top.update(ids, vecs)
+    return top.best_i
+
+
+def generated(n: int, top: TopK | None, clock: list[float]) -> Iterator[tuple[Any, Any]]:
+    """The gallery made chunk by chunk as the index takes it (no gallery file: at 100M that
+    file would be a second 51 GB copy). Ground truth, if asked, is gathered on the way; the
+    time spent here is added to ``clock[0]`` so that the build time can leave it out."""
+    made = synthetic.gallery_chunks(synthetic.Spread.load(), n, chunk=CHUNK)
+    t_start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        try:
+            ids, _, vecs = next(made)
+        except StopIteration:
+            return
+        if top is not None:
+            top.update(ids, vecs)
+        clock[0] += time.perf_counter() - t0
+        if ids[-1] // CHUNK % 20 == 0:
+            print(
+                f"  {ids[-1]:,} of {n:,} faces handed to the index after "
+                f"{time.perf_counter() - t_start:.0f} s ({clock[0]:.0f} s making them)",
+                flush=True,
+            )
+        yield ids, vecs
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
@@ -111,18 +148,35 @@ def timings(search: Callable[[np.ndarray], Any], queries: np.ndarray, single: in
 # -- phases (each in a fresh process) --------------------------------------------------------
 
 
-def phase_build(path: str, n: int, directory: str, query: str) -> dict[str, Any]:
+def phase_build(
+    path: str, n: int, directory: str, query: str, work: str = "", truth: bool = False
+) -> dict[str, Any]:
+    """Build from the gallery file, or (no ``path``) from chunks made on the fly; with
+    ``truth``, gather the ground truth of the saved queries on the way."""
     from faceindex.index.faiss_index import FaissIndex
 
     t0 = time.perf_counter()
+    clock = [0.0]
+    top = None
+    if truth:
+        probes, strangers = np.load(f"{work}/probes.npy"), np.load(f"{work}/strangers.npy")
+        top = TopK(np.vstack([probes, strangers]))
+    batches = chunks(Path(path), n) if path else generated(n, top, clock)
     index = FaissIndex.from_url(f"faiss://{directory}?{query}")
     kind = "flat" if "kind=flat" in query else "ivf"
-    index.rebuild(chunks(Path(path), n), kind=kind)
+    index.rebuild(batches, kind=kind)
     index.close()
-    return {
-        "build_s": round(time.perf_counter() - t0, 1),
+    out = {
+        "build_s": round(time.perf_counter() - t0 - clock[0], 1),
         "build_peak_rss_mib": peak_rss_kib() // 1024,
     }
+    if top is not None:
+        np.save(f"{work}/truth_p.npy", top.best_i[: len(probes)])
+        np.save(f"{work}/truth_s.npy", top.best_i[len(probes) :])
+        out["made_with_truth_s"] = round(clock[0], 1)
+    elif not path:
+        out["made_s"] = round(clock[0], 1)
+    return out
 
 
 def interleaved(search: Callable[[np.ndarray], Any], gallery: str, queries: np.ndarray) -> dict:
@@ -236,34 +290,46 @@ def main() -> None:
         default=6.0,
         help="skip the in-RAM baselines and flat kind above this many GiB",
     )
+    ap.add_argument(
+        "--stream",
+        action="store_true",
+        help="write no gallery file: each build makes the chunks itself (and the first one "
+        "gathers the ground truth); for 100M, where the file would be a second 51 GB copy",
+    )
+    ap.add_argument(
+        "--drop-caches",
+        action="store_true",
+        help="before serving, drop the OS page cache (root): time a cold start from disk",
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/faceindex-bench"))
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     n, work = args.n, args.work
-    path = gallery(work, n)
     spread = synthetic.Spread.load()
     probes = synthetic.probes(spread, args.queries, CHUNK, gallery_n=n)
     strangers = synthetic.strangers(spread, max(args.queries // 5, 50))
-    t0 = time.perf_counter()
     np.save(work / "probes.npy", probes)
     np.save(work / "strangers.npy", strangers)
-    np.save(work / "truth_p.npy", ground_truth(path, n, probes))
-    np.save(work / "truth_s.npy", ground_truth(path, n, strangers))
-    print(
-        f"ground truth for {len(probes) + len(strangers)} queries: "
-        f"{time.perf_counter() - t0:.0f} s",
-        flush=True,
-    )
+    path = None if args.stream else gallery(work, n)
+    if path is not None:
+        t0 = time.perf_counter()
+        np.save(work / "truth_p.npy", ground_truth(path, n, probes))
+        np.save(work / "truth_s.npy", ground_truth(path, n, strangers))
+        print(
+            f"ground truth for {len(probes) + len(strangers)} queries: "
+            f"{time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
     results: dict[str, Any] = {"n": n, "queries": len(probes), "kinds": {}}
-    fits = n * DIM * 4 / 2**30 <= args.baseline_max_gb
+    fits = path is not None and n * DIM * 4 / 2**30 <= args.baseline_max_gb
     if fits:
         results["baselines"] = in_child(phase_baselines, str(path), n, str(work), args.single)
         print(json.dumps(results["baselines"]), flush=True)
     else:
+        why = "--stream" if path is None else f"> --baseline-max-gb {args.baseline_max_gb}"
         print(
-            f"baselines and flat kind skipped: {n * DIM * 4 / 2**30:.1f} GiB of vectors "
-            f"> --baseline-max-gb {args.baseline_max_gb}",
+            f"baselines and flat kind skipped: {n * DIM * 4 / 2**30:.1f} GiB of vectors, {why}",
             flush=True,
         )
     for kind in args.kinds.split(","):
@@ -272,11 +338,14 @@ def main() -> None:
         query = {"flat": "kind=flat", "ivf": "kind=ivf", "ivf-disk": "kind=ivf&storage=disk"}[kind]
         query += f"&{args.params}" if args.params else ""
         directory = work / f"index-{kind}-{n}"
-        res = in_child(phase_build, str(path), n, str(directory), query)
+        first_streamed = path is None and not results["kinds"]
+        src = str(path) if path else ""
+        res = in_child(phase_build, src, n, str(directory), query, str(work), first_streamed)
         sweep = args.sweep if kind != "flat" else ""
-        res.update(
-            in_child(phase_serve, str(directory), query, str(work), args.single, sweep, str(path))
-        )
+        if args.drop_caches:
+            os.sync()
+            Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        res.update(in_child(phase_serve, str(directory), query, str(work), args.single, sweep, src))
         results["kinds"][kind] = res
         print(kind, json.dumps(res), flush=True)
     report(results)

@@ -25,6 +25,13 @@ import numpy as np
 
 from faceindex.errors import StorageError
 from faceindex.index.base import Metric
+from faceindex.index.faiss_coarse import (
+    is_nested,
+    new_quantizer,
+    ready,
+    search_params,
+    train_nested,
+)
 from faceindex.index.faiss_flat import empty_result, load_faiss
 from faceindex.index.faiss_options import FaissOptions, atomic_write, auto_nlist, read_json
 from faceindex.index.rawstore import MAP_FILE, RawStore
@@ -114,8 +121,7 @@ class IvfStore:
         if self.index is None:
             return exact_scan(q, self.raw.iter_live(), k, self.metric)
         fetch = int(min(max(self.opts.rerank, k) + self.stale, max(self.index.ntotal, 1), 4096))
-        params = self._faiss.SearchParametersIVF(nprobe=self.nprobe)
-        _, cand = self.index.search(q, fetch, params=params)
+        _, cand = self.index.search(q, fetch, params=search_params(self.index, self.nprobe))
         return rerank(q, cand, self.raw, k, self.metric)
 
     @property
@@ -179,6 +185,8 @@ class IvfStore:
         if small:  # thousands of tiny parallel k-means steps: thread hand-offs dominate
             self._faiss.omp_set_num_threads(1)
         try:
+            if is_nested(index.quantizer):
+                train_nested(index, sample)
             index.train(sample)
         finally:
             self._faiss.omp_set_num_threads(threads)
@@ -194,10 +202,8 @@ class IvfStore:
         so many more lists can be probed). Disk: 8-bit PQ, the codes OnDiskInvertedLists
         can page (fast-scan's packed blocks cannot)."""
         f = self._faiss
-        if self.metric == "l2":
-            quantizer, metric = f.IndexFlatL2(self.dim), f.METRIC_L2
-        else:
-            quantizer, metric = f.IndexFlatIP(self.dim), f.METRIC_INNER_PRODUCT
+        metric = f.METRIC_L2 if self.metric == "l2" else f.METRIC_INNER_PRODUCT
+        quantizer = new_quantizer(self.dim, self.metric, nlist)
         m = self.opts.pq_m
         if disk:
             nbits = 8 if n_train >= 4096 else 6
@@ -285,7 +291,9 @@ class IvfStore:
             "raw_rows": self.raw.rows,
         }
         if self.index is not None:
+            quantizer = self._faiss.downcast_index(self.index.quantizer)
             out.update(
+                quantizer=f"ivf{quantizer.nlist}" if is_nested(quantizer) else "flat",
                 nlist=self.index.nlist,
                 pq_m=self.index.pq.M,
                 pq_bits=self.index.pq.nbits,
@@ -299,6 +307,7 @@ def _tuned(index: Any, storage: str) -> Any:
     8-bit PQ on disk: drop its precomputed residual tables, nlist * 256 * pq_m floats
     (268 MB at nlist=8192, pq_m=32: 27 bytes per face at 10M) for a small gain per query."""
     index.parallel_mode = 1
+    ready(index)
     if storage == "disk":
         index.use_precomputed_table = -1
         index.precomputed_table.resize(0)

@@ -11,6 +11,7 @@ last :meth:`save` are ignored (and overwritten) when the store is opened again.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,8 @@ __all__ = ["RawStore"]
 
 log = logging.getLogger(__name__)
 MAP_FILE = "idmap.npz"
+PAGE = mmap.PAGESIZE
+PREFETCH_ROWS = 65536  # rows asked for together (a training sample comes in blocks)
 
 
 class RawStore:
@@ -105,8 +108,27 @@ class RawStore:
         mm = self._map()
         order = np.argsort(flat)  # ascending offsets: friendlier to the page cache and disk
         out = np.empty((len(flat), self.dim), dtype=np.float32)
-        out[order] = mm[flat[order]]
+        for start in range(0, len(order), PREFETCH_ROWS):
+            part = order[start : start + PREFETCH_ROWS]
+            self._prefetch(flat[part])
+            out[part] = mm[flat[part]]
         return out.reshape(slots.shape + (self.dim,))
+
+    def _prefetch(self, rows: np.ndarray) -> None:
+        """Ask the kernel for every page holding ``rows`` (sorted) at once. A gallery larger
+        than the page cache is read from disk at re-rank time; page faults one row after the
+        other cost 270-730 ms for 200 rows on this box's disk, one WILLNEED per page lets the
+        disk serve them together: 2.5 ms (docs/BENCHMARKS.md)."""
+        if self._mm is None or not len(rows):
+            return
+        raw = getattr(self._mm, "_mmap", None)
+        if raw is None or not hasattr(raw, "madvise"):
+            return
+        first = (rows * self._row_bytes) // PAGE
+        last = ((rows + 1) * self._row_bytes - 1) // PAGE
+        pages = np.unique(np.concatenate([first, last]))
+        for page in pages.tolist():
+            raw.madvise(mmap.MADV_WILLNEED, page * PAGE, PAGE)
 
     def _map(self) -> np.ndarray:
         """The vectors file mapped read-only; re-mapped once rows were appended past it."""
@@ -115,6 +137,9 @@ class RawStore:
         if self._mm is None or self._mm.shape[0] < self.rows:
             shape = (self.rows, self.dim)
             self._mm = np.memmap(self.vectors_path, dtype=np.float32, mode="r", shape=shape)
+            raw = getattr(self._mm, "_mmap", None)
+            if raw is not None and hasattr(raw, "madvise"):
+                raw.madvise(mmap.MADV_RANDOM)  # no read-ahead: a row is all a fault needs
         return self._mm
 
     def iter_live(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -172,8 +197,7 @@ class RawStore:
         try:
             with open(new, "wb") as fh:
                 for start in range(0, len(self.keys), 65536):
-                    part = self.slots[start : start + 65536]
-                    fh.write(np.ascontiguousarray(mm[part]).tobytes())
+                    fh.write(self.vectors(self.slots[start : start + 65536]).tobytes())
         except OSError as exc:
             raise StorageError(f"cannot write {new}: {exc}") from exc
         self.slots = np.arange(len(self.keys), dtype=np.int64)
