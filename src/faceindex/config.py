@@ -82,8 +82,15 @@ class Settings(BaseSettings):
     )
     url_deny_domains: tuple[str, ...] = Field(
         default=(
-            "facebook.com", "instagram.com", "twitter.com", "x.com", "youtube.com",
-            "linkedin.com", "venmo.com", "tiktok.com", "vk.com",
+            "facebook.com",
+            "instagram.com",
+            "twitter.com",
+            "x.com",
+            "youtube.com",
+            "linkedin.com",
+            "venmo.com",
+            "tiktok.com",
+            "vk.com",
         ),  # fmt: skip
         description="never fetched, with their subdomains",
     )

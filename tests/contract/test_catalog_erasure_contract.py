@@ -89,6 +89,18 @@ def test_lookups_used_by_erasure(cat: Catalog) -> None:
     np.testing.assert_array_equal(vecs[faces["own.jpg"][0]], face(3).embedding)
 
 
+def test_face_ids_in_sources_follow_every_location(cat: Catalog) -> None:
+    one, two, faces = _two_sources_sharing_an_image(cat)
+    assert cat.face_ids_in_sources(["two"]).tolist() == faces["shared.jpg"]
+    everything = sorted(faces["shared.jpg"] + faces["own.jpg"])
+    assert cat.face_ids_in_sources(["one"]).tolist() == everything
+    assert cat.face_ids_in_sources(["one", "two", "absent"]).tolist() == everything
+    assert cat.face_ids_in_sources(["absent"]).tolist() == []
+    assert cat.face_ids_in_sources([]).dtype == np.int64
+    cat.delete_faces(faces["shared.jpg"][:1])
+    assert cat.face_ids_in_sources(["two"]).tolist() == faces["shared.jpg"][1:]
+
+
 def test_delete_images_removes_faces_and_every_location(cat: Catalog) -> None:
     _, _, faces = _two_sources_sharing_an_image(cat)
     shared = cat.faces(faces["shared.jpg"])[faces["shared.jpg"][0]].image_id

@@ -126,6 +126,34 @@ def test_delete_then_search(opener: Open) -> None:
     index.close()
 
 
+@pytest.mark.parametrize("share", [0.02, 0.6])
+def test_search_within_matches_oracle(
+    opener: Open, share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restricted search returns only allowed ids, exactly the oracle's. The IVF kind scans
+    a small set exactly and filters a large one in its scan: both are exercised here."""
+    from faceindex.index import faiss_ivf
+
+    monkeypatch.setattr(faiss_ivf, "WITHIN_EXACT", 100)
+    index, oracle, ids, vecs = filled(opener)
+    rng = np.random.default_rng(9)
+    allowed = rng.choice(ids, int(share * len(ids)), replace=False)
+    index.remove(allowed[:3])  # removed ids stay out even when allowed
+    oracle.remove(allowed[:3])
+    within = np.r_[allowed, [999_999_999]]  # an id the index never held changes nothing
+    q = probes(vecs)
+    got_d, got_i = index.search(q, 10, within=within)
+    want_d, want_i = oracle.search(q, 10, within=within)
+    assert np.isin(got_i[got_i >= 0], allowed[3:]).all()
+    np.testing.assert_allclose(got_d, want_d, rtol=0, atol=2e-3)
+    for g, w, wd in zip(got_i, want_i, want_d, strict=True):
+        tie_free = np.r_[np.diff(wd) > 1e-4, True]
+        assert set(g[tie_free]) == set(w[tie_free])
+    _, none = index.search(q[:2], 5, within=np.zeros(0, dtype=np.int64))
+    assert (none == -1).all()
+    index.close()
+
+
 def test_reopen_keeps_everything(opener: Open) -> None:
     index, oracle, ids, vecs = filled(opener)
     index.remove(ids[:10])

@@ -166,3 +166,39 @@ def test_flat_few_query_path_matches_oracle(tmp_path: Path, metric: str) -> None
         got, want = index.search(q, 6), oracle.search(q, 6)
         np.testing.assert_allclose(got[0], want[0], atol=2e-3)
         assert (got[1][:, 0] == want[1][:, 0]).all()
+
+
+@pytest.mark.parametrize("storage", ["ram", "disk"])
+def test_many_lists_use_a_nested_quantizer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: str
+) -> None:
+    """Past FLAT_MAX_LISTS lists (8192; 8 here) the coarse quantizer is an IVF over the
+    centroids, trained by two-level k-means; probing every list still gives exact results,
+    and the index survives a reopen (its centroid map is rebuilt) and deletes."""
+    from faceindex.index import faiss_coarse
+
+    monkeypatch.setattr(faiss_coarse, "FLAT_MAX_LISTS", 8)
+    monkeypatch.setattr(faiss_coarse, "CENTROIDS_PER_GROUP", 4)
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(nlist=32, nprobe=32, storage=storage))
+    oracle = MemoryIndex(DIM)
+    ids, vecs = people(400)  # 1600 faces: enough to train 32 lists
+    index.add(ids, vecs)
+    oracle.add(ids, vecs)
+    index.save()
+    details = index.stats().details
+    assert details["quantizer"] == "ivf8" and details["nlist"] == 32
+    q = vecs[::37] + np.float32(0.001)
+    got, want = index.search(q, 5), oracle.search(q, 5)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], atol=1e-4)
+    index.remove(want[1][:, 0])
+    oracle.remove(want[1][:, 0])
+    index.close()
+    again = FaissIndex(tmp_path, DIM)
+    assert again.stats().details["quantizer"] == "ivf8"
+    got, want = again.search(q, 5), oracle.search(q, 5)
+    np.testing.assert_array_equal(got[1], want[1])
+    more_ids, more = people(20, seed=3, start=50_000)
+    again.add(more_ids, more)  # placed through the nested quantizer after the reopen
+    assert again.search(more[:3], 1)[1][:, 0].tolist() == more_ids[:3].tolist()
+    again.close()

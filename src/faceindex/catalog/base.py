@@ -7,7 +7,7 @@ rebuilt from :meth:`Catalog.iter_embeddings`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -107,6 +107,11 @@ class Catalog(Protocol):
         ...
 
     def live_face_ids(self) -> np.ndarray: ...
+    def face_ids_in_sources(self, names: Collection[str]) -> np.ndarray:
+        """Sorted ids of the live faces of images located in any of the named sources
+        (what a search restricted to those sources may return)."""
+        ...
+
     def count_faces(self) -> int: ...
     def stats(self) -> dict[str, int]: ...
     def failures(self, source_id: int | None = None) -> list[tuple[str, str, str]]:

@@ -13,7 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Capabilities", "Metric", "VectorIndex", "as_ids", "as_vectors"]
+__all__ = ["Capabilities", "Metric", "VectorIndex", "as_ids", "as_vectors", "as_within"]
 
 Metric = Literal["l2", "ip"]
 
@@ -40,8 +40,14 @@ class VectorIndex(Protocol):
         """Remove ids; returns how many were present."""
         ...
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(distances, ids), each (n_queries, k); ids are -1 where fewer than k exist."""
+    def search(
+        self, queries: np.ndarray, k: int, *, within: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, ids), each (n_queries, k); ids are -1 where fewer than k exist.
+
+        ``within``: only these ids may be returned (a case restricted to some sources). Where
+        it is small the search is exact over just those vectors; else the index filters as
+        it scans, with its usual recall."""
         ...
 
     def count(self) -> int: ...
@@ -68,3 +74,10 @@ def as_vectors(vectors: np.ndarray, dim: int) -> np.ndarray:
 
 def as_ids(ids: np.ndarray | list[int]) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+
+
+def as_within(within: np.ndarray | list[int] | None) -> np.ndarray | None:
+    """A ``within`` argument as sorted unique int64 ids (None: no restriction)."""
+    if within is None:
+        return None
+    return np.unique(as_ids(within))

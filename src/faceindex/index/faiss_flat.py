@@ -15,6 +15,7 @@ import numpy as np
 from faceindex.errors import StorageError
 from faceindex.index.base import Metric, as_ids
 from faceindex.index.faiss_options import atomic_write
+from faceindex.index.rerank import exact_scan
 
 __all__ = ["FLAT_FILE", "FlatStore", "empty_result", "load_faiss"]
 
@@ -82,6 +83,19 @@ class FlatStore:
             dist = np.sqrt(np.maximum(dist, 0))
             dist[ids < 0] = np.inf
         return dist.astype(np.float32), ids.astype(np.int64)
+
+    def search_within(
+        self, q: np.ndarray, k: int, within: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact over the vectors of ``within`` only (read in place)."""
+        n = int(self.index.ntotal)
+        if n == 0:
+            return empty_result(len(q), k, self.metric)
+        flat = self._faiss.downcast_index(self.index.index)
+        xb = self._faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+        ids = self.ids()
+        pos = np.flatnonzero(np.isin(ids, within))
+        return exact_scan(q, [(ids[pos], xb[pos])], k, self.metric)
 
     def _search_few(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """One BLAS pass over the stored vectors (read in place, no copy), then the top k.

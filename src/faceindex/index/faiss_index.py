@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from faceindex.errors import ConfigError
-from faceindex.index.base import Capabilities, Metric, as_ids, as_vectors
+from faceindex.index.base import Capabilities, Metric, as_ids, as_vectors, as_within
 from faceindex.index.faiss_flat import FLAT_FILE, FlatStore
 from faceindex.index.faiss_ivf import IvfStore
 from faceindex.index.faiss_options import FaissOptions, atomic_write, read_json
@@ -99,10 +99,16 @@ class FaissIndex:
     def remove(self, ids: np.ndarray) -> int:
         return self._store.remove(as_ids(ids))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, within: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if k < 1:
             raise ValueError("k must be at least 1")
-        return self._store.search(as_vectors(queries, self.dim), k)
+        q = as_vectors(queries, self.dim)
+        keep = as_within(within)
+        if keep is None:
+            return self._store.search(q, k)
+        return self._store.search_within(q, k, keep)
 
     def count(self) -> int:
         return self._store.count()

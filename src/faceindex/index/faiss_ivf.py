@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ STATE_FILE = "ivf.json"
 DIRTY_FILE = "ivf.dirty"
 SMALL_TRAIN = 50_000  # train on one thread below this (10x faster on a busy 2-core box)
 STALE_FRACTION = 0.1  # compact automatically once this share of the codes is stale
+WITHIN_EXACT = 100_000  # restricted searches over at most this many faces scan them exactly
 
 
 class IvfStore:
@@ -123,6 +125,26 @@ class IvfStore:
         fetch = int(min(max(self.opts.rerank, k) + self.stale, max(self.index.ntotal, 1), 4096))
         _, cand = self.index.search(q, fetch, params=search_params(self.index, self.nprobe))
         return rerank(q, cand, self.raw, k, self.metric)
+
+    def search_within(
+        self, q: np.ndarray, k: int, within: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``WITHIN_EXACT`` live ids: exact over their raw vectors (a few MB read).
+        More: the IVF scan skips every id outside the set (a FAISS selector), then re-ranks."""
+        ids = within[self.raw.lookup(within) >= 0]
+        if self.index is None or len(ids) <= WITHIN_EXACT:
+            return exact_scan(q, self._rows_of(ids), k, self.metric)
+        fetch = int(min(max(self.opts.rerank, k) + self.stale, len(ids), 4096))
+        params = search_params(self.index, self.nprobe)
+        selector = self._faiss.IDSelectorBatch(ids)
+        params.sel = selector
+        _, cand = self.index.search(q, fetch, params=params)
+        return rerank(q, cand, self.raw, k, self.metric)
+
+    def _rows_of(self, ids: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(ids), 65536):
+            part = ids[start : start + 65536]
+            yield part, self.raw.vectors(self.raw.lookup(part))
 
     @property
     def nprobe(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceindex.index.base import Capabilities, Metric, as_ids, as_vectors
+from faceindex.index.base import Capabilities, Metric, as_ids, as_vectors, as_within
 
 __all__ = ["MemoryIndex"]
 
@@ -37,27 +37,30 @@ class MemoryIndex:
             self._vecs = self._vecs[~mask]
         return removed
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, within: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         q = as_vectors(queries, self.dim)
-        n = len(self._ids)
+        keep = as_within(within)
+        all_ids, all_vecs = self._ids, self._vecs
+        if keep is not None:
+            mask = np.isin(all_ids, keep)
+            all_ids, all_vecs = all_ids[mask], all_vecs[mask]
+        n = len(all_ids)
         dist = np.full((len(q), k), np.inf if self.metric == "l2" else -np.inf, dtype=np.float32)
         ids = np.full((len(q), k), -1, dtype=np.int64)
         if n == 0:
             return dist, ids
         if self.metric == "l2":
-            d2 = (
-                (q * q).sum(1)[:, None]
-                - 2 * q @ self._vecs.T
-                + (self._vecs * self._vecs).sum(1)[None]
-            )
+            d2 = (q * q).sum(1)[:, None] - 2 * q @ all_vecs.T + (all_vecs * all_vecs).sum(1)[None]
             scores = np.sqrt(np.maximum(d2, 0))
             order = np.argsort(scores, axis=1, kind="stable")[:, :k]
         else:
-            scores = q @ self._vecs.T
+            scores = q @ all_vecs.T
             order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         m = order.shape[1]
         dist[:, :m] = np.take_along_axis(scores, order, axis=1)
-        ids[:, :m] = self._ids[order]
+        ids[:, :m] = all_ids[order]
         return dist, ids
 
     def count(self) -> int:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlparse
 import numpy as np
 
 from faceindex.errors import ConfigError, MissingDependency, StorageError
-from faceindex.index.base import Capabilities, Metric, as_ids, as_vectors
+from faceindex.index.base import Capabilities, Metric, as_ids, as_vectors, as_within
 from faceindex.index.maintenance import Batches, IndexStats
 
 __all__ = ["MilvusIndex"]
@@ -27,6 +27,7 @@ __all__ = ["MilvusIndex"]
 log = logging.getLogger(__name__)
 STRONG = "Strong"
 MAX_TOPK = 16384  # Milvus refuses larger limits
+FILTER_IDS = 10_000  # ids per "id in [...]" filter expression
 INT_PARAMS = {"M", "efConstruction", "nlist", "m", "nbits", "search_list"}
 SEARCH_PARAMS = {"ef": "ef", "nprobe": "nprobe", "search_list": "search_list"}
 
@@ -167,8 +168,25 @@ class MilvusIndex:
             found += [int(r["id"]) for r in rows]
         return np.asarray(found, dtype=np.int64)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, within: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``within`` becomes a boolean filter on the primary key (``id in [...]``), sent in
+        parts of ``FILTER_IDS`` ids whose results are merged."""
         q = as_vectors(queries, self.dim)
+        keep = as_within(within)
+        if keep is None:
+            return self._search(q, k, "")
+        parts = [
+            self._search(q, k, f"id in {keep[s : s + FILTER_IDS].tolist()}")
+            for s in range(0, len(keep), FILTER_IDS)
+        ] or [self._search(q, k, "id in []")]
+        dist, ids = np.hstack([p[0] for p in parts]), np.hstack([p[1] for p in parts])
+        key = dist if self.metric == "l2" else -dist
+        order = np.argsort(key, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _search(self, q: np.ndarray, k: int, expr: str) -> tuple[np.ndarray, np.ndarray]:
         fill = np.inf if self.metric == "l2" else -np.inf
         dist = np.full((len(q), k), fill, dtype=np.float32)
         out = np.full((len(q), k), -1, dtype=np.int64)
@@ -182,6 +200,7 @@ class MilvusIndex:
             self.collection,
             data=q.tolist(),
             limit=limit,
+            filter=expr,
             search_params=params,
             output_fields=["id"],
             consistency_level=STRONG,

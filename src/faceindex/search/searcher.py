@@ -12,7 +12,9 @@ from faceindex.index.base import VectorIndex
 from faceindex.search.scoring import decide, similarity
 from faceindex.types import DetectedFace, Match, ProbeFace, SearchResult
 
-__all__ = ["knn", "match_faces"]
+__all__ = ["PUSHDOWN_AFTER", "knn", "match_faces"]
+
+PUSHDOWN_AFTER = 1024  # candidates filtered before a restricted search asks the catalog
 
 
 def knn(
@@ -27,28 +29,48 @@ def knn(
 
     The index may still hold a vector whose face was just deleted; the catalog is the truth,
     so unknown ids are dropped and the search widens until k survive or the index is spent.
+    A restricted search first filters the nearest faces of the whole gallery (cheap when the
+    sources hold a fair share of it); once that has widened past ``PUSHDOWN_AFTER``
+    candidates, the sources are few in the gallery, so their face ids are fetched from the
+    catalog and the index searches only those (an approximate index caps how many
+    candidates it can return, so widening alone would miss them).
     """
     total = index.count()
     out: list[list[tuple[float, FaceRow]]] = []
+    within: np.ndarray | None = None
     for vec in np.atleast_2d(vectors):
         fetch = min(max(k * 2, k + 16), max(total, 1))
         while True:
-            dist, ids = index.search(vec[None, :], fetch)
-            hits = [(float(d), int(i)) for d, i in zip(dist[0], ids[0], strict=True) if i >= 0]
-            rows = catalog.faces([i for _, i in hits])
-            kept = []
-            for d, i in hits:
-                row = rows.get(i)
-                if row is None:
-                    continue
-                if sources is not None and not any(p.source in sources for p in row.locations):
-                    continue
-                kept.append((d, row))
-            if len(kept) >= k or fetch >= total:
+            if within is not None:
+                fetch = min(fetch, max(len(within), 1))
+            dist, ids = index.search(vec[None, :], fetch, within=within)
+            kept = _live(catalog, dist[0], ids[0], sources)
+            if len(kept) >= k or fetch >= total or (within is not None and fetch >= len(within)):
                 break
+            if sources is not None and within is None and fetch >= PUSHDOWN_AFTER:
+                within = catalog.face_ids_in_sources(sources)
+                fetch = min(max(k * 2, k + 16), max(total, 1))
+                continue
             fetch = min(fetch * 4, total)
         out.append(kept[:k])
     return out
+
+
+def _live(
+    catalog: Catalog, dist: np.ndarray, ids: np.ndarray, sources: Collection[str] | None
+) -> list[tuple[float, FaceRow]]:
+    """Hits the catalog still holds (and, if restricted, that a named source locates)."""
+    hits = [(float(d), int(i)) for d, i in zip(dist, ids, strict=True) if i >= 0]
+    rows = catalog.faces([i for _, i in hits])
+    kept = []
+    for d, i in hits:
+        row = rows.get(i)
+        if row is None:
+            continue
+        if sources is not None and not any(p.source in sources for p in row.locations):
+            continue
+        kept.append((d, row))
+    return kept
 
 
 def match_faces(

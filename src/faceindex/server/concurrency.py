@@ -99,9 +99,11 @@ class LockedIndex:
         with self._lock.writing():
             return self.inner.remove(ids)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, within: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         with self._lock.reading():
-            return self.inner.search(queries, k)
+            return self.inner.search(queries, k, within=within)
 
     def count(self) -> int:
         with self._lock.reading():
