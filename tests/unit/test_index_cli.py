@@ -13,6 +13,7 @@ from faceindex.catalog.base import ImageOutcome
 from faceindex.cli import app
 from faceindex.config import Settings
 from faceindex.engine import Engine
+from faceindex.governance.audit import AuditLog
 from faceindex.types import BBox, DetectedFace, FaceQuality
 
 pytestmark = pytest.mark.e2e
@@ -73,12 +74,25 @@ def test_stats_build_compact(home: Path) -> None:
     assert compacted["dropped"] == 3 and compacted["garbage"] == 0 and compacted["count"] == 597
     again = run("index", "build", "--kind", "flat", "--home", str(home))
     assert again["kind"] == "flat" and again["count"] == 597
+    log = AuditLog(home / "audit.db")
+    events = [e.event for e in log.entries() if e.event.action.startswith("index-")]
+    log.close()
+    assert [(e.action, e.details.get("vectors", e.details.get("dropped"))) for e in events] == [
+        ("index-build", 600),
+        ("index-compact", 3),
+        ("index-build", 597),
+    ]
 
 
 def test_build_refuses_unknown_kind_and_readers(home: Path) -> None:
     result = CliRunner().invoke(app, ["index", "build", "--kind", "hnsw", "--home", str(home)])
     assert result.exit_code == 2 and "--kind" in result.output
-    result = CliRunner(env={"FACEINDEX_ACTOR_ROLE": "auditor"}).invoke(
-        app, ["index", "build", "--home", str(home)]
-    )
-    assert result.exit_code == 6, result.output
+    for role, command in (("auditor", "build"), ("investigator", "compact")):
+        result = CliRunner(env={"FACEINDEX_ACTOR_ROLE": role}).invoke(
+            app, ["index", command, "--home", str(home)]
+        )
+        assert result.exit_code == 6 and "manage-index" in result.output, result.output
+    log = AuditLog(home / "audit.db")
+    denied = [e.event.details for e in log.entries() if e.event.outcome == "denied"]
+    log.close()
+    assert denied == [{"action": "index-build"}, {"action": "index-compact"}]

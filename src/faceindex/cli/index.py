@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from faceindex.cli.common import HomeOpt, console, handle_errors, open_engine
+from faceindex.cli.governed import open_governance
 from faceindex.errors import InputError
 
 __all__ = ["app"]
@@ -18,14 +19,6 @@ __all__ = ["app"]
 app = typer.Typer(help="Inspect, rebuild (retrain) and compact the vector index.")
 
 KINDS = ("auto", "flat", "ivf")
-
-
-def _require_writer(engine: Any) -> None:
-    """Rebuilding rewrites what every search reads: the same right as ingesting."""
-    from faceindex.governance.roles import Actor, Permission, Role, require
-
-    s = engine.settings
-    require(Actor(s.actor, Role(s.actor_role)), Permission.INGEST)
 
 
 def _stats(engine: Any) -> dict[str, Any]:
@@ -72,21 +65,14 @@ def build(
     as_json: bool = typer.Option(False, "--json"),
     home: HomeOpt = None,
 ) -> None:
-    """Rebuild the index from the catalog, retraining any compressed codes on the gallery."""
-    from faceindex.index.maintenance import Maintainable
-
+    """Rebuild the index from the catalog, retraining any compressed codes on the gallery
+    (needs the manage-index permission; audited)."""
     if kind is not None and kind not in KINDS:
         raise InputError(f"--kind must be one of {', '.join(KINDS)}")
-    with open_engine(home) as engine:
-        _require_writer(engine)
-        started = time.perf_counter()
-        if isinstance(engine.index, Maintainable):
-            n = engine.index.rebuild(engine.catalog.iter_embeddings(), kind=kind)
-        elif kind is not None:
-            raise InputError(f"--kind applies to faiss indexes, not {engine.index!r}")
-        else:
-            n = engine.rebuild_index()
-        out = _stats(engine)
+    started = time.perf_counter()
+    with open_governance(home) as gov:
+        n = gov.rebuild_index(kind)
+        out = _stats(gov.engine)
     out["rebuilt"] = n
     out["seconds"] = round(time.perf_counter() - started, 2)
     if not as_json:
@@ -97,15 +83,11 @@ def build(
 @app.command("compact")
 @handle_errors
 def compact(as_json: bool = typer.Option(False, "--json"), home: HomeOpt = None) -> None:
-    """Physically drop removed and replaced vectors and rewrite the index files."""
-    from faceindex.index.maintenance import Maintainable
-
-    with open_engine(home) as engine:
-        _require_writer(engine)
-        # the in-memory oracle removes at once and keeps nothing on disk: nothing to drop
-        index = engine.index
-        dropped = index.compact() if isinstance(index, Maintainable) else 0
-        out = _stats(engine)
+    """Physically drop removed and replaced vectors and rewrite the index files
+    (needs the manage-index permission; audited)."""
+    with open_governance(home) as gov:
+        dropped = gov.compact_index()
+        out = _stats(gov.engine)
     out["dropped"] = dropped
     if not as_json:
         console.print(f"compacted: {dropped} dead vectors dropped", highlight=False)

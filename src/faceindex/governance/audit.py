@@ -59,6 +59,8 @@ ACTIONS = frozenset(
         "receipt-verify",
         "audit-verify",
         "audit-export",
+        "index-build",
+        "index-compact",
         "denied",
     }
 )

@@ -22,6 +22,7 @@ class Permission(str, Enum):
     EXPORT = "export"  # export results or a source's data
     MANAGE_USERS = "manage-users"
     RETENTION = "retention"  # run retention garbage collection
+    MANAGE_INDEX = "manage-index"  # rebuild (retrain) and compact the vector index
 
 
 class Role(str, Enum):

@@ -26,6 +26,8 @@ exports(source=)                            list[ExportRecord]               exp
 verify_audit()                              VerifyReport                     read-audit
 export_audit(out, fmt=)                     int (entries)                    read-audit
 record_config_change(changes)               None                             manage-users
+rebuild_index(kind=)                        int (vectors indexed)            manage-index
+compact_index()                             int (vectors dropped)            manage-index
 =========================  =========================================  ==================
 
 Audit: every call above appends an entry (who, role, case, purpose, probe sha256, sources,
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -364,6 +367,35 @@ class Governance(LifecycleOps):
         """Audit a settings or account change made by another module (server, CLI)."""
         self._require(P.MANAGE_USERS, action="config-change")
         self._record("config-change", details={"changes": changes})
+
+    def rebuild_index(self, kind: str | None = None) -> int:
+        """Rebuild the vector index from the catalog (retraining compressed codes);
+        ``kind`` flat, ivf or auto applies to FAISS indexes."""
+        from faceindex.index.maintenance import Maintainable
+
+        self._require(P.MANAGE_INDEX, action="index-build")
+        started = time.perf_counter()
+        index = self.engine.index
+        if isinstance(index, Maintainable):
+            n = index.rebuild(self.engine.catalog.iter_embeddings(), kind=kind)
+        elif kind is not None:
+            raise InputError(f"--kind applies to faiss indexes, not {index!r}")
+        else:
+            n = self.engine.rebuild_index()
+        seconds = round(time.perf_counter() - started, 2)
+        self._record("index-build", details={"kind": kind, "vectors": n, "seconds": seconds})
+        return n
+
+    def compact_index(self) -> int:
+        """Physically drop removed and replaced vectors and rewrite the index files."""
+        from faceindex.index.maintenance import Maintainable
+
+        self._require(P.MANAGE_INDEX, action="index-compact")
+        index = self.engine.index
+        # the in-memory oracle removes at once and keeps nothing on disk: nothing to drop
+        dropped = index.compact() if isinstance(index, Maintainable) else 0
+        self._record("index-compact", details={"dropped": dropped})
+        return dropped
 
     def receipts(self) -> list[Receipt]:
         self._require(P.DELETE, P.READ_AUDIT, action="receipt-verify")
