@@ -15,6 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from faceindex.errors import ConfigError
+from faceindex.sources.netguard import DEFAULT_DENY_DOMAINS
 
 __all__ = ["DEFAULT_HOME", "Settings"]
 
@@ -81,17 +82,7 @@ class Settings(BaseSettings):
         default=(), description="hosts/networks exempt from the private-address refusal"
     )
     url_deny_domains: tuple[str, ...] = Field(
-        default=(
-            "facebook.com",
-            "instagram.com",
-            "twitter.com",
-            "x.com",
-            "youtube.com",
-            "linkedin.com",
-            "venmo.com",
-            "tiktok.com",
-            "vk.com",
-        ),  # fmt: skip
+        default=DEFAULT_DENY_DOMAINS,
         description="never fetched, with their subdomains",
     )
     url_user_agent: str = Field(default="faceindex-fetch/0.1", description="robots.txt agent")
