@@ -202,3 +202,15 @@ def test_many_lists_use_a_nested_quantizer(
     again.add(more_ids, more)  # placed through the nested quantizer after the reopen
     assert again.search(more[:3], 1)[1][:, 0].tolist() == more_ids[:3].tolist()
     again.close()
+
+
+def test_raw_rows_across_page_edges_come_back_whole(tmp_path: Path) -> None:
+    """Rows of 400 bytes straddle 4 KiB pages and the file ends mid-page: the read-ahead
+    hints cover both pages of a row and stop at the end of the file."""
+    store = RawStore(tmp_path, 100)
+    vecs = np.random.default_rng(2).random((50, 100), dtype=np.float32)
+    store.append(np.arange(1, 51), vecs)
+    store.save()
+    again = RawStore(tmp_path, 100)
+    picks = np.array([50, 1, 11, 21, 31, 24])  # rows 10, 20 and 30 cross a page edge
+    np.testing.assert_array_equal(again.vectors(again.lookup(picks)), vecs[picks - 1])

@@ -127,8 +127,10 @@ class RawStore:
         first = (rows * self._row_bytes) // PAGE
         last = ((rows + 1) * self._row_bytes - 1) // PAGE
         pages = np.unique(np.concatenate([first, last]))
-        for page in pages.tolist():
-            raw.madvise(mmap.MADV_WILLNEED, page * PAGE, PAGE)
+        breaks = np.flatnonzero(np.diff(pages) != 1) + 1  # one call per run of pages
+        starts, ends = pages[np.r_[0, breaks]], pages[np.r_[breaks - 1, len(pages) - 1]]
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            raw.madvise(mmap.MADV_WILLNEED, start * PAGE, (end - start + 1) * PAGE)
 
     def _map(self) -> np.ndarray:
         """The vectors file mapped read-only; re-mapped once rows were appended past it."""

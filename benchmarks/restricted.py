@@ -1,0 +1,73 @@
+"""Restricted search on a built FAISS index: a case that may search only some faces.
+
+    .venv/bin/python benchmarks/restricted.py /tmp/faceindex-bench/index-ivf-1000000 \\
+        --probes /tmp/faceindex-bench/probes.npy --sizes 1000,100000,1000000
+
+For each size, a random set of that many indexed ids stands for the faces of the sources a
+case may search. Times ``search(q, 10, within=ids)`` one probe at a time, next to the
+unrestricted search on the same probes. Sets up to ``WITHIN_EXACT`` ids are scanned exactly;
+larger ones go through the IVF scan with a selector, and their recall@10 is measured against
+the exact scan of the same set (the same call with the exact path forced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from faceindex.index import faiss_ivf
+from faceindex.index.faiss_index import FaissIndex
+
+K = 10
+
+
+def p50_ms(fn: object, probes: np.ndarray) -> tuple[float, float]:
+    lat = []
+    for q in probes:
+        t0 = time.perf_counter()
+        fn(q[None, :])  # type: ignore[operator]
+        lat.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(lat)), 1000 * float(np.percentile(lat, 99))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("directory", type=Path, help="a faiss index directory")
+    ap.add_argument("--probes", type=Path, required=True, help=".npy of query vectors")
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--sizes", default="1000,100000,1000000")
+    args = ap.parse_args()
+    index = FaissIndex.from_url(f"faiss://{args.directory}")
+    probes = np.load(args.probes)[: args.queries]
+    ids = index.ids()
+    print(f"{index.count():,} faces, kind {index.kind}; {len(probes)} probes, k={K}")
+    index.search(probes[:2], K)
+    p50, p99 = p50_ms(lambda q: index.search(q, K), probes)
+    print(f"unrestricted: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    rng = np.random.default_rng(5)
+    for size in (int(s) for s in args.sizes.split(",")):
+        within = np.sort(rng.choice(ids, min(size, len(ids)), replace=False))
+        p50, p99 = p50_ms(lambda q, w=within: index.search(q, K, within=w), probes)
+        line = f"within {len(within):>10,} ids: p50 {p50:8.2f} ms, p99 {p99:8.2f} ms"
+        if len(within) > faiss_ivf.WITHIN_EXACT:
+            _, got = index.search(probes, K, within=within)
+            exact_at = faiss_ivf.WITHIN_EXACT
+            faiss_ivf.WITHIN_EXACT = len(within)
+            try:
+                _, want = index.search(probes, K, within=within)
+            finally:
+                faiss_ivf.WITHIN_EXACT = exact_at
+            assert np.isin(got[got >= 0], within).all()
+            hits = sum(len(set(g) & set(w)) for g, w in zip(got, want, strict=True))
+            line += f", IVF scan with selector, recall@10 {hits / want.size:.3f} vs exact"
+        else:
+            line += ", exact over the set"
+        print(line, flush=True)
+    index.close()
+
+
+if __name__ == "__main__":
+    main()
