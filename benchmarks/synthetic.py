@@ -94,16 +94,27 @@ def gallery_chunks(
 
 
 def probes(
-    spread: Spread, n: int, chunk: int, seed: int = 11, gallery_n: int | None = None
+    spread: Spread,
+    n: int,
+    chunk: int,
+    seed: int = 11,
+    gallery_n: int | None = None,
+    variant: int = 0,
 ) -> np.ndarray:
-    """New photos of people in the gallery: re-derive some chunk's centres, fresh noise."""
+    """New photos of people in the gallery: re-derive some chunk's centres, fresh noise.
+    Each ``variant`` picks other people and other noise (the default is the saved set)."""
     rng = np.random.default_rng(seed)
     take = min(chunk, gallery_n or chunk)
     per = 1 + rng.poisson(3.0, size=take)
     centres = spread.centres(len(per), rng)  # the first chunk's identities: the same draws
     used = int(np.searchsorted(np.cumsum(per), take)) + 1
-    pick = np.random.default_rng(seed + 1).integers(0, used, size=n)
-    return spread.samples(centres[pick], np.random.default_rng(seed + 2))
+    pick_rng, noise_rng = (
+        (np.random.default_rng(seed + 1), np.random.default_rng(seed + 2))
+        if not variant
+        else (np.random.default_rng((seed, variant, 1)), np.random.default_rng((seed, variant, 2)))
+    )
+    pick = pick_rng.integers(0, used, size=n)
+    return spread.samples(centres[pick], noise_rng)
 
 
 def strangers(spread: Spread, n: int, seed: int = 99) -> np.ndarray:

@@ -127,14 +127,10 @@ def test_delete_then_search(opener: Open) -> None:
 
 
 @pytest.mark.parametrize("share", [0.02, 0.6])
-def test_search_within_matches_oracle(
-    opener: Open, share: float, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_search_within_matches_oracle(opener: Open, share: float) -> None:
     """A restricted search returns only allowed ids, exactly the oracle's. The IVF kind scans
-    a small set exactly and filters a large one in its scan: both are exercised here."""
-    from faceindex.index import faiss_ivf
-
-    monkeypatch.setattr(faiss_ivf, "WITHIN_EXACT", 100)
+    a set no larger than its re-rank (200) exactly and filters a larger one in its scan:
+    24 and 720 ids here."""
     index, oracle, ids, vecs = filled(opener)
     rng = np.random.default_rng(9)
     allowed = rng.choice(ids, int(share * len(ids)), replace=False)

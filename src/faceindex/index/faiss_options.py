@@ -36,7 +36,7 @@ class FaissOptions:
     train_min: int = 10_000  # fewer faces than this: IVF kind scans raw vectors exactly
     nlist: int = 0  # inverted lists; 0 = chosen from the gallery size at training time
     pq_m: int = 32  # PQ code bytes per face (8-bit sub-quantizers); 128 % pq_m == 0
-    nprobe: int = 0  # lists visited per query; 0 = max(256, nlist / 16) (docs/BENCHMARKS.md)
+    nprobe: int = 0  # lists visited per query; 0 = nlist / 16 within [256, 512] (BENCHMARKS.md)
     rerank: int = 200  # candidates re-ranked with exact distances (at least k of them)
     retrain_factor: float = 4.0  # retrain once the gallery is this many times the training set
 
