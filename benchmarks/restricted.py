@@ -1,7 +1,7 @@
 """Restricted search on a built FAISS index: a case that may search only some faces.
 
     .venv/bin/python benchmarks/restricted.py /tmp/faceindex-bench/index-ivf-1000000 \\
-        --probes /tmp/faceindex-bench/probes.npy --sizes 1000,100000,1000000
+        --probes /tmp/faceindex-bench/probes.npy --truth /tmp/faceindex-bench/truth_p.npy
 
 For each size, a random set of that many indexed ids stands for the faces of the sources a
 case may search. Times ``search(q, 10, within=ids)`` one probe at a time, next to the
@@ -37,6 +37,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("directory", type=Path, help="a faiss index directory")
     ap.add_argument("--probes", type=Path, required=True, help=".npy of query vectors")
+    ap.add_argument(
+        "--truth",
+        type=Path,
+        help=".npy of the probes' exact top-10 ids: each set then also holds them (the case's "
+        "sources hold the person), else the set is random faces only",
+    )
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--sizes", default="1000,100000,1000000")
     args = ap.parse_args()
@@ -50,7 +56,10 @@ def main() -> None:
     print(f"unrestricted: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     rng = np.random.default_rng(5)
     for size in (int(s) for s in args.sizes.split(",")):
-        within = np.sort(rng.choice(ids, min(size, len(ids)), replace=False))
+        within = rng.choice(ids, min(size, len(ids)), replace=False)
+        if args.truth:
+            within = np.r_[within, np.load(args.truth)[: len(probes)].ravel()]
+        within = np.unique(within)
         p50, p99 = p50_ms(lambda q, w=within: index.search(q, K, within=w), probes)
         line = f"within {len(within):>10,} ids: p50 {p50:8.2f} ms, p99 {p99:8.2f} ms"
         if len(within) > rerank:

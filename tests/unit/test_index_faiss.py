@@ -214,3 +214,26 @@ def test_raw_rows_across_page_edges_come_back_whole(tmp_path: Path) -> None:
     again = RawStore(tmp_path, 100)
     picks = np.array([50, 1, 11, 21, 31, 24])  # rows 10, 20 and 30 cross a page edge
     np.testing.assert_array_equal(again.vectors(again.lookup(picks)), vecs[picks - 1])
+
+
+def test_restricted_ivf_search_same_with_bitmap_or_hash_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceindex.index import faiss_ivf
+
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=300))
+    ids, vecs = people(300)
+    index.add(ids * 3, vecs)  # sparse ids: bits between them stay clear
+    index.save()
+    # 600 ids, more than the re-rank, so the IVF scan filters; the ids above them, beyond
+    # the bitmap's last byte, must stay out (probes come from both halves)
+    within = ids[:600] * 3
+    q = vecs[::25] + np.float32(0.001)
+    by_bitmap = index.search(q, 8, within=within)
+    monkeypatch.setattr(faiss_ivf, "BITMAP_MAX_BYTES", 0)
+    by_set = index.search(q, 8, within=within)
+    np.testing.assert_array_equal(by_bitmap[1], by_set[1])
+    assert np.isin(by_bitmap[1], within).all()
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids * 3, vecs)
+    np.testing.assert_array_equal(by_bitmap[1], oracle.search(q, 8, within=within)[1])

@@ -80,4 +80,7 @@ def as_within(within: np.ndarray | list[int] | None) -> np.ndarray | None:
     """A ``within`` argument as sorted unique int64 ids (None: no restriction)."""
     if within is None:
         return None
-    return np.unique(as_ids(within))
+    ids = as_ids(within)
+    if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):  # the catalog's come sorted
+        ids = np.unique(ids)
+    return ids

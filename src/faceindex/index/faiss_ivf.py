@@ -46,6 +46,7 @@ STATE_FILE = "ivf.json"
 DIRTY_FILE = "ivf.dirty"
 SMALL_TRAIN = 50_000  # train on one thread below this (10x faster on a busy 2-core box)
 STALE_FRACTION = 0.1  # compact automatically once this share of the codes is stale
+BITMAP_MAX_BYTES = 64 << 20  # restricted search: id bitmaps up to 512M ids, else a hash set
 
 
 class IvfStore:
@@ -133,15 +134,30 @@ class IvfStore:
         the set (a FAISS selector), then re-ranks as usual. (Exact over larger sets costs a
         random disk read per face once the raw file outgrows the page cache: 0.1 ms each
         on this box's disk, 12 s for 100k faces of a 100M gallery.)"""
-        ids = within[self.raw.lookup(within) >= 0]
-        if self.index is None or len(ids) <= max(self.opts.rerank, k):
+        if self.index is None or len(within) <= max(self.opts.rerank, k):
+            ids = within[self.raw.lookup(within) >= 0]
             return exact_scan(q, self._rows_of(ids), k, self.metric)
-        fetch = int(min(max(self.opts.rerank, k) + self.stale, len(ids), 4096))
+        fetch = int(min(max(self.opts.rerank, k) + self.stale, len(within), 4096))
         params = search_params(self.index, self.nprobe)
-        selector = self._faiss.IDSelectorBatch(ids)
+        selector, keep_alive = self._selector(within)
         params.sel = selector
         _, cand = self.index.search(q, fetch, params=params)
+        del keep_alive
         return rerank(q, cand, self.raw, k, self.metric)
+
+    def _selector(self, ids: np.ndarray) -> tuple[Any, Any]:
+        """A FAISS id selector for sorted ``ids`` (and what must outlive it): a bitmap over
+        the id range while that is at most ``BITMAP_MAX_BYTES`` (1M ids of a 100M gallery:
+        0.3 s as a hash set, 7 ms as a 12.5 MB bitmap), else a hash set."""
+        top = int(ids[-1]) + 1
+        if ids[0] >= 0 and top <= 8 * BITMAP_MAX_BYTES:
+            bitmap = np.zeros((top + 7) // 8, dtype=np.uint8)
+            # ids are unique, so adding each one's bit to its byte sets it (7 ms for 1M)
+            np.add.at(bitmap, ids >> 3, np.left_shift(1, ids & 7).astype(np.uint8))
+            # FAISS takes the bitmap's length in bytes: id i is in iff i // 8 < len
+            ptr = self._faiss.swig_ptr(bitmap)
+            return self._faiss.IDSelectorBitmap(len(bitmap), ptr), bitmap
+        return self._faiss.IDSelectorBatch(ids), None
 
     def _rows_of(self, ids: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for start in range(0, len(ids), 65536):
