@@ -150,11 +150,13 @@ class Engine:
             self.index.save()
         return added, removed
 
-    def rebuild_index(self) -> int:
+    def rebuild_index(self, kind: str | None = None) -> int:
         """Drop every vector and re-add all of them from the catalog (retraining compressed
-        codes where the index has them)."""
+        codes where the index has them); ``kind`` (flat, ivf, auto) applies to FAISS."""
         if isinstance(self.index, Maintainable):
-            return self.index.rebuild(self.catalog.iter_embeddings())
+            return self.index.rebuild(self.catalog.iter_embeddings(), kind=kind)
+        if kind is not None:
+            raise InputError(f"--kind applies to faiss indexes, not {self.index!r}")
         self.index.remove(self.index.ids())
         n = 0
         for ids, vecs in self.catalog.iter_embeddings():
@@ -162,6 +164,11 @@ class Engine:
             n += len(ids)
         self.index.save()
         return n
+
+    def compact_index(self) -> int:
+        """Physically drop removed vectors; returns how many. The in-memory oracle removes
+        at once and keeps nothing on disk: nothing to drop."""
+        return self.index.compact() if isinstance(self.index, Maintainable) else 0
 
     # -- sources and ingest ---------------------------------------------------------------
 

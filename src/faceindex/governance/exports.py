@@ -1,7 +1,9 @@
 """CSV exports of search results or of a source. Never embeddings, never thumbnails.
 
 Every export is registered (path, rows, sha256, sources, case, purpose), so erasing a
-source can list where copies of its data went.
+source can list where copies of its data went. :class:`ExportOps` is the audited half of the
+Governance facade that makes them (mixed into :class:`faceindex.governance.service.Governance`,
+which supplies the engine, the store, the actor and the audit plumbing).
 """
 
 from __future__ import annotations
@@ -11,12 +13,19 @@ import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from faceindex.catalog.base import Catalog
+from faceindex.engine import Engine
 from faceindex.errors import InputError
+from faceindex.governance.base import ExportRecord
+from faceindex.governance.roles import Actor, Permission
+from faceindex.governance.store import GovernanceStore, _now, new_id
 from faceindex.types import SearchResult
 
-__all__ = ["result_rows", "source_rows", "write_csv"]
+__all__ = ["ExportOps", "result_rows", "source_rows", "write_csv"]
+
+P = Permission
 
 RESULT_COLUMNS = [
     "probe_face", "rank", "face_id", "image_id", "distance", "similarity", "decision",
@@ -97,3 +106,67 @@ def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, object]])
     except OSError as exc:
         raise InputError(f"cannot write export {path}: {exc.strerror or exc}") from exc
     return n, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class ExportOps:
+    engine: Engine
+    store: GovernanceStore
+    actor: Actor
+
+    def _record(self, action: str, **fields: Any) -> int:
+        raise NotImplementedError
+
+    def _require(self, *permissions: Permission, action: str, **fields: Any) -> None:
+        raise NotImplementedError
+
+    def export_results(
+        self, results: Sequence[SearchResult], path: Path | str, *, case: str, purpose: str
+    ) -> ExportRecord:
+        self._require(P.EXPORT, action="export", case=case, purpose=purpose)
+        rows, sources = result_rows(results)
+        return self._export("results", Path(path), RESULT_COLUMNS, rows, sources, case, purpose)
+
+    def export_source(
+        self, name: str, path: Path | str, *, case: str = "", purpose: str = ""
+    ) -> ExportRecord:
+        self._require(P.EXPORT, action="export", sources=(name,), case=case, purpose=purpose)
+        rows = source_rows(self.engine.catalog, name)
+        return self._export("source", Path(path), SOURCE_COLUMNS, rows, {name}, case, purpose)
+
+    def _export(
+        self,
+        kind: str,
+        path: Path,
+        columns: list[str],
+        rows: list[dict[str, object]],
+        sources: set[str],
+        case: str,
+        purpose: str,
+    ) -> ExportRecord:
+        n, sha = write_csv(path, columns, rows)
+        record = ExportRecord(
+            new_id("exp"),
+            _now(),
+            self.actor.name,
+            kind,
+            str(path.expanduser().resolve()),
+            n,
+            sha,
+            tuple(sorted(sources)),
+            case,
+            purpose,
+        )
+        self.store.add_export(record)
+        self._record(
+            "export",
+            case=case,
+            purpose=purpose,
+            sources=record.sources,
+            face_ids=tuple(sorted({int(str(r["face_id"])) for r in rows})),
+            details={"export": record.id, "kind": kind, "path": record.path, "sha256": sha},
+        )
+        return record
+
+    def exports(self, source: str | None = None) -> list[ExportRecord]:
+        self._require(P.EXPORT, P.READ_AUDIT, action="export")
+        return self.store.exports(source)

@@ -46,7 +46,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -54,7 +53,8 @@ import numpy as np
 from faceindex.engine import Engine
 from faceindex.errors import InputError, SourceRefused
 from faceindex.governance.audit import AuditEvent, AuditLog, VerifyReport
-from faceindex.governance.base import ExportRecord, Holding, Receipt, ReceiptCheck, Suppression
+from faceindex.governance.base import Holding, Receipt, ReceiptCheck, Suppression
+from faceindex.governance.exports import ExportOps
 from faceindex.governance.lifecycle import LifecycleOps, OptOut
 from faceindex.governance.roles import Actor, Permission, Role, require
 from faceindex.governance.store import GovernanceStore
@@ -72,7 +72,7 @@ def actor_from_settings(engine: Engine) -> Actor:
     return Actor(engine.settings.actor, Role(engine.settings.actor_role))
 
 
-class Governance(LifecycleOps):
+class Governance(LifecycleOps, ExportOps):
     def __init__(
         self, engine: Engine, audit: AuditLog, store: GovernanceStore, actor: Actor
     ) -> None:
@@ -285,67 +285,6 @@ class Governance(LifecycleOps):
         )
         return summary
 
-    # -- exports --------------------------------------------------------------------------
-
-    def export_results(
-        self, results: Sequence[SearchResult], path: Path | str, *, case: str, purpose: str
-    ) -> ExportRecord:
-        from faceindex.governance.exports import RESULT_COLUMNS, result_rows
-
-        self._require(P.EXPORT, action="export", case=case, purpose=purpose)
-        rows, sources = result_rows(results)
-        return self._export("results", Path(path), RESULT_COLUMNS, rows, sources, case, purpose)
-
-    def export_source(
-        self, name: str, path: Path | str, *, case: str = "", purpose: str = ""
-    ) -> ExportRecord:
-        from faceindex.governance.exports import SOURCE_COLUMNS, source_rows
-
-        self._require(P.EXPORT, action="export", sources=(name,), case=case, purpose=purpose)
-        rows = source_rows(self.engine.catalog, name)
-        return self._export("source", Path(path), SOURCE_COLUMNS, rows, {name}, case, purpose)
-
-    def _export(
-        self,
-        kind: str,
-        path: Path,
-        columns: list[str],
-        rows: list[dict[str, object]],
-        sources: set[str],
-        case: str,
-        purpose: str,
-    ) -> ExportRecord:
-        from faceindex.governance.exports import write_csv
-        from faceindex.governance.store import _now, new_id
-
-        n, sha = write_csv(path, columns, rows)
-        record = ExportRecord(
-            new_id("exp"),
-            _now(),
-            self.actor.name,
-            kind,
-            str(path.expanduser().resolve()),
-            n,
-            sha,
-            tuple(sorted(sources)),
-            case,
-            purpose,
-        )
-        self.store.add_export(record)
-        self._record(
-            "export",
-            case=case,
-            purpose=purpose,
-            sources=record.sources,
-            face_ids=tuple(sorted({int(str(r["face_id"])) for r in rows})),
-            details={"export": record.id, "kind": kind, "path": record.path, "sha256": sha},
-        )
-        return record
-
-    def exports(self, source: str | None = None) -> list[ExportRecord]:
-        self._require(P.EXPORT, P.READ_AUDIT, action="export")
-        return self.store.exports(source)
-
     # -- audit ----------------------------------------------------------------------------
 
     def verify_audit(self) -> VerifyReport:
@@ -369,31 +308,18 @@ class Governance(LifecycleOps):
         self._record("config-change", details={"changes": changes})
 
     def rebuild_index(self, kind: str | None = None) -> int:
-        """Rebuild the vector index from the catalog (retraining compressed codes);
-        ``kind`` flat, ivf or auto applies to FAISS indexes."""
-        from faceindex.index.maintenance import Maintainable
-
+        """Rebuild the vector index from the catalog (see :meth:`Engine.rebuild_index`)."""
         self._require(P.MANAGE_INDEX, action="index-build")
         started = time.perf_counter()
-        index = self.engine.index
-        if isinstance(index, Maintainable):
-            n = index.rebuild(self.engine.catalog.iter_embeddings(), kind=kind)
-        elif kind is not None:
-            raise InputError(f"--kind applies to faiss indexes, not {index!r}")
-        else:
-            n = self.engine.rebuild_index()
+        n = self.engine.rebuild_index(kind)
         seconds = round(time.perf_counter() - started, 2)
         self._record("index-build", details={"kind": kind, "vectors": n, "seconds": seconds})
         return n
 
     def compact_index(self) -> int:
         """Physically drop removed and replaced vectors and rewrite the index files."""
-        from faceindex.index.maintenance import Maintainable
-
         self._require(P.MANAGE_INDEX, action="index-compact")
-        index = self.engine.index
-        # the in-memory oracle removes at once and keeps nothing on disk: nothing to drop
-        dropped = index.compact() if isinstance(index, Maintainable) else 0
+        dropped = self.engine.compact_index()
         self._record("index-compact", details={"dropped": dropped})
         return dropped
 
