@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, ClassVar, NoReturn, Protocol
@@ -311,18 +311,6 @@ class SqlCatalog(EraseQueries):
             parts.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
             last = int(parts[-1][-1])
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-
-    def face_ids_in_sources(self, names: Collection[str]) -> np.ndarray:
-        wanted = sorted(set(names))
-        if not wanted:
-            return np.empty(0, dtype=np.int64)
-        rows = self.query(
-            "SELECT DISTINCT f.id FROM faces f JOIN items it ON it.image_id = f.image_id"
-            f" JOIN sources s ON s.id = it.source_id WHERE s.name IN ({marks(len(wanted))})"
-            " ORDER BY f.id",
-            wanted,
-        )
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def count_faces(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM faces")[0][0])

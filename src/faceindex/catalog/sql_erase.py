@@ -1,4 +1,4 @@
-"""Deletion and retention queries, mixed into :class:`~faceindex.catalog.sql.SqlCatalog`.
+"""Erasure, retention and by-source queries, mixed into ``SqlCatalog`` (catalog/sql.py).
 
 Written once for SQLite and PostgreSQL (``?`` placeholders, no dialect functions). The rule
 shared by every method: an image lives while at least one item (a location in a registered
@@ -9,7 +9,7 @@ as time in both engines.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -81,7 +81,8 @@ def _drop_items(tx: _Tx, item_ids: Sequence[int]) -> ErasedRows:
 
 
 class EraseQueries:
-    """Catalog methods for erasure, retention and subject access (see catalog/base.py)."""
+    """Catalog methods for erasure, retention, subject access and the face ids a search
+    restricted to some sources may return (see catalog/base.py)."""
 
     def face_ids_of_images(self: _Host, image_ids: Sequence[int]) -> list[int]:
         return _select_ids(self.query, "SELECT id FROM faces WHERE image_id IN ({})", image_ids)
@@ -101,6 +102,18 @@ class EraseQueries:
             (int(source_id),),
         )
         return sorted(int(r[0]) for r in rows)
+
+    def face_ids_in_sources(self: _Host, names: Collection[str]) -> np.ndarray:
+        wanted = sorted(set(names))
+        if not wanted:
+            return np.empty(0, dtype=np.int64)
+        rows = self.query(
+            "SELECT DISTINCT f.id FROM faces f JOIN items it ON it.image_id = f.image_id"
+            f" JOIN sources s ON s.id = it.source_id WHERE s.name IN ({_in(len(wanted))})"
+            " ORDER BY f.id",
+            wanted,
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def existing_images(self: _Host, image_ids: Sequence[int]) -> list[int]:
         return _select_ids(self.query, "SELECT id FROM images WHERE id IN ({})", image_ids)
