@@ -88,14 +88,17 @@ class FlatStore:
         self, q: np.ndarray, k: int, within: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact over the vectors of ``within`` only (read in place)."""
-        n = int(self.index.ntotal)
-        if n == 0:
+        if self.index.ntotal == 0:
             return empty_result(len(q), k, self.metric)
-        flat = self._faiss.downcast_index(self.index.index)
-        xb = self._faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
-        ids = self.ids()
+        ids, xb = self.ids(), self._stored()
         pos = np.flatnonzero(np.isin(ids, within))
         return exact_scan(q, [(ids[pos], xb[pos])], k, self.metric)
+
+    def _stored(self) -> np.ndarray:
+        """The stored vectors, (n, dim), read in place (no copy)."""
+        n = int(self.index.ntotal)
+        flat = self._faiss.downcast_index(self.index.index)
+        return self._faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
 
     def _search_few(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """One BLAS pass over the stored vectors (read in place, no copy), then the top k.
@@ -105,8 +108,7 @@ class FlatStore:
         (those k are scores too), so one comparison pass leaves a few hundred candidates
         to sort instead of a partial sort over all n."""
         n = int(self.index.ntotal)
-        flat = self._faiss.downcast_index(self.index.index)
-        xb = self._faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+        xb = self._stored()
         if self._cache is None:
             self._cache = (self.ids(), np.einsum("ij,ij->i", xb, xb))
         ids, norms = self._cache

@@ -122,8 +122,18 @@ class IvfStore:
             return empty_result(len(q), k, self.metric)
         if self.index is None:
             return exact_scan(q, self.raw.iter_live(), k, self.metric)
-        fetch = int(min(max(self.opts.rerank, k) + self.stale, max(self.index.ntotal, 1), 4096))
-        _, cand = self.index.search(q, fetch, params=search_params(self.index, self.nprobe))
+        return self._ivf_search(q, k, int(self.index.ntotal))
+
+    def _ivf_search(
+        self, q: np.ndarray, k: int, limit: int, selector: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates from the codes (at most ``limit``; only ids ``selector`` admits), then
+        the k best by exact distance."""
+        fetch = int(min(max(self.opts.rerank, k) + self.stale, max(limit, 1), 4096))
+        params = search_params(self.index, self.nprobe)
+        if selector is not None:
+            params.sel = selector
+        _, cand = self.index.search(q, fetch, params=params)
         return rerank(q, cand, self.raw, k, self.metric)
 
     def search_within(
@@ -137,13 +147,10 @@ class IvfStore:
         if self.index is None or len(within) <= max(self.opts.rerank, k):
             ids = within[self.raw.lookup(within) >= 0]
             return exact_scan(q, self._rows_of(ids), k, self.metric)
-        fetch = int(min(max(self.opts.rerank, k) + self.stale, len(within), 4096))
-        params = search_params(self.index, self.nprobe)
-        selector, keep_alive = self._selector(within)
-        params.sel = selector
-        _, cand = self.index.search(q, fetch, params=params)
-        del keep_alive
-        return rerank(q, cand, self.raw, k, self.metric)
+        selector, bitmap = self._selector(within)  # the bitmap must outlive the search
+        found = self._ivf_search(q, k, len(within), selector)
+        del bitmap
+        return found
 
     def _selector(self, ids: np.ndarray) -> tuple[Any, Any]:
         """A FAISS id selector for sorted ``ids`` (and what must outlive it): a bitmap over

@@ -39,6 +39,7 @@ class RawStore:
         self.rows = 0  # rows committed or appended since
         self.generation = 0
         self._mm: np.memmap | None = None
+        self._advisable: mmap.mmap | None = None  # the map's mmap, where madvise exists
         path = directory / MAP_FILE
         if path.exists():
             try:
@@ -119,10 +120,8 @@ class RawStore:
         than the page cache is read from disk at re-rank time; page faults one row after the
         other cost 270-730 ms for 200 rows on this box's disk, one WILLNEED per page lets the
         disk serve them together: 2.5 ms (docs/BENCHMARKS.md)."""
-        if self._mm is None or not len(rows):
-            return
-        raw = getattr(self._mm, "_mmap", None)
-        if raw is None or not hasattr(raw, "madvise"):
+        raw = self._advisable
+        if raw is None or not len(rows):
             return
         first = (rows * self._row_bytes) // PAGE
         last = ((rows + 1) * self._row_bytes - 1) // PAGE
@@ -140,8 +139,9 @@ class RawStore:
             shape = (self.rows, self.dim)
             self._mm = np.memmap(self.vectors_path, dtype=np.float32, mode="r", shape=shape)
             raw = getattr(self._mm, "_mmap", None)
-            if raw is not None and hasattr(raw, "madvise"):
-                raw.madvise(mmap.MADV_RANDOM)  # no read-ahead: a row is all a fault needs
+            self._advisable = raw if hasattr(raw, "madvise") else None
+            if self._advisable is not None:  # no read-ahead: a row is all a fault needs
+                self._advisable.madvise(mmap.MADV_RANDOM)
         return self._mm
 
     def iter_live(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -204,7 +204,7 @@ class RawStore:
             raise StorageError(f"cannot write {new}: {exc}") from exc
         self.slots = np.arange(len(self.keys), dtype=np.int64)
         self.rows = len(self.keys)
-        self._mm = None
+        self._mm = self._advisable = None
         del mm
         self.save()  # the map names the new generation: from here on it is the truth
         old.unlink(missing_ok=True)

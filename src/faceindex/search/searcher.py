@@ -38,8 +38,9 @@ def knn(
     total = index.count()
     out: list[list[tuple[float, FaceRow]]] = []
     within: np.ndarray | None = None
+    first = min(max(k * 2, k + 16), max(total, 1))
     for vec in np.atleast_2d(vectors):
-        fetch = min(max(k * 2, k + 16), max(total, 1))
+        fetch = first
         while True:
             if within is not None:
                 fetch = min(fetch, max(len(within), 1))
@@ -49,7 +50,7 @@ def knn(
                 break
             if sources is not None and within is None and fetch >= PUSHDOWN_AFTER:
                 within = catalog.face_ids_in_sources(sources)
-                fetch = min(max(k * 2, k + 16), max(total, 1))
+                fetch = first
                 continue
             fetch = min(fetch * 4, total)
         out.append(kept[:k])
