@@ -54,8 +54,12 @@ class Settings(BaseSettings):
     quality_floor: float = Field(default=0.0, ge=0.0, le=1.0, description="skip faces below")
 
     # search
-    match_threshold: float = Field(default=0.6, gt=0, description="L2 distance for 'match'")
-    possible_threshold: float = Field(default=0.65, gt=0, description="'possible' band edge")
+    match_threshold: float | None = Field(
+        default=None, gt=0, description="distance for 'match' (default: the model pack's)"
+    )
+    possible_threshold: float | None = Field(
+        default=None, gt=0, description="'possible' band edge (default: the model pack's)"
+    )
     top_k: int = Field(default=10, ge=1, le=1000)
 
     # ingest
@@ -66,11 +70,15 @@ class Settings(BaseSettings):
     thumbnail_size: int = Field(default=112, ge=32, le=512)
 
     # governance: see docs/GOVERNANCE.md
-    erase_threshold: float = Field(
-        default=0.5, gt=0, description="erase by person: faces this close to a probe (strict)"
+    erase_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="erase by person: faces this close to a probe (default: the model pack's)",
     )
-    suppress_threshold: float = Field(
-        default=0.6, gt=0, description="opt-out: faces this close are never indexed or returned"
+    suppress_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="opt-out: faces this close are never indexed or returned (default: pack's)",
     )
     receipt_probe_days: int = Field(
         default=30, ge=0, description="keep a person-erase probe to re-check its receipt"
@@ -97,6 +105,11 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, ge=1, description="requests per token")
     rate_limit_burst: int = Field(default=30, ge=1, description="requests per token at once")
     request_timeout_s: float = Field(default=30.0, gt=0, description="engine call limit (503)")
+
+    # model packs (vision/pack.py): the face models, their dimension, metric and thresholds
+    model: str = Field(
+        default="dlib", description="model pack: a built-in name (dlib) or a pack directory"
+    )
 
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:

@@ -1,5 +1,6 @@
-"""The composition root: the one place that names concrete vision models and sources, and
-wires settings, catalog, index and pipeline into an :class:`Engine`."""
+"""The composition root: the one place that names concrete sources, and wires settings, the
+model pack (built by ``vision/factory.py``), catalog, index and pipeline into an
+:class:`Engine`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from faceindex.config import Settings
 from faceindex.errors import ConfigError, InputError, NoFaceError
 from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
+from faceindex.model_record import check_model
 from faceindex.pipeline.runner import FaceScreen, Progress_cb, run_ingest
 from faceindex.pipeline.worker import WorkerState
 from faceindex.search.searcher import match_faces
@@ -22,48 +24,12 @@ from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
 from faceindex.types import IngestSummary, SearchResult
 from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.decode import decode_image
-from faceindex.vision.embed import descriptor_name
+from faceindex.vision.factory import build_analyzer, model_tag, settings_pack
+from faceindex.vision.pack import ModelPack, Thresholds, thresholds_for
 
 __all__ = ["Engine", "build_analyzer", "build_source"]
 
 log = logging.getLogger(__name__)
-
-
-def build_analyzer(settings: Settings) -> FaceAnalyzer:
-    """The face models the settings ask for (loads dlib and the weights: ~0.5 s)."""
-    from faceindex.vision.align import DlibAligner
-    from faceindex.vision.base import Detector
-    from faceindex.vision.detect import (
-        CnnDetector,
-        FallbackDetector,
-        HogDetector,
-        WholeImageDetector,
-    )
-    from faceindex.vision.embed import DlibEmbedder
-
-    common = {"max_side": settings.detect_max_side, "min_size": settings.min_face_size}
-    up = settings.detect_upsample
-    detector: Detector
-    if settings.detector == "whole":
-        detector = WholeImageDetector(HogDetector(upsample=2, max_side=0))
-    elif settings.detector == "cnn":
-        detector = CnnDetector(upsample=up, **common)
-    elif settings.detect_fallback:
-        detector = FallbackDetector(
-            [
-                HogDetector(upsample=up, **common),
-                HogDetector(upsample=up + 1, **common),
-                CnnDetector(upsample=up, **common),
-            ]
-        )
-    else:
-        detector = HogDetector(upsample=up, **common)
-    return FaceAnalyzer(
-        detector,
-        DlibAligner(),
-        DlibEmbedder(mirror=settings.mirror, jitters=settings.jitters),
-        thumbnail_size=settings.thumbnail_size,
-    )
 
 
 def build_source(record: SourceRecord, settings: Settings) -> ImageSource:
@@ -84,10 +50,17 @@ class Engine:
     Open it with :meth:`open`; use it as a context manager so the index is saved on exit.
     """
 
-    def __init__(self, settings: Settings, catalog: Catalog, index: VectorIndex) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        index: VectorIndex,
+        pack: ModelPack | None = None,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.index = index
+        self.pack = pack or settings_pack(settings)  # the face models, dim, metric, thresholds
         self._analyzer: FaceAnalyzer | None = None
 
     @classmethod
@@ -97,13 +70,15 @@ class Engine:
             home.mkdir(parents=True, exist_ok=True)
         elif not home.is_dir():
             raise ConfigError(f"no engine home at {home}: run 'faceindex init' first")
+        pack = settings_pack(settings)
         catalog = open_catalog(settings.resolved_catalog_url)
         try:
-            index = open_index(settings.resolved_index_url, dim=128, metric="l2")
+            check_model(home, pack, has_gallery=catalog.count_faces() > 0)
+            index = open_index(settings.resolved_index_url, dim=pack.dim, metric=pack.index_metric)
         except Exception:
             catalog.close()
             raise
-        engine = cls(settings, catalog, index)
+        engine = cls(settings, catalog, index, pack)
         engine.reconcile()
         return engine
 
@@ -120,8 +95,20 @@ class Engine:
     @property
     def analyzer(self) -> FaceAnalyzer:
         if self._analyzer is None:
-            self._analyzer = build_analyzer(self.settings)
+            self._analyzer = build_analyzer(self.settings, self.pack)
         return self._analyzer
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The model pack's distances for each decision, with the settings' overrides."""
+        s = self.settings
+        return thresholds_for(
+            self.pack,
+            match=s.match_threshold,
+            possible=s.possible_threshold,
+            erase=s.erase_threshold,
+            suppress=s.suppress_threshold,
+        )
 
     # -- consistency ----------------------------------------------------------------------
 
@@ -228,7 +215,7 @@ class Engine:
             index=self.index,
             source=source,
             source_id=record.id,
-            model=descriptor_name(mirror=self.settings.mirror, jitters=self.settings.jitters),
+            model=model_tag(self.settings, self.pack),
             progress=progress,
             screen=screen,
             state=state,
@@ -256,8 +243,8 @@ class Engine:
             self.index,
             faces,
             top_k=top_k or s.top_k,
-            threshold=s.match_threshold,
-            possible=s.possible_threshold,
+            threshold=self.thresholds.match,
+            possible=self.thresholds.possible,
             sources=sources,
         )
 

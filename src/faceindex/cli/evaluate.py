@@ -33,7 +33,10 @@ def _vectors(
         vectors = embed_files(
             paths, settings, progress=lambda done, total: bar.update(task, completed=done)
         )
-    return vectors, settings.match_threshold
+    from faceindex.vision.factory import settings_pack
+    from faceindex.vision.pack import thresholds_for
+
+    return vectors, thresholds_for(settings_pack(settings), match=settings.match_threshold).match
 
 
 def _show(report: Any, as_json: bool) -> None:

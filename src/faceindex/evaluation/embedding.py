@@ -50,7 +50,7 @@ def embed_files(
     workers = settings.effective_workers()
     chunks = [unique[i : i + 4] for i in range(0, len(unique), 4)]
     if workers == 1:
-        from faceindex.engine import build_analyzer
+        from faceindex.vision.factory import build_analyzer
 
         analyzer = build_analyzer(settings)
         results = ([_embed_one(analyzer, settings, p) for p in chunk] for chunk in chunks)

@@ -89,7 +89,7 @@ def evaluate_folder(root: Path, vectors: Vectors, threshold: float) -> Report:
                 continue
             vec = vectors.get(p)
             # An undetected probe is a miss: a far-away point never sits nearest to a real face.
-            probes.append(np.full(128, 1e3, dtype=np.float32) if vec is None else vec)
+            probes.append(np.full(len(enrolled), 1e3, dtype=np.float32) if vec is None else vec)
             p_labels.append(name)
     if gallery and probes:
         report.rank1 = rank1(np.stack(gallery), g_labels, np.stack(probes), p_labels)

@@ -162,16 +162,14 @@ class LifecycleOps:
         """Every face within ``threshold`` (default: erase_threshold) of the person's photos."""
         self._require(P.DELETE, action="deletion")
         templates, shas = self._probe_templates(probes)
-        limit = threshold or self.engine.settings.erase_threshold
+        limit = threshold or self.engine.thresholds.erase
         erased = erase_face_rows(self.engine, live_within(self.engine, templates, limit))
         compact(self.engine, erased.face_ids)
         return self._issue("person", " ".join(shas), erased, reason, probe=templates)
 
     def _verify_receipt(self, receipt_id: str) -> ReceiptCheck:
         self._require(P.DELETE, P.READ_AUDIT, action="receipt-verify")
-        check, _ = check_receipt(
-            self.engine, self.store, receipt_id, self.engine.settings.erase_threshold
-        )
+        check, _ = check_receipt(self.engine, self.store, receipt_id, self.engine.thresholds.erase)
         entry = self._audit_entry(check.receipt.audit_seq)
         if entry is None or not receipt_matches_audit(check.receipt, entry):
             from dataclasses import replace
@@ -196,7 +194,7 @@ class LifecycleOps:
         self._require(P.OPT_OUT, action="opt-out", case=reference)
         templates, shas = self._probe_templates(probes)
         sup = self.store.add_suppression(templates, actor=self.actor.name, reference=reference)
-        limit = self.engine.settings.suppress_threshold
+        limit = self.engine.thresholds.suppress
         erased = erase_face_rows(self.engine, live_within(self.engine, templates, limit))
         compact(self.engine, erased.face_ids)
         self._record(
@@ -212,7 +210,7 @@ class LifecycleOps:
         self._require(P.SUBJECT_ACCESS, action="subject-access", case=reference)
         templates, shas = self._probe_templates(probes)
         cat = self.engine.catalog
-        ids = live_within(self.engine, templates, self.engine.settings.match_threshold)
+        ids = live_within(self.engine, templates, self.engine.thresholds.match)
         vecs = cat.embeddings(ids)
         rows = cat.faces(ids)
         out: list[Holding] = []
@@ -255,7 +253,7 @@ class LifecycleOps:
             per_source[src] = per_source.get(src, 0) + 1
         by_age = self.engine.catalog.delete_items([i for i, _ in expired])
         templates = self.store.suppression_templates()
-        hits = live_within(self.engine, templates, self.engine.settings.suppress_threshold)
+        hits = live_within(self.engine, templates, self.engine.thresholds.suppress)
         by_opt_out = erase_face_rows(self.engine, hits)
         erased = _merge(by_age, by_opt_out)
         compact(self.engine, erased.face_ids)

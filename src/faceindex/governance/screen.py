@@ -1,5 +1,9 @@
 """Opt-out matching: is a face one of the suppressed people?
 
+Distances are Euclidean between stored embeddings, the index's own measure: for an ``l2``
+pack its metric, for a ``cosine`` pack (unit vectors) a monotone function of it, so the
+pack's thresholds apply unchanged (see ``vision/pack.py``).
+
 The templates come from :class:`~faceindex.governance.store.GovernanceStore` and never leave
 this module's callers; only booleans and ids come out.
 """
@@ -17,7 +21,7 @@ __all__ = ["min_distances", "screen_for", "within"]
 
 
 def min_distances(vectors: np.ndarray, templates: np.ndarray) -> np.ndarray:
-    """For each vector, the L2 distance to its nearest template (inf with no templates)."""
+    """For each vector, the distance to its nearest template (inf with no templates)."""
     vecs = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     if not len(templates) or not len(vecs):
         return np.full(len(vecs), np.inf, dtype=np.float32)

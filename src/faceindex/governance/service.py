@@ -87,7 +87,7 @@ class Governance(LifecycleOps, ExportOps):
         home = engine.settings.home
         audit = AuditLog(home / "audit.db")
         try:
-            store = GovernanceStore(home / "governance.db")
+            store = GovernanceStore(home / "governance.db", dim=engine.pack.dim)
         except BaseException:
             audit.close()
             raise
@@ -229,7 +229,7 @@ class Governance(LifecycleOps, ExportOps):
 
     @property
     def _suppress_t(self) -> float:
-        return self.engine.settings.suppress_threshold
+        return self.engine.thresholds.suppress
 
     # -- sources and ingest ---------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from faceindex.catalog.sqlite import connect
-from faceindex.errors import NotFoundError, StorageError
+from faceindex.errors import ConfigError, NotFoundError, StorageError
 from faceindex.governance.base import ExportRecord, Receipt, Suppression
 
 __all__ = ["GovernanceStore", "new_id"]
@@ -50,8 +50,9 @@ def _now() -> str:
 
 
 class GovernanceStore:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, dim: int) -> None:
         self.path = Path(path)
+        self.dim = dim  # the home's model's embedding dimension (its pack's)
         self._lock = threading.RLock()
         try:
             self._db = connect(self.path, secure_delete=True)
@@ -111,11 +112,23 @@ class GovernanceStore:
         return [Suppression(str(a), str(b), str(c), str(d), int(e)) for a, b, c, d, e in rows]
 
     def suppression_templates(self) -> np.ndarray:
-        """Every suppression template, (n, 128) float32. Internal: for screening only."""
-        rows = self._rows("SELECT templates FROM suppressions")
-        if not rows:
-            return np.zeros((0, 128), dtype=np.float32)
-        return np.frombuffer(b"".join(bytes(r[0]) for r in rows), dtype=np.float32).reshape(-1, 128)
+        """Every suppression template, (n, dim) float32. Internal: for screening only."""
+        rows = self._rows("SELECT id, templates, count FROM suppressions")
+        parts = [self._templates(bytes(r[1]), int(r[2]), f"suppression {r[0]}") for r in rows]
+        if not parts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(parts)
+
+    def _templates(self, blob: bytes, count: int, what: str) -> np.ndarray:
+        """Stored templates, refused (fail closed) if another model made them."""
+        vecs = np.frombuffer(blob, dtype=np.float32)
+        if count <= 0 or len(vecs) != count * self.dim:
+            made = len(vecs) // count if count > 0 else 0
+            raise ConfigError(
+                f"{what} holds {made}-d templates but this home's model makes {self.dim}-d "
+                "ones: it was made with another model"
+            )
+        return vecs.reshape(count, self.dim)
 
     # -- receipts -------------------------------------------------------------------------
 
@@ -168,7 +181,8 @@ class GovernanceStore:
         )
         if not rows:
             return None
-        return np.frombuffer(bytes(rows[0][0]), dtype=np.float32).reshape(-1, 128)
+        blob = bytes(rows[0][0])
+        return self._templates(blob, len(blob) // (4 * self.dim) or 1, f"receipt {receipt_id}")
 
     def drop_expired_probes(self, now: str) -> int:
         with self._tx() as db:

@@ -123,7 +123,7 @@ def run_ingest(
 
 
 def _analyzer(settings: Settings) -> FaceAnalyzer:
-    from faceindex.engine import build_analyzer
+    from faceindex.vision.factory import build_analyzer
 
     return build_analyzer(settings)
 

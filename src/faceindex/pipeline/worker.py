@@ -30,9 +30,9 @@ def init_worker(settings: Settings, blas_threads: int) -> None:
     # per process, because the processes already occupy every core.
     os.environ["OPENBLAS_NUM_THREADS"] = str(blas_threads)
     os.environ["OMP_NUM_THREADS"] = str(blas_threads)
-    from faceindex.engine import build_analyzer
+    from faceindex.vision.factory import build_analyzer
 
-    _state = WorkerState(settings, build_analyzer(settings))
+    _state = WorkerState(settings, build_analyzer(settings, threads=blas_threads))
 
 
 def current() -> WorkerState:

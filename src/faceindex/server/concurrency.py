@@ -129,7 +129,7 @@ class EnginePool:
         self.primary = primary
         self._free: queue.Queue[Engine] = queue.Queue()
         for _ in range(size):
-            self._free.put(Engine(primary.settings, primary.catalog, primary.index))
+            self._free.put(Engine(primary.settings, primary.catalog, primary.index, primary.pack))
 
     @contextmanager
     def borrow(self) -> Iterator[Engine]:
@@ -141,7 +141,8 @@ class EnginePool:
 
     def view(self) -> Engine:
         """A fresh view with its own models (for a long job that must not hold a slot)."""
-        return Engine(self.primary.settings, self.primary.catalog, self.primary.index)
+        p = self.primary
+        return Engine(p.settings, p.catalog, p.index, p.pack)
 
 
 class EngineRunner:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from faceindex.types import BBox
 from faceindex.vision.base import Aligned
-from faceindex.vision.models import DLIB_LANDMARKS_5, model_path
+from faceindex.vision.models import DLIB_LANDMARKS_5, DLIB_RESNET, model_path
 
-__all__ = ["DlibAligner", "pose_from_landmarks"]
+__all__ = ["DlibAligner", "pose_from_eyes_nose", "pose_from_landmarks"]
 
-CHIP_SIZE = 150  # dlib's ResNet was trained on 150x150 chips with 0.25 padding
+CHIP_SIZE = DLIB_RESNET.input_size  # dlib's ResNet: 150x150 chips with 0.25 padding
 CHIP_PADDING = 0.25
 
 
@@ -23,7 +24,13 @@ class DlibAligner:
         self._dlib = dlib
         self._predictor = dlib.shape_predictor(str(model_path(DLIB_LANDMARKS_5)))
 
-    def align(self, rgb: np.ndarray, boxes: list[BBox]) -> list[Aligned]:
+    def align(
+        self,
+        rgb: np.ndarray,
+        boxes: list[BBox],
+        landmarks: Sequence[tuple[tuple[float, float], ...]] | None = None,
+    ) -> list[Aligned]:
+        # dlib's shape predictor finds its own 5 points; a detector's would be another layout.
         dlib = self._dlib
         out = []
         for box in boxes:
@@ -44,12 +51,15 @@ def pose_from_landmarks(points: tuple[tuple[float, float], ...]) -> float:
     if len(points) < 5:
         return 0.0
     p = np.asarray(points, dtype=np.float64)
-    eye_a = p[0:2].mean(axis=0)
-    eye_b = p[2:4].mean(axis=0)
+    return pose_from_eyes_nose(p[0:2].mean(axis=0), p[2:4].mean(axis=0), p[4])
+
+
+def pose_from_eyes_nose(eye_a: np.ndarray, eye_b: np.ndarray, nose: np.ndarray) -> float:
+    """The yaw proxy from two eye centres and the nose (any landmark layout that has them)."""
     axis = eye_b - eye_a
     dist = math.hypot(axis[0], axis[1])
     if dist < 1e-6:
         return 1.0
     mid = (eye_a + eye_b) / 2
-    offset = abs(float(np.dot(p[4] - mid, axis / dist)))
+    offset = abs(float(np.dot(nose - mid, axis / dist)))
     return min(1.0, offset / (dist / 2))

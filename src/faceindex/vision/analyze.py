@@ -31,7 +31,10 @@ class FaceAnalyzer:
         detections = self.detector.detect(rgb)
         if not detections:
             return []
-        aligned = self.aligner.align(rgb, [d.bbox for d in detections])
+        marks = [d.landmarks for d in detections]
+        aligned = self.aligner.align(
+            rgb, [d.bbox for d in detections], marks if all(marks) else None
+        )
         vectors = self.embedder.embed([a.chip for a in aligned])
         faces = []
         for det, al, vec in zip(detections, aligned, vectors, strict=True):
@@ -41,7 +44,7 @@ class FaceAnalyzer:
                     landmarks=al.landmarks,
                     detector=det.detector,
                     detector_score=round(det.score, 4),
-                    quality=assess(det.bbox, al.landmarks, al.chip),
+                    quality=assess(det.bbox, al.landmarks, al.chip, pose=al.pose),
                     embedding=vec,
                     thumbnail=thumbnail(rgb, det.bbox, self.thumbnail_size),
                 )

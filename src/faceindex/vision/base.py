@@ -1,18 +1,21 @@
 """The vision seams: detector, aligner and embedder Protocols.
 
-dlib's models implement them here; other embedders (an ONNX model pack a user brings) plug in
-by implementing the same three methods. An embedder declares its metric: dlib's ResNet was
-trained for L2 distance on raw descriptors, so faceindex never normalises them.
+dlib's models implement them here; other models (an ONNX model pack a user brings) plug in
+by implementing the same three methods. A detector that finds landmarks too (SCRFD) hands
+them on in :attr:`Detection.landmarks`, and the aligner receives them. An embedder declares
+its dimension and metric; the model pack (``vision/pack.py``) is where both are written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from faceindex.types import BBox
+from faceindex.vision.pack import Metric
 
 __all__ = ["Aligned", "Aligner", "Detection", "Detector", "Embedder"]
 
@@ -22,12 +25,14 @@ class Detection:
     bbox: BBox
     score: float
     detector: str
+    landmarks: tuple[tuple[float, float], ...] = ()  # where the detector finds them too
 
 
 @dataclass(frozen=True)
 class Aligned:
     landmarks: tuple[tuple[float, float], ...]
     chip: np.ndarray  # the aligned face, (S, S, 3) uint8
+    pose: float | None = None  # yaw proxy where the landmark layout is not dlib's
 
 
 @runtime_checkable
@@ -41,8 +46,14 @@ class Detector(Protocol):
 
 @runtime_checkable
 class Aligner(Protocol):
-    def align(self, rgb: np.ndarray, boxes: list[BBox]) -> list[Aligned]:
-        """Landmarks and an aligned chip for each box, in order."""
+    def align(
+        self,
+        rgb: np.ndarray,
+        boxes: list[BBox],
+        landmarks: Sequence[tuple[tuple[float, float], ...]] | None = None,
+    ) -> list[Aligned]:
+        """Landmarks and an aligned chip for each box, in order; ``landmarks``, where given,
+        are the detector's for each box (an aligner may use them or find its own)."""
         ...
 
 
@@ -51,7 +62,7 @@ class Embedder(Protocol):
     name: str
     version: str
     dim: int
-    metric: Literal["l2", "ip"]
+    metric: Metric
 
     def embed(self, chips: list[np.ndarray]) -> np.ndarray:
         """(n, dim) float32 descriptors for n aligned chips, computed as one batch."""

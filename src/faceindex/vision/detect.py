@@ -128,9 +128,11 @@ class WholeImageDetector:
         found = self._refine.detect(padded)
         if not found:
             return [whole]
-        b = max(found, key=lambda d: d.score).bbox
+        best = max(found, key=lambda d: d.score)
+        b = best.bbox
         box = BBox(max(0, b.left - p), max(0, b.top - p), min(w, b.right - p), min(h, b.bottom - p))
-        return [Detection(box, 1.0, f"{self.name}+{self._refine.name}")]
+        marks = tuple((x - p, y - p) for x, y in best.landmarks)
+        return [Detection(box, 1.0, f"{self.name}+{self._refine.name}", marks)]
 
 
 class FallbackDetector:

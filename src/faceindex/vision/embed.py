@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from faceindex.vision.models import DLIB_RESNET, model_path
+from faceindex.vision.pack import DLIB_PACK, Metric
 
 __all__ = ["DlibEmbedder", "descriptor_name"]
 
@@ -19,14 +18,14 @@ def descriptor_name(*, mirror: bool, jitters: int) -> str:
 
 
 class DlibEmbedder:
-    """128-d raw descriptors compared by L2 distance (dlib's training metric).
+    """Raw descriptors compared by Euclidean distance (dlib's training metric; see DLIB_PACK).
 
     With ``mirror`` each chip's descriptor is averaged with its horizontal mirror's; the
     average is of raw descriptors, never normalised. ``jitters`` is dlib's num_jitters.
     """
 
-    dim = 128
-    metric: Literal["l2", "ip"] = "l2"
+    dim = DLIB_PACK.dim
+    metric: Metric = DLIB_PACK.metric
 
     def __init__(self, *, mirror: bool = True, jitters: int = 0) -> None:
         import dlib

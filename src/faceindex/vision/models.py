@@ -13,7 +13,15 @@ from pathlib import Path
 
 from faceindex.errors import ModelError
 
-__all__ = ["DLIB_CNN", "DLIB_LANDMARKS_5", "DLIB_RESNET", "ModelSpec", "model_path"]
+__all__ = [
+    "DLIB_CNN",
+    "DLIB_LANDMARKS_5",
+    "DLIB_RESNET",
+    "ModelSpec",
+    "model_path",
+    "package_file",
+    "verified_path",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,25 @@ def model_path(spec: ModelSpec) -> Path:
         raise ModelError(
             f"checksum mismatch for {spec.name} at {path}: expected {spec.sha256}, got {digest}"
         )
+    return path
+
+
+def package_file(package: str, filename: str) -> Path:
+    """Where an installed package keeps ``filename`` (unverified; see :func:`verified_path`)."""
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(f"model package {package!r} is not installed: pip install {package}")
+    return Path(list(found.submodule_search_locations)[0]) / filename
+
+
+def verified_path(path: Path, sha256: str, name: str) -> Path:
+    """``path`` if it holds a file with this sha256; else :class:`ModelError` saying why."""
+    if not path.is_file():
+        raise ModelError(f"model file missing: {path}")
+    stat = path.stat()
+    digest = _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+    if digest != sha256.lower():
+        raise ModelError(f"checksum mismatch for {name} at {path}: expected {sha256}, got {digest}")
     return path
 
 

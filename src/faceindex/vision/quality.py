@@ -28,10 +28,17 @@ def _ramp(value: float, lo: float, hi: float) -> float:
     return float(min(1.0, max(0.0, (value - lo) / (hi - lo))))
 
 
-def assess(bbox: BBox, landmarks: tuple[tuple[float, float], ...], chip: np.ndarray) -> FaceQuality:
+def assess(
+    bbox: BBox,
+    landmarks: tuple[tuple[float, float], ...],
+    chip: np.ndarray,
+    *,
+    pose: float | None = None,
+) -> FaceQuality:
+    """``pose`` where the aligner measured it; else from dlib-layout ``landmarks``."""
     size = min(bbox.width, bbox.height)
     sharp = sharpness(chip)
-    pose = pose_from_landmarks(landmarks)
+    pose = pose_from_landmarks(landmarks) if pose is None else pose
     # Geometric mean: one very poor factor pulls the score down; small floors keep it nonzero.
     parts = (
         0.05 + 0.95 * _ramp(size, MIN_SIZE, GOOD_SIZE),

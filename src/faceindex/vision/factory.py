@@ -1,0 +1,116 @@
+"""Building the face models a pack declares: the one place that names concrete vision classes.
+
+It lives beside what it builds, so the pipeline's workers and the engine both import it from
+here and nothing in ``vision`` imports back up the pipeline.
+"""
+
+from __future__ import annotations
+
+from faceindex.config import Settings
+from faceindex.errors import ConfigError
+from faceindex.vision.analyze import FaceAnalyzer
+from faceindex.vision.base import Aligner, Detector, Embedder
+from faceindex.vision.pack import ModelPack, resolve_pack
+
+__all__ = ["build_analyzer", "model_tag", "settings_pack"]
+
+
+def settings_pack(settings: Settings) -> ModelPack:
+    """The model pack the settings name (``model``: a built-in name or a pack directory)."""
+    return resolve_pack(settings.model)
+
+
+def build_analyzer(
+    settings: Settings, pack: ModelPack | None = None, *, threads: int = 0
+) -> FaceAnalyzer:
+    """The face models of ``pack`` (default: the settings'), configured by the settings.
+
+    dlib's load its weights in ~0.5 s; ``threads`` bounds an ONNX pack's intra-op threads
+    (0: ONNX Runtime's default, one per core).
+    """
+    pack = pack or settings_pack(settings)
+    if pack.detector == "dlib":
+        return _dlib(settings)
+    detector = _pack_detector(settings, pack, threads)
+    aligner = _pack_aligner(pack)
+    embedder = _pack_embedder(settings, pack, threads)
+    return FaceAnalyzer(detector, aligner, embedder, thumbnail_size=settings.thumbnail_size)
+
+
+def model_tag(settings: Settings, pack: ModelPack) -> str:
+    """The model tag stored with every face: which weights, and how they were applied."""
+    if pack.embedder == "dlib-resnet":
+        from faceindex.vision.embed import descriptor_name
+
+        return descriptor_name(mirror=settings.mirror, jitters=settings.jitters)
+    return pack.descriptor_name(mirror=settings.mirror)
+
+
+def _dlib(settings: Settings) -> FaceAnalyzer:
+    from faceindex.vision.align import DlibAligner
+    from faceindex.vision.detect import (
+        CnnDetector,
+        FallbackDetector,
+        HogDetector,
+        WholeImageDetector,
+    )
+    from faceindex.vision.embed import DlibEmbedder
+
+    common = {"max_side": settings.detect_max_side, "min_size": settings.min_face_size}
+    up = settings.detect_upsample
+    detector: Detector
+    if settings.detector == "whole":
+        detector = WholeImageDetector(HogDetector(upsample=2, max_side=0))
+    elif settings.detector == "cnn":
+        detector = CnnDetector(upsample=up, **common)
+    elif settings.detect_fallback:
+        detector = FallbackDetector(
+            [
+                HogDetector(upsample=up, **common),
+                HogDetector(upsample=up + 1, **common),
+                CnnDetector(upsample=up, **common),
+            ]
+        )
+    else:
+        detector = HogDetector(upsample=up, **common)
+    return FaceAnalyzer(
+        detector,
+        DlibAligner(),
+        DlibEmbedder(mirror=settings.mirror, jitters=settings.jitters),
+        thumbnail_size=settings.thumbnail_size,
+    )
+
+
+def _pack_detector(settings: Settings, pack: ModelPack, threads: int) -> Detector:
+    if pack.detector != "scrfd":
+        raise ConfigError(f"pack {pack.name!r}: no detector of kind {pack.detector!r}")
+    from faceindex.vision.detect import WholeImageDetector
+    from faceindex.vision.scrfd import ScrfdDetector
+
+    scrfd = ScrfdDetector(
+        pack.file("detector"),
+        side=pack.detector_input,
+        score=pack.detector_score,
+        normalisation=pack.detector_normalisation,
+        outputs=pack.detector_outputs,
+        min_size=settings.min_face_size,
+        threads=threads,
+    )
+    # The pack's detector replaces dlib's chain; 'whole' still means pre-cropped portraits.
+    return WholeImageDetector(scrfd) if settings.detector == "whole" else scrfd
+
+
+def _pack_aligner(pack: ModelPack) -> Aligner:
+    if pack.aligner != "similarity-5":
+        raise ConfigError(f"pack {pack.name!r}: no aligner of kind {pack.aligner!r}")
+    from faceindex.vision.arcface import SimilarityAligner
+
+    return SimilarityAligner(pack.template, pack.input_size)
+
+
+def _pack_embedder(settings: Settings, pack: ModelPack, threads: int) -> Embedder:
+    if pack.embedder != "arcface":
+        raise ConfigError(f"pack {pack.name!r}: no embedder of kind {pack.embedder!r}")
+    from faceindex.vision.arcface import ArcFaceEmbedder
+
+    return ArcFaceEmbedder(pack.file("embedder"), pack, mirror=settings.mirror, threads=threads)
