@@ -97,7 +97,33 @@ def load_pack(path: Path) -> ModelPack:
     calibration = raw.get("calibration")
     if calibration is not None and not isinstance(calibration, str):
         raise ConfigError(f"{where}: calibration must be a name (a string)")
-    pack = ModelPack(
+    try:
+        pack = _build(raw, det, ali, emb, thr, files, root, path, calibration, where)
+    except ConfigError as exc:
+        if where in str(exc):
+            raise
+        raise ConfigError(f"{where}: {exc}") from exc
+    if pack.detector_outputs and len(pack.detector_outputs) != 9:
+        raise ConfigError(f"{where}: detector outputs lists 9 names (3 strides x 3 kinds)")
+    for f in pack.files:  # a wrong or missing file fails now, not at the first image
+        f.path(root)
+    return pack
+
+
+def _build(
+    raw: dict[str, Any],
+    det: dict[str, Any],
+    ali: dict[str, Any],
+    emb: dict[str, Any],
+    thr: dict[str, Any],
+    files: tuple[PackFile, ...],
+    root: Path,
+    path: Path,
+    calibration: str | None,
+    where: str,
+) -> ModelPack:
+    metric = raw["metric"]  # checked by the caller
+    return ModelPack(
         name=_get(raw, "name", str, where),
         version=str(_get(raw, "version", (str, int), where)),
         detector=_kind(det, _DETECTORS, "detector", where),
@@ -126,11 +152,6 @@ def load_pack(path: Path) -> ModelPack:
         root=root,
         source=str(path),
     )
-    if pack.detector_outputs and len(pack.detector_outputs) != 9:
-        raise ConfigError(f"{where}: detector outputs lists 9 names (3 strides x 3 kinds)")
-    for f in pack.files:  # a wrong or missing file fails now, not at the first image
-        f.path(root)
-    return pack
 
 
 def _spec_file(path: Path) -> Path:
