@@ -46,8 +46,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--sizes", default="1000,100000,1000000")
     args = ap.parse_args()
-    index = FaissIndex.from_url(f"faiss://{args.directory}")
     probes = np.load(args.probes)[: args.queries]
+    dim = probes.shape[1]  # the gallery's model's
+    index = FaissIndex.from_url(f"faiss://{args.directory}", dim=dim)
     ids = index.ids()
     rerank = index.options.rerank
     print(f"{index.count():,} faces, kind {index.kind}; {len(probes)} probes, k={K}")
@@ -65,7 +66,7 @@ def main() -> None:
         if len(within) > rerank:
             _, got = index.search(probes, K, within=within)
             # the same index with a re-rank as large as the set scans it exactly
-            exact = FaissIndex.from_url(f"faiss://{args.directory}?rerank={len(within)}")
+            exact = FaissIndex.from_url(f"faiss://{args.directory}?rerank={len(within)}", dim=dim)
             _, want = exact.search(probes, K, within=within)
             assert np.isin(got[got >= 0], within).all()
             hits = sum(len(set(g) & set(w)) for g, w in zip(got, want, strict=True))

@@ -105,7 +105,7 @@ def phase_build(
         probes, strangers = np.load(f"{work}/probes.npy"), np.load(f"{work}/strangers.npy")
         top = TopK(np.vstack([probes, strangers]))
     batches = chunks(Path(path), n) if path else generated(n, top, clock)
-    index = FaissIndex.from_url(f"faiss://{directory}?{query}")
+    index = FaissIndex.from_url(f"faiss://{directory}?{query}", dim=DIM)
     kind = "flat" if "kind=flat" in query else "ivf"
     index.rebuild(batches, kind=kind)
     index.close()
@@ -153,7 +153,7 @@ def phase_serve(
     truth_p, truth_s = np.load(f"{work}/truth_p.npy"), np.load(f"{work}/truth_s.npy")
     gc.collect()
     before = rss_kib()
-    index = FaissIndex.from_url(f"faiss://{directory}?{query}")
+    index = FaissIndex.from_url(f"faiss://{directory}?{query}", dim=DIM)
     ram = (rss_kib() - before) * 1024
     stats = index.stats()
     out: dict[str, Any] = {"kind": stats.kind, "count": stats.count, "trained_on": stats.trained_on}
@@ -175,7 +175,7 @@ def phase_serve(
     index.close()
     out["sweep"] = []
     for nprobe in [int(v) for v in sweep.split(",") if v]:
-        swept = FaissIndex.from_url(f"faiss://{directory}?{query}&nprobe={nprobe}")
+        swept = FaissIndex.from_url(f"faiss://{directory}?{query}&nprobe={nprobe}", dim=DIM)
         row: dict[str, Any] = {"nprobe": nprobe}
         fresh = fresh_probes(single, count)
         row.update(timings(lambda q, ix=swept: ix.search(q, K), probes, single, fresh))

@@ -124,12 +124,12 @@ def test_rebuild_from_batches_and_kind_flag(tmp_path: Path) -> None:
 
 
 def test_url_parameters(tmp_path: Path) -> None:
-    index = FaissIndex.from_url(f"faiss://{tmp_path}?kind=ivf&nprobe=4&rerank=50")
+    index = FaissIndex.from_url(f"faiss://{tmp_path}?kind=ivf&nprobe=4&rerank=50", dim=DIM)
     assert index.options.kind == "ivf" and index.options.nprobe == 4
     with pytest.raises(ConfigError, match="unknown faiss URL parameter"):
-        FaissIndex.from_url(f"faiss://{tmp_path}?nprobes=4")
+        FaissIndex.from_url(f"faiss://{tmp_path}?nprobes=4", dim=DIM)
     with pytest.raises(ConfigError):
-        FaissIndex.from_url(f"faiss://{tmp_path}?nprobe=many")
+        FaissIndex.from_url(f"faiss://{tmp_path}?nprobe=many", dim=DIM)
     with pytest.raises(ConfigError):
         FaissOptions(kind="hnsw")  # type: ignore[arg-type]
 

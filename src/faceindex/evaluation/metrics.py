@@ -38,7 +38,7 @@ def best_threshold(distances: np.ndarray, same: np.ndarray, *, balanced: bool = 
     """The threshold with the highest (balanced) accuracy; midpoints between sorted scores."""
     d = np.sort(np.unique(np.asarray(distances, dtype=np.float64)))
     if len(d) == 0:
-        return 0.6
+        return float("nan")  # no scores, no threshold
     candidates = np.concatenate([[d[0] - 1e-6], (d[:-1] + d[1:]) / 2, [d[-1] + 1e-6]])
     key = "balanced_accuracy" if balanced else "accuracy"
     scores = [getattr(verify(distances, same, t), key) for t in candidates]

@@ -37,7 +37,7 @@ class FaissIndex:
     def __init__(
         self,
         directory: Path | str,
-        dim: int = 128,
+        dim: int,
         metric: Metric = "l2",
         options: FaissOptions | None = None,
         *,
@@ -66,7 +66,7 @@ class FaissIndex:
         self._refresh()
 
     @classmethod
-    def from_url(cls, url: str, *, dim: int = 128, metric: Metric = "l2") -> FaissIndex:
+    def from_url(cls, url: str, *, dim: int, metric: Metric = "l2") -> FaissIndex:
         parsed = urlparse(url)
         raw = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
         if parsed.scheme != "faiss" or not raw:

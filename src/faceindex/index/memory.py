@@ -14,7 +14,7 @@ class MemoryIndex:
         exact=True, supports_delete=True, persistent=False, distributed=False
     )
 
-    def __init__(self, dim: int = 128, metric: Metric = "l2") -> None:
+    def __init__(self, dim: int, metric: Metric = "l2") -> None:
         self.dim = dim
         self.metric: Metric = metric
         self._ids = np.zeros(0, dtype=np.int64)

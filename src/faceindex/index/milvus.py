@@ -71,7 +71,7 @@ class MilvusIndex:
         self._call(self._ensure_collection, self._build_params)
 
     @classmethod
-    def from_url(cls, url: str, *, dim: int = 128, metric: Metric = "l2") -> MilvusIndex:
+    def from_url(cls, url: str, *, dim: int, metric: Metric = "l2") -> MilvusIndex:
         parsed = urlparse(url)
         query = dict(parse_qsl(parsed.query))
         if parsed.scheme == "milvus-lite":
