@@ -109,11 +109,11 @@ def detector_graph(path: Path, *, order: tuple[str, ...] | None = None) -> tuple
     return tuple(layout)
 
 
-def recogniser_graph(path: Path, seed: int = 7) -> None:
+def recogniser_graph(path: Path, seed: int = 7, dim: int = DIM) -> None:
     from onnx import TensorProto, helper
 
     rng = np.random.default_rng(seed)
-    weights = rng.standard_normal((48, DIM))
+    weights = rng.standard_normal((48, dim))
     weights[:16] = 0.0  # the red channel marks where a face is, not who it is
     nodes = [
         helper.make_node(
@@ -127,7 +127,7 @@ def recogniser_graph(path: Path, seed: int = 7) -> None:
         nodes,
         "arcface-standin",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["N", 3, 112, 112])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", DIM])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
     )
     _save(graph, path)
 
@@ -142,17 +142,20 @@ def write_pack(
     thresholds: tuple[float, float, float, float] = (0.3, 0.4, 0.25, 0.3),
     named_outputs: bool = False,
     fmt: str = "toml",
+    name: str = "standin",
+    dim: int = DIM,
+    seed: int = 7,
 ) -> Path:
     """A complete InsightFace-layout pack directory of stand-in graphs."""
     root.mkdir(parents=True, exist_ok=True)
     layout = detector_graph(root / "det.onnx")
-    recogniser_graph(root / "rec.onnx")
+    recogniser_graph(root / "rec.onnx", seed, dim)
     match, possible, erase, suppress = thresholds
     outputs = f"outputs = {list(layout)!r}\n".replace("'", '"') if named_outputs else ""
     if fmt == "toml":
         (root / "pack.toml").write_text(
-            f'name = "standin"\nversion = "1"\ndim = {DIM}\nmetric = "cosine"\n'
-            f'calibration = "standin"\n\n'
+            f'name = "{name}"\nversion = "1"\ndim = {dim}\nmetric = "cosine"\n'
+            f'calibration = "{name}"\n\n'
             f'[detector]\nkind = "scrfd"\nfile = "det.onnx"\nsha256 = "{_sha(root / "det.onnx")}"\n'
             f"input_size = {SIDE}\n{outputs}\n"
             f'[aligner]\nkind = "similarity-5"\n\n'
@@ -174,9 +177,9 @@ def write_pack(
         if named_outputs:
             det["outputs"] = list(layout)
         body = {
-            "name": "standin",
+            "name": name,
             "version": "1",
-            "dim": DIM,
+            "dim": dim,
             "metric": "cosine",
             "detector": det,
             "aligner": {"kind": "similarity-5"},

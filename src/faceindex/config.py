@@ -108,7 +108,9 @@ class Settings(BaseSettings):
 
     # model packs (vision/pack.py): the face models, their dimension, metric and thresholds
     model: str = Field(
-        default="dlib", description="model pack: a built-in name (dlib) or a pack directory"
+        default="",
+        description="model pack: a built-in name (dlib) or a pack directory (default: the "
+        "one the home records, dlib for a new home)",
     )
 
     @classmethod

@@ -14,6 +14,7 @@ from faceindex.backends import open_catalog, open_index
 from faceindex.catalog.base import Catalog, NewSource
 from faceindex.config import Settings
 from faceindex.errors import ConfigError, InputError, NoFaceError
+from faceindex.home_switch import complete_switch
 from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
 from faceindex.model_record import check_model
@@ -70,6 +71,7 @@ class Engine:
             home.mkdir(parents=True, exist_ok=True)
         elif not home.is_dir():
             raise ConfigError(f"no engine home at {home}: run 'faceindex init' first")
+        complete_switch(home)  # a reembed's switch a crash interrupted
         pack = settings_pack(settings)
         catalog = open_catalog(settings.resolved_catalog_url)
         try:
@@ -81,6 +83,12 @@ class Engine:
         engine = cls(settings, catalog, index, pack)
         engine.reconcile()
         return engine
+
+    def switch_model(self, pack: ModelPack, catalog: Catalog, index: VectorIndex) -> None:
+        """Adopt a re-embedded home's catalog, index and models (see ``faceindex.reembed``);
+        the old catalog and index are already closed."""
+        self.pack, self.catalog, self.index = pack, catalog, index
+        self._analyzer = None
 
     def __enter__(self) -> Engine:
         return self

@@ -16,7 +16,7 @@ from pathlib import Path
 from faceindex.errors import ConfigError
 from faceindex.vision.pack import DLIB_PACK, METRICS, ModelIdentity, ModelPack
 
-__all__ = ["RECORD_FILE", "check_model", "read_record", "write_record"]
+__all__ = ["RECORD_FILE", "check_model", "read_record", "recorded_source", "write_record"]
 
 RECORD_FILE = "model.json"
 
@@ -35,6 +35,18 @@ def read_record(home: Path) -> ModelIdentity | None:
     if identity.metric not in METRICS:
         raise ConfigError(f"{path}: unknown metric {identity.metric!r}")
     return identity
+
+
+def recorded_source(home: Path) -> str | None:
+    """How the home's model was named when recorded (a built-in name or a pack directory)."""
+    path = home / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        source = json.loads(path.read_text()).get("source")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{path}: not a readable model record ({exc})") from exc
+    return source if isinstance(source, str) and source else None
 
 
 def write_record(home: Path, pack: ModelPack) -> None:

@@ -9,6 +9,7 @@ import typer
 from faceindex.cli import audit, erase, evaluate, gc, home, optout, sources, users
 from faceindex.cli import index as index_cli
 from faceindex.cli.ingest import ingest
+from faceindex.cli.reembed import reembed
 from faceindex.cli.search import search
 from faceindex.cli.serve import serve
 
@@ -52,6 +53,7 @@ app.command("gc")(gc.gc)
 app.add_typer(gc.export_app, name="export")
 app.add_typer(audit.app, name="audit")
 app.add_typer(index_cli.app, name="index")
+app.command("reembed")(reembed)
 
 
 def main() -> None:

@@ -28,15 +28,21 @@ def init(
     index: str | None = typer.Option(
         None, "--index", help="index URL, kept in <home>/config.toml (default: FAISS)"
     ),
+    model: str | None = typer.Option(
+        None, "--model", help="model pack (name or directory), recorded in <home>/model.json"
+    ),
 ) -> None:
-    """Create an engine home: catalog and vector index."""
+    """Create an engine home: catalog, vector index and the model it is built with."""
     settings = settings_for(home)
     if catalog or index:
         _remember(settings.home, catalog_url=catalog, index_url=index)
-    with open_engine(home, create=True) as engine:
+    if model and Path(model).expanduser().exists():
+        model = str(Path(model).expanduser().resolve())
+    with open_engine(home, create=True, model=model) as engine:
         console.print(f"engine home ready at [bold]{engine.settings.home}[/bold]")
         console.print(f"  catalog {engine.settings.resolved_catalog_url}", highlight=False)
         console.print(f"  index   {engine.settings.resolved_index_url}", highlight=False)
+        console.print(f"  model   {engine.pack.identity.describe()}", highlight=False)
 
 
 def _remember(home: Path, **urls: str | None) -> None:

@@ -61,6 +61,7 @@ ACTIONS = frozenset(
         "audit-export",
         "index-build",
         "index-compact",
+        "reembed",
         "denied",
     }
 )

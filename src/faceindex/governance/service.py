@@ -27,6 +27,7 @@ verify_audit()                              VerifyReport                     rea
 export_audit(out, fmt=)                     int (entries)                    read-audit
 record_config_change(changes)               None                             manage-users
 rebuild_index(kind=)                        int (vectors indexed)            manage-index
+reembed(model, progress=)                   ReembedReport                    manage-index
 compact_index()                             int (vectors dropped)            manage-index
 =========================  =========================================  ==================
 
@@ -46,7 +47,8 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -61,6 +63,9 @@ from faceindex.governance.store import GovernanceStore
 from faceindex.pipeline.runner import Progress_cb
 from faceindex.sources.base import SourceRecord
 from faceindex.types import IngestSummary, SearchResult
+
+if TYPE_CHECKING:
+    from faceindex.reembed import ReembedReport
 
 __all__ = ["Governance", "OptOut", "actor_from_settings"]
 
@@ -322,6 +327,32 @@ class Governance(LifecycleOps, ExportOps):
         dropped = self.engine.compact_index()
         self._record("index-compact", details={"dropped": dropped})
         return dropped
+
+    def reembed(
+        self, model: str, *, progress: Progress_cb | None = None, in_process: bool = False
+    ) -> ReembedReport:
+        """Re-read every held image through its source with another model pack, build a new
+        catalog and index beside the old ones and switch to them when complete (resumable;
+        see ``faceindex.reembed``). Audited at start and end; needs manage-index."""
+        from faceindex.reembed import reembed
+        from faceindex.vision.pack import resolve_pack
+
+        self._require(P.MANAGE_INDEX, action="reembed")
+        pack = resolve_pack(model)
+        before = self.engine.pack.identity.describe()
+        to = pack.identity.describe()
+        self._record("reembed", details={"phase": "start", "from": before, "to": to})
+        report = reembed(
+            self.engine,
+            pack,
+            suppressions=len(self.store.suppressions()),
+            drop_probes=self.store.drop_probes,
+            progress=progress,
+            in_process=in_process,
+        )
+        self.store.dim = pack.dim
+        self._record("reembed", details={"phase": "done", **asdict(report)})
+        return report
 
     def receipts(self) -> list[Receipt]:
         self._require(P.DELETE, P.READ_AUDIT, action="receipt-verify")

@@ -184,6 +184,14 @@ class GovernanceStore:
         blob = bytes(rows[0][0])
         return self._templates(blob, len(blob) // (4 * self.dim) or 1, f"receipt {receipt_id}")
 
+    def drop_probes(self) -> int:
+        """Drop every kept person probe (after a model change: they are the old model's)."""
+        with self._tx() as db:
+            n = db.execute("DELETE FROM receipt_probes").rowcount
+        if n:
+            self.checkpoint()
+        return int(n)
+
     def drop_expired_probes(self, now: str) -> int:
         with self._tx() as db:
             n = db.execute("DELETE FROM receipt_probes WHERE expires_at <= ?", (now,)).rowcount

@@ -10,14 +10,17 @@ from faceindex.config import Settings
 from faceindex.errors import ConfigError
 from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.base import Aligner, Detector, Embedder
-from faceindex.vision.pack import ModelPack, resolve_pack
+from faceindex.vision.pack import DLIB_PACK, ModelPack, resolve_pack
 
 __all__ = ["build_analyzer", "model_tag", "settings_pack"]
 
 
 def settings_pack(settings: Settings) -> ModelPack:
-    """The model pack the settings name (``model``: a built-in name or a pack directory)."""
-    return resolve_pack(settings.model)
+    """The model pack the settings name (``model``: a built-in name or a pack directory),
+    else the one the home records (so a home opens with its own model), else dlib."""
+    from faceindex.model_record import recorded_source
+
+    return resolve_pack(settings.model or recorded_source(settings.home) or DLIB_PACK.name)
 
 
 def build_analyzer(
