@@ -185,9 +185,13 @@ def test_reembed_is_refused_where_it_cannot_be_right(home: Path, packs: tuple[Pa
         denied = [e for e in gov.audit.entries() if e.event.outcome == "denied"]
         assert denied and denied[-1].event.details["action"] == "reembed"
     assert read_record(home).name == "old" and not (home / "reembed").exists()
-    with Engine.open(Settings.load(home, index_url=f"faiss://{home / 'index'}")) as eng:
-        with Governance.open(eng) as gov, pytest.raises(InputError, match="configured by URL"):
-            gov.reembed(str(packs[1]))
+    by_url = Settings.load(home, index_url=f"faiss://{home / 'index'}")
+    with (
+        Engine.open(by_url) as eng,
+        Governance.open(eng) as gov,
+        pytest.raises(InputError, match="configured by URL"),
+    ):
+        gov.reembed(str(packs[1]))
 
 
 def test_the_cli_reembeds_a_home(home: Path, packs: tuple[Path, Path]) -> None:
