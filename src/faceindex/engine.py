@@ -260,5 +260,6 @@ class Engine:
         out: dict[str, object] = dict(self.catalog.stats())
         out["index_vectors"] = self.index.count()
         out["index"] = self.settings.resolved_index_url
+        out["model"] = self.pack.identity.describe()
         out["catalog"] = self.settings.resolved_catalog_url
         return out

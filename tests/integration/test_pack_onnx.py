@@ -123,12 +123,14 @@ def test_the_home_records_the_pack_and_refuses_another_model(
     assert read_record(home) == engine.pack.identity
     engine.close()
     with pytest.raises(ConfigError) as err:
-        Engine.open(Settings.load(home, workers=1))  # the default model: dlib
+        Engine.open(Settings.load(home, workers=1, model="dlib"))
     message = str(err.value)
     assert f"standin@1 ({DIM}-d, cosine)" in message and "dlib@resnet-v1 (128-d, l2)" in message
-    # and the home opens again, unchanged, with its own model
+    # and the home opens again, unchanged, with its own model: named, or by default
     with Engine.open(Settings.load(home, workers=1, model=engine.settings.model)) as again:
         assert again.index.count() == 7
+    with Engine.open(Settings.load(home, workers=1)) as again:
+        assert again.pack.name == "standin" and again.index.count() == 7
 
 
 def test_opt_out_screens_with_the_packs_dimension_and_threshold(engine: Engine) -> None:
@@ -142,3 +144,22 @@ def test_opt_out_screens_with_the_packs_dimension_and_threshold(engine: Engine) 
         assert gov.store.suppression_templates().shape == (1, DIM)
         results = gov.search(to_jpeg(face_picture(3)), case="T", purpose="testing")
         assert all(m.decision != "match" for r in results for m in r.matches)
+
+
+def test_init_records_the_model_and_later_commands_use_it(pack_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from faceindex.cli import app
+
+    home = tmp_path / "cli-home"
+    made = CliRunner().invoke(app, ["init", "--home", str(home), "--model", str(pack_dir)])
+    assert made.exit_code == 0, made.output
+    assert f"standin@1 ({DIM}-d, cosine)" in made.output
+    stats = CliRunner().invoke(app, ["stats", "--home", str(home), "--json"])
+    assert stats.exit_code == 0, stats.output
+    assert '"model": "standin@1 (16-d, cosine)"' in stats.output.replace("\n", "")
+    refused = CliRunner().invoke(
+        app, ["stats", "--home", str(home)], env={"FACEINDEX_MODEL": "dlib"}
+    )
+    assert refused.exit_code == 2
+    assert "built with model standin@1" in " ".join(refused.output.split())

@@ -12,11 +12,12 @@ from PIL import Image, ImageEnhance
 
 from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.decode import decode_image
+from faceindex.vision.pack import DLIB_PACK
 from tests.conftest import to_jpeg
 
 pytestmark = pytest.mark.integration
 
-THRESHOLD = 0.6  # Settings.match_threshold's default
+THRESHOLD = DLIB_PACK.thresholds.match  # the default model's match distance
 LIMITS = {"max_pixels": 60_000_000, "max_bytes": 64 * 1024 * 1024}
 
 
