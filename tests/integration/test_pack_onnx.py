@@ -163,3 +163,14 @@ def test_init_records_the_model_and_later_commands_use_it(pack_dir: Path, tmp_pa
     )
     assert refused.exit_code == 2
     assert "built with model standin@1" in " ".join(refused.output.split())
+
+
+def test_a_pack_whose_sizes_disagree_with_its_graphs_fails_to_load(
+    pack_dir: Path, tmp_path: Path
+) -> None:
+    from faceindex.errors import ModelError
+
+    text = (pack_dir / "pack.toml").read_text()
+    (pack_dir / "pack.toml").write_text(text.replace("input_size = 64", "input_size = 96"))
+    with pytest.raises(ModelError, match="the pack says 96"):
+        build_analyzer(Settings.load(tmp_path / "h"), resolve_pack(str(pack_dir)))

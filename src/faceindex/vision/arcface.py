@@ -75,6 +75,9 @@ class ArcFaceEmbedder:
         inp = self._session.get_inputs()[0]
         self._input = inp.name
         self._fixed_batch = isinstance(inp.shape[0], int) and inp.shape[0] == 1
+        fixed = [d for d in inp.shape[2:] if isinstance(d, int)]
+        if any(d != pack.input_size for d in fixed):
+            raise ModelError(f"{path} takes {inp.shape[2:]} chips; the pack says {pack.input_size}")
         self._output = self._session.get_outputs()[0].name
         self._norm = pack.normalisation
         self._size = pack.input_size

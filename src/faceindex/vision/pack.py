@@ -32,6 +32,7 @@ from faceindex.vision.models import DLIB_CNN, DLIB_LANDMARKS_5, DLIB_RESNET
 __all__ = [
     "BUILTIN_PACKS",
     "DLIB_PACK",
+    "METRICS",
     "Metric",
     "ModelIdentity",
     "ModelPack",

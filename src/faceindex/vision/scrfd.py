@@ -121,7 +121,11 @@ class ScrfdDetector:
         threads: int = 0,
     ) -> None:
         self._session = open_session(path, threads)
-        self._input = self._session.get_inputs()[0].name
+        inp = self._session.get_inputs()[0]
+        self._input = inp.name
+        fixed = [d for d in inp.shape[2:] if isinstance(d, int)]
+        if any(d != side for d in fixed):
+            raise ModelError(f"{path} takes {inp.shape[2:]} inputs; the pack says {side}")
         self._outputs = list(outputs) or [o.name for o in self._session.get_outputs()]
         if len(self._outputs) != 9:
             raise ModelError(
