@@ -13,6 +13,7 @@ from faceindex.model_record import RECORD_FILE, check_model, read_record
 from faceindex.vision.pack import (
     DLIB_PACK,
     calibration_name,
+    calibration_path,
     chord_of_cosine,
     resolve_pack,
     thresholds_for,
@@ -31,7 +32,8 @@ def test_the_dlib_pack_holds_todays_numbers() -> None:
     t = DLIB_PACK.thresholds
     assert (t.match, t.possible, t.erase, t.suppress) == (0.6, 0.65, 0.5, 0.6)
     assert resolve_pack("dlib") is DLIB_PACK
-    assert calibration_name(DLIB_PACK) == "dlib"
+    assert calibration_name(DLIB_PACK, "dlib-resnet-v1+mirror@1") == "dlib-resnet-v1+mirror@1"
+    assert calibration_path(DLIB_PACK, "dlib-resnet-v1+mirror@1") is None
     assert not DLIB_PACK.normalise
 
 
@@ -55,7 +57,11 @@ def test_a_pack_directory_loads_with_its_files_verified(tmp_path: Path, fmt: str
     assert len(pack.detector_outputs) == 9
     assert pack.thresholds.match == 0.3
     assert pack.file("embedder") == root.resolve() / "rec.onnx"
-    assert calibration_name(pack) == ("standin" if fmt == "toml" else None)
+    assert calibration_name(pack, "t") == ("standin" if fmt == "toml" else None)
+    assert calibration_path(pack, "t") is None
+    if fmt == "toml":
+        (root / "standin.calibration.json").write_text("{}")
+        assert calibration_path(pack, "t") == root.resolve() / "standin.calibration.json"
     assert pack.identity.describe() == f"standin@1 ({DIM}-d, cosine)"
 
 

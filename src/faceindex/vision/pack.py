@@ -40,6 +40,7 @@ __all__ = [
     "PackFile",
     "Thresholds",
     "calibration_name",
+    "calibration_path",
     "chord_of_cosine",
     "resolve_pack",
     "thresholds_for",
@@ -211,7 +212,7 @@ DLIB_PACK = ModelPack(
     dim=128,
     metric="l2",
     thresholds=Thresholds(match=0.6, possible=0.65, erase=0.5, suppress=0.6),
-    calibration="dlib",
+    calibration="{tag}",  # one table per way of applying the ResNet (mirror, jitters)
     source="dlib",
 )
 
@@ -255,6 +256,21 @@ def thresholds_for(
     )
 
 
-def calibration_name(pack: ModelPack) -> str | None:
-    """The calibration table this pack's distances are read with (None: uncalibrated)."""
-    return pack.calibration
+def calibration_name(pack: ModelPack, tag: str) -> str | None:
+    """The name of the calibration table this pack's distances are read with (None: none).
+
+    ``tag`` is the model tag stored with every face (:func:`faceindex.vision.factory.model_tag`:
+    the weights and how they were applied, e.g. mirror-averaged), since a calibration holds
+    for one way of computing descriptors; the pack's ``calibration`` may contain ``{tag}``.
+    """
+    return pack.calibration.replace("{tag}", tag) if pack.calibration else None
+
+
+def calibration_path(pack: ModelPack, tag: str) -> Path | None:
+    """A calibration table shipped in the pack's own directory, ``<name>.calibration.json``,
+    where there is one (a built-in pack's ship with faceindex instead)."""
+    name = calibration_name(pack, tag)
+    if name is None or pack.root is None:
+        return None
+    path = pack.root / f"{name}.calibration.json"
+    return path if path.is_file() else None
