@@ -5,7 +5,8 @@ Where it builds: ``<home>/reembed/<model>/`` holds the new ``catalog.db``, ``ind
 ``model.json`` while they fill. A crash leaves them there; running reembed again resumes
 (the ingest runner skips items the new catalog already holds). The switch moves the old
 files out and the new ones in, journaled in ``state.json``, so an interrupted switch is
-completed by the next run; the old catalog and index are then deleted.
+completed by whatever opens the home next (``Engine.open``); the old catalog and index are
+then deleted.
 
 What the new gallery holds is what the old one held, no more:
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from faceindex.catalog.base import ImageOutcome, NewSource
 from faceindex.catalog.sqlite import SqliteCatalog
 from faceindex.engine import Engine, build_source
 from faceindex.errors import ConfigError, InputError
-from faceindex.home_switch import read_state, switch, write_state
+from faceindex.home_switch import switch, write_state
 from faceindex.model_record import check_model
 from faceindex.pipeline.runner import Progress_cb, run_ingest
 from faceindex.pipeline.worker import WorkerState
@@ -183,10 +184,7 @@ def reembed(
     """Re-embed ``engine``'s home with ``pack`` and switch the engine over to it."""
     _check_layout(engine)
     home = engine.settings.home
-    if (
-        pack.identity == engine.pack.identity
-        and not (staging_dir(home, pack) / "state.json").exists()
-    ):
+    if pack.identity == engine.pack.identity:
         raise InputError(f"the home already uses {pack.identity.describe()}")
     if suppressions:
         raise InputError(
@@ -195,13 +193,11 @@ def reembed(
             "cannot be carried to another model, so reembed would let those people back in"
         )
     staging = staging_dir(home, pack)
-    state = read_state(staging)
-    if state.get("phase") != "switching":
-        report = _build(engine, pack, staging, progress, in_process)
-        write_state(staging, {"phase": "switching", "report": asdict(report)})
-    else:  # a crash during the switch: finish it
-        report = ReembedReport(**state["report"])  # type: ignore[arg-type]
-    dropped = drop_probes()  # the old model's person probes compare with nothing new
+    report = _build(engine, pack, staging, progress, in_process)
+    # Before the switch is decided: the old model's person probes compare with nothing new,
+    # and once the state says 'switching', whatever opens the home next completes it.
+    dropped = drop_probes()
+    write_state(staging, {"phase": "switching"})
     engine.close()
     switch(home, staging)
     engine.switch_model(
