@@ -82,12 +82,17 @@ def test_reembed_moves_the_home_holding_what_it_held(home: Path, packs: tuple[Pa
         gov.erase_faces([lone], reason="test")
         (img5,) = {eng.catalog.faces([f])[f].image_id for f in _face_of(gov, face_picture(5))}
         gov.erase_images([img5], reason="test")
+        person = gov.erase_person([to_jpeg(face_picture(4))], reason="test")  # keeps a probe
         old_max = int(eng.catalog.live_face_ids().max())
         first = _items(home)
         report = gov.reembed(str(packs[1]), in_process=True)
         assert report.model_from.startswith("old@1") and report.model_to.startswith("new@1")
-        assert (report.faces, report.images, report.faces_not_found) == (5, 5, 0)
-        assert report.faces_dropped == 1  # the individually erased face, found again, dropped
+        assert (report.faces, report.images, report.faces_not_found) == (4, 5, 0)
+        # found again by the new model and dropped: the lone erased face and person 4's
+        assert report.faces_dropped == 2
+        assert report.receipt_probes_dropped == 1
+        assert gov.verify_receipt(person.id).ok  # by ids, without the old model's probe
+        assert _face_of(gov, face_picture(4)) == []
         # the facade's engine now runs on the new model
         assert eng.index.dim == NEW_DIM and eng.pack.name == "new"
         assert gov.store.dim == NEW_DIM
@@ -103,7 +108,7 @@ def test_reembed_moves_the_home_holding_what_it_held(home: Path, packs: tuple[Pa
     assert not (home / "reembed").exists()
     eng, gov = _open(home)  # later commands open it with its new model, unasked
     with eng, gov:
-        assert eng.pack.name == "new" and eng.index.count() == 5
+        assert eng.pack.name == "new" and eng.index.count() == 4
     with pytest.raises(ConfigError, match=r"built with model new@1"):
         Engine.open(Settings.load(home, model=str(packs[0])))
 
