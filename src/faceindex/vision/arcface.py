@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from faceindex.errors import ModelError
 from faceindex.types import BBox
@@ -40,6 +41,7 @@ class SimilarityAligner:
         landmarks: Sequence[tuple[tuple[float, float], ...]] | None = None,
     ) -> list[Aligned]:
         out = []
+        photo = Image.fromarray(rgb) if boxes else None  # once per photo, not per face
         for i, box in enumerate(boxes):
             marks = landmarks[i] if landmarks is not None else ()
             if len(marks) == 5:
@@ -50,7 +52,7 @@ class SimilarityAligner:
                 matrix = self._box_matrix(box)
                 points = apply(np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2], self._template)
                 pose = None
-            chip = warp(rgb, matrix, self._size)
+            chip = warp(photo if photo is not None else rgb, matrix, self._size)
             landmarks_out = tuple((float(x), float(y)) for x, y in points)
             out.append(Aligned(landmarks_out, chip, pose))
         return out

@@ -8,6 +8,7 @@ similarity (rotation, uniform scale, translation; no reflection).
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 __all__ = ["ARCFACE_112", "apply", "estimate_similarity", "scaled_template", "warp"]
 
@@ -63,26 +64,18 @@ def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return pts @ matrix[:, :2].T + matrix[:, 2]
 
 
-def warp(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+def warp(rgb: np.ndarray | Image.Image, matrix: np.ndarray, size: int) -> np.ndarray:
     """The ``size`` x ``size`` chip whose pixel ``matrix @ (x, y, 1)`` is image pixel (x, y).
 
-    Bilinear; chip pixels that fall outside the image are black.
+    Bilinear; chip pixels that fall outside the image are black. Pass a PIL image to warp
+    several faces of one photo without converting it each time.
     """
+    img = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
     full = np.vstack([matrix, [0.0, 0.0, 1.0]])
-    inv = np.linalg.inv(full)[:2]
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    sx = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
-    sy = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
-    h, w = rgb.shape[:2]
-    img = rgb.reshape(h, w, -1).astype(np.float32)
-    x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
-    fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
-    out = np.zeros((size, size, img.shape[2]), dtype=np.float32)
-    for dy, wy in ((0, 1.0 - fy), (1, fy)):
-        for dx, wx in ((0, 1.0 - fx), (1, fx)):
-            xi, yi = x0 + dx, y0 + dy
-            inside = ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))[..., None]
-            vals = img[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]
-            out += np.where(inside, vals, 0.0) * wx * wy
-    chip = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    return chip.reshape(size, size, *rgb.shape[2:]) if rgb.ndim == 3 else chip[..., 0]
+    (a, b, c), (d, e, f) = np.linalg.inv(full)[:2]
+    # PIL puts pixel centres at +0.5 (corners on the integers): shift into and out of that.
+    coeffs = (a, b, c + 0.5 - 0.5 * (a + b), d, e, f + 0.5 - 0.5 * (d + e))
+    out = img.transform(
+        (size, size), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR
+    )
+    return np.asarray(out)
