@@ -1,4 +1,4 @@
-"""5-point similarity alignment, pure numpy: fit the landmarks onto a template, warp the chip.
+"""5-point similarity alignment: fit the landmarks onto a template (numpy), warp the chip (PIL).
 
 Coordinates are pixel centres at integer positions (pixel (0, 0) covers [-0.5, 0.5]), the
 convention the ArcFace reference points are written in. The fit is Umeyama's least-squares
