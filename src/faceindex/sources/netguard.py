@@ -51,6 +51,7 @@ __all__ = [
     "NetPolicy",
     "canonical_host",
     "check_address",
+    "check_listed",
     "check_url",
     "fetch",
 ]
@@ -206,12 +207,19 @@ def check_address(host: str, ip: IPAddress, policy: NetPolicy) -> None:
             raise SourceRefused(f"{host} resolves to {ip}, a non-public address: refused")
 
 
-def check_url(url: str, policy: NetPolicy) -> tuple[str, str, int, str, str]:
-    """(scheme, host, port, path, pinned address) for a URL that may be fetched."""
+def check_listed(url: str, policy: NetPolicy) -> tuple[str, str, int, str]:
+    """(scheme, canonical host, port, path) of a URL the policy does not refuse by its
+    form or its host name; no network (used when a URL list is registered, and per hop)."""
     scheme, host, port, path = _host(url)
     domain = _denied_domain(host, policy)
     if domain is not None:
         raise SourceRefused(f"{url}: {domain} is on the deny-list")
+    return scheme, host, port, path
+
+
+def check_url(url: str, policy: NetPolicy) -> tuple[str, str, int, str, str]:
+    """(scheme, host, port, path, pinned address) for a URL that may be fetched."""
+    scheme, host, port, path = check_listed(url, policy)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
