@@ -39,10 +39,12 @@ ADD_PROBE = 8  # groups visited to place a face at add time
 KMEANS_ITER = 20
 
 
-def new_quantizer(dim: int, metric: Metric, nlist: int) -> Any:
+def new_quantizer(dim: int, metric: Metric, nlist: int, *, nested: bool | None = None) -> Any:
+    """Flat up to ``FLAT_MAX_LISTS`` lists, nested past it; ``nested`` forces either
+    (``benchmarks/coarse.py`` compares both at the same ``nlist``)."""
     f = load_faiss()
     flat_cls = f.IndexFlatL2 if metric == "l2" else f.IndexFlatIP
-    if nlist <= FLAT_MAX_LISTS:
+    if not (nlist > FLAT_MAX_LISTS if nested is None else nested):
         return flat_cls(dim)
     groups = max(2, nlist // CENTROIDS_PER_GROUP)
     top = flat_cls(dim)
