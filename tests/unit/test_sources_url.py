@@ -293,7 +293,8 @@ TRICKLE_FOR_S = 8.0  # the server gives up by itself; the old code waited for al
 
 
 class Trickle(socketserver.BaseRequestHandler):
-    """Sends a byte every 0.5 s: in the status line and headers, or in the body."""
+    """Sends a byte every 0.5 s: in the TLS handshake, the status line and headers, or
+    the body."""
 
     def handle(self) -> None:
         request = self.request.recv(65536)
@@ -301,8 +302,12 @@ class Trickle(socketserver.BaseRequestHandler):
         if b"/robots.txt" in request:
             self.request.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             return
-        trickled = head if b"/slow-headers" in request else b"\xff" * 1000
-        if b"/slow-headers" not in request:
+        if request.startswith(b"\x16"):  # a TLS ClientHello: trickle the handshake
+            trickled = b"\x16\x03\x03\x00\x7a" + b"\x02" * 100
+        elif b"/slow-headers" in request:
+            trickled = head
+        else:
+            trickled = b"\xff" * 1000
             self.request.sendall(head)
         stop = time.monotonic() + TRICKLE_FOR_S
         try:
@@ -327,11 +332,12 @@ def trickler() -> Iterator[int]:
     srv.server_close()
 
 
-@pytest.mark.parametrize("route", ["/slow-headers", "/slow-body"])
-def test_a_trickling_server_cannot_hold_a_fetch_past_its_timeout(trickler: int, route: str) -> None:
+@pytest.mark.parametrize("url", ["http:/slow-headers", "http:/slow-body", "https:/tls"])
+def test_a_trickling_server_cannot_hold_a_fetch_past_its_timeout(trickler: int, url: str) -> None:
+    scheme, route = url.split(":")
     started = time.monotonic()
     with pytest.raises(DecodeError, match="timed out after 1.5 s"):
-        fetch(f"http://127.0.0.1:{trickler}{route}", open_policy(timeout_s=1.5))
+        fetch(f"{scheme}://127.0.0.1:{trickler}{route}", open_policy(timeout_s=1.5))
     assert time.monotonic() - started < 1.5 + 0.7
 
 
