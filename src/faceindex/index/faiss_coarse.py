@@ -49,12 +49,12 @@ def new_quantizer(dim: int, metric: Metric, nlist: int, *, nested: bool | None =
     groups = max(2, nlist // CENTROIDS_PER_GROUP)
     top = flat_cls(dim)
     metric_type = f.METRIC_L2 if metric == "l2" else f.METRIC_INNER_PRODUCT
-    nested = f.IndexIVFFlat(top, dim, groups, metric_type)
-    nested.own_fields = True
+    ivf = f.IndexIVFFlat(top, dim, groups, metric_type)
+    ivf.own_fields = True
     top.this.disown()
-    nested.nprobe = ADD_PROBE
-    nested.cp.min_points_per_centroid = 1
-    return nested
+    ivf.nprobe = ADD_PROBE
+    ivf.cp.min_points_per_centroid = 1
+    return ivf
 
 
 def is_nested(quantizer: Any) -> bool:
