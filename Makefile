@@ -35,14 +35,23 @@ lint: install
 
 # Peers for the benchmarks: face_recognition (no deps: it would pull a second dlib) on our dlib,
 # and a second venv where it runs on the dlib-bin wheel, as a plain pip user would get it.
+# face_recognition_models 0.3.0 imports pkg_resources, which setuptools 81 dropped, so each
+# interpreter that imports it keeps setuptools<81 (faceindex reads the model files by path
+# and does not import it). The last two lines fail here, not in the benchmark, if it breaks.
 bench-deps: install
 	$(BIN)/pip install -q --no-deps face_recognition==1.3.0
+	$(BIN)/pip install -q 'setuptools<81'
 	$(PYTHON) -m venv .venv-peer
-	.venv-peer/bin/pip install -q dlib-bin==20.0.1.post1 face_recognition_models==0.3.0 pillow numpy
+	.venv-peer/bin/pip install -q 'setuptools<81' dlib-bin==20.0.1.post1 \
+		face_recognition_models==0.3.0 pillow numpy
 	.venv-peer/bin/pip install -q --no-deps face_recognition==1.3.0
+	$(BIN)/python -c 'import face_recognition_models, face_recognition'
+	.venv-peer/bin/python -c 'import face_recognition_models, face_recognition'
 
+# BENCH_ARGS: e.g. BENCH_ARGS="--sets knn" for a quick run on 12 photos.
+BENCH_ARGS ?=
 bench-ingest: bench-deps
-	$(BIN)/python benchmarks/ingest.py --peer-python .venv-peer/bin/python
+	$(BIN)/python benchmarks/ingest.py --peer-python .venv-peer/bin/python $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-peer demo-home .pytest_cache

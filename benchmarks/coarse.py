@@ -33,7 +33,7 @@ def trained(sample: np.ndarray, nlist: int) -> tuple[faiss.Index, faiss.Index, f
     """A flat quantizer and the nested one trained by two-level k-means (same centroids),
     and the throwaway IVF that owns the nested one (keep it while using it)."""
     holder = faiss.IndexIVFPQFastScan(
-        faiss_coarse.new_quantizer(DIM, "l2", nlist), DIM, nlist, 64, 4
+        faiss_coarse.new_quantizer(DIM, "l2", nlist, nested=True), DIM, nlist, 64, 4
     )
     faiss_coarse.train_nested(holder, sample)
     nested = faiss.downcast_index(holder.quantizer)

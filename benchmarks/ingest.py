@@ -39,6 +39,13 @@ def collect(root: Path, names: list[str]) -> list[Path]:
 
 
 def peer(files: list[Path]) -> tuple[float, dict[str, list[tuple[int, int, int, int]]]]:
+    try:  # face_recognition hides this failure behind "Please install" and a zero exit
+        import face_recognition_models  # noqa: F401
+    except ImportError as exc:
+        sys.exit(
+            f"face_recognition_models does not load under {sys.executable}: {exc}\n"
+            "(it imports pkg_resources: `make bench-deps` keeps setuptools<81 for it)"
+        )
     import face_recognition
 
     boxes: dict[str, list[tuple[int, int, int, int]]] = {}

@@ -102,7 +102,9 @@ class Settings(BaseSettings):
     # HTTP server (faceindex serve): see docs/API.md
     server_threads: int = Field(default=2, ge=1, le=64, description="engine calls at once")
     server_queue: int = Field(default=8, ge=0, description="searches waiting; beyond: 429")
-    rate_limit_per_minute: int = Field(default=120, ge=1, description="requests per token")
+    rate_limit_per_minute: int = Field(
+        default=120, ge=1, description="requests per token; failed sign-ins per address"
+    )
     rate_limit_burst: int = Field(default=30, ge=1, description="requests per token at once")
     request_timeout_s: float = Field(default=30.0, gt=0, description="engine call limit (503)")
 

@@ -37,6 +37,22 @@ def test_rate_limiter_allows_a_burst_then_refills() -> None:
     assert limiter.take("a") >= 1
 
 
+def test_waiting_spends_nothing_and_the_table_stays_bounded() -> None:
+    clock = Clock()
+    limiter = RateLimiter(per_minute=60, burst=2, clock=clock, max_keys=3)
+    assert limiter.waiting("a") == 0 and limiter.waiting("a") == 0  # a peek, not a request
+    assert [limiter.take("a") for _ in range(3)] == [0, 0, 1]
+    assert limiter.waiting("a") == 1
+    clock.now = 0.5
+    assert limiter.waiting("a") == 1  # half a token back: still a wait
+    clock.now = 1.0
+    assert limiter.waiting("a") == 0
+    for i in range(100):  # many addresses, one request each
+        limiter.take(f"addr-{i}")
+        assert len(limiter._buckets) <= 3
+    assert [limiter.take("z") for _ in range(3)] == [0, 0, 1]  # the newest keeps its state
+
+
 class FakePool:
     """Stands in for EnginePool: lends a plain object instead of an engine."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ import pytest
 
 from faceindex.errors import DecodeError, ImageTooLarge, SourceRefused
 from faceindex.sources.base import SourceItem
-from faceindex.sources.netguard import NetPolicy, check_url, fetch
+from faceindex.sources.netguard import NetPolicy, canonical_host, check_url, fetch
 from faceindex.sources.urllist import UrlListSource, clear_robots_cache
 
 pytestmark = pytest.mark.unit
@@ -25,9 +27,11 @@ ROBOTS = b"User-agent: faceindex-fetch\nDisallow: /private/\n\nUser-agent: *\nDi
 class Handler(http.server.BaseHTTPRequestHandler):
     routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
     seen: list[tuple[str, str]] = []
+    hosts: list[str] = []
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         Handler.seen.append((self.path, self.headers.get("User-Agent", "")))
+        Handler.hosts.append(self.headers.get("Host", ""))
         if self.path == "/slow":
             time.sleep(2)
         status, headers, body = Handler.routes.get(self.path, (404, {}, b"missing"))
@@ -211,3 +215,158 @@ def test_a_missing_robots_txt_allows_fetching(server: int, tmp_path: Path) -> No
     del Handler.routes["/robots.txt"]
     src = UrlListSource(str(tmp_path / "none.txt"), open_policy())
     assert src.read(SourceItem(f"http://127.0.0.1:{server}/img.jpg")) == IMAGE
+
+
+# -- host normalisation: every spelling the resolver reads as a denied host is denied -----
+
+DENIED_SPELLINGS = [
+    "FaceBook.COM",  # mixed case
+    "\uff46\uff41\uff43\uff45\uff42\uff4f\uff4f\uff4b.com",  # fullwidth letters
+    "\uff26\uff21\uff23\uff25\uff22\uff2f\uff2f\uff2b\uff0e\uff23\uff2f\uff2d",  # all fullwidth
+    "facebook\u3002com",  # ideographic full stop
+    "facebook\uff0ecom",  # fullwidth full stop
+    "facebook\uff61com",  # halfwidth ideographic full stop
+    "face\u00adbook.com",  # soft hyphen
+    "face\u200dbook.com",  # zero-width joiner
+    "face\u200bbook.com",  # zero-width space
+    "face\ufeffbook.com",  # zero-width no-break space
+    "facebook.com\u3002",  # trailing ideographic dot
+    "www.facebook.com.",  # trailing dot
+    "facebook.c\u2134m",  # script small o (NFKC: o)
+    "m.\uff46acebook.com",  # a subdomain, partly fullwidth
+]
+
+
+@pytest.mark.parametrize("host", DENIED_SPELLINGS, ids=[ascii(h) for h in DENIED_SPELLINGS])
+def test_every_spelling_of_a_denied_host_is_denied(host: str) -> None:
+    # What the resolver would look up is facebook.com (Python encodes names with IDNA).
+    assert host.encode("idna").decode().lower().rstrip(".").endswith("facebook.com")
+    with pytest.raises(SourceRefused, match="deny-list"):
+        check_url(f"https://{host}/a.jpg", NetPolicy(allow=("0.0.0.0/0", "::/0")))
+
+
+def test_a_denied_host_spelt_unicode_in_the_policy_is_denied() -> None:
+    policy = NetPolicy(deny_domains=("\uff45xample.org",), allow=("0.0.0.0/0", "::/0"))
+    with pytest.raises(SourceRefused, match="deny-list"):
+        check_url("http://img.EXAMPLE.org/a.jpg", policy)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "facebook..com",  # empty label
+        "face%62ook.com",  # percent-encoding is not part of a host name
+        "face book.com",
+        "xn--facebook-.com",  # punycode that does not decode
+        # The punycode of fullwidth "facebook": not the encoding of its own normal form.
+        "xn--"
+        + "\uff46\uff41\uff43\uff45\uff42\uff4f\uff4f\uff4b".encode("punycode").decode()
+        + ".com",
+        "\u00ad.com",  # a label that is nothing but an ignorable
+    ],
+)
+def test_hosts_that_do_not_normalise_are_refused(host: str) -> None:
+    with pytest.raises(SourceRefused, match="refused"):
+        check_url(f"http://{host}/a.jpg", NetPolicy(allow=("0.0.0.0/0", "::/0")))
+
+
+def test_punycode_of_a_lookalike_is_another_host() -> None:
+    # "f\u00e0cebook.com" (a with grave) is a different name, and its A-label stays as it is.
+    lookalike = "f\u00e0cebook.com".encode("idna").decode()
+    assert lookalike.startswith("xn--") and canonical_host(lookalike) == lookalike
+    assert canonical_host("F\u00c0CEBOOK.com") == lookalike
+    with pytest.raises(SourceRefused) as info:
+        check_url(f"http://{lookalike}.invalid/a.jpg", NetPolicy())
+    assert "deny-list" not in str(info.value)
+
+
+def test_the_normalised_host_is_the_one_connected_and_sent(server: int) -> None:
+    fullwidth = "\uff2c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54\u3002"  # Localhost.
+    assert canonical_host(fullwidth) == "localhost"
+    got = fetch(f"http://{fullwidth}:{server}/img.jpg", NAME_ONLY)
+    assert got.body == IMAGE and Handler.hosts[-1] == f"localhost:{server}"
+
+
+# -- the timeout bounds the whole request, not one read --------------------------------
+
+TRICKLE_FOR_S = 8.0  # the server gives up by itself; the old code waited for all of it
+
+
+class Trickle(socketserver.BaseRequestHandler):
+    """Sends a byte every 0.5 s: in the TLS handshake, the status line and headers, or
+    the body."""
+
+    def handle(self) -> None:
+        request = self.request.recv(65536)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
+        if b"/robots.txt" in request:
+            self.request.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            return
+        if request.startswith(b"\x16"):  # a TLS ClientHello: trickle the handshake
+            trickled = b"\x16\x03\x03\x00\x7a" + b"\x02" * 100
+        elif b"/slow-headers" in request:
+            trickled = head
+        else:
+            trickled = b"\xff" * 1000
+            self.request.sendall(head)
+        stop = time.monotonic() + TRICKLE_FOR_S
+        try:
+            for byte in trickled:
+                if time.monotonic() > stop:
+                    return
+                self.request.sendall(bytes([byte]))
+                time.sleep(0.5)
+        except OSError:
+            return  # the client hung up: what the fix does
+
+
+@pytest.fixture(scope="module")
+def trickler() -> Iterator[int]:
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Trickle)
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.parametrize("url", ["http:/slow-headers", "http:/slow-body", "https:/tls"])
+def test_a_trickling_server_cannot_hold_a_fetch_past_its_timeout(trickler: int, url: str) -> None:
+    scheme, route = url.split(":")
+    started = time.monotonic()
+    with pytest.raises(DecodeError, match="timed out after 1.5 s"):
+        fetch(f"{scheme}://127.0.0.1:{trickler}{route}", open_policy(timeout_s=1.5))
+    assert time.monotonic() - started < 1.5 + 0.7
+
+
+def test_a_timed_out_url_is_recorded_with_its_reason(trickler: int, tmp_path: Path) -> None:
+    clear_robots_cache()
+    url = f"http://127.0.0.1:{trickler}/slow-body"
+    prov = tmp_path / "prov.jsonl"
+    src = UrlListSource(str(tmp_path / "urls.txt"), open_policy(timeout_s=1.0), str(prov))
+    started = time.monotonic()
+    with pytest.raises(DecodeError, match="timed out"):
+        src.read(SourceItem(url))
+    assert time.monotonic() - started < 1.0 + 0.7
+    (record,) = [json.loads(line) for line in prov.read_text().splitlines()]
+    assert record["url"] == url and "timed out after 1 s" in record["refused"]
+
+
+def test_a_socket_that_closes_early_is_a_failure_not_a_short_image() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nonly ten b")
+        conn.close()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    with pytest.raises(DecodeError, match="fetch failed"):
+        fetch(f"http://127.0.0.1:{port}/x.jpg", open_policy(timeout_s=5))
+    thread.join(5)
+    listener.close()

@@ -39,20 +39,22 @@ ADD_PROBE = 8  # groups visited to place a face at add time
 KMEANS_ITER = 20
 
 
-def new_quantizer(dim: int, metric: Metric, nlist: int) -> Any:
+def new_quantizer(dim: int, metric: Metric, nlist: int, *, nested: bool | None = None) -> Any:
+    """Flat up to ``FLAT_MAX_LISTS`` lists, nested past it; ``nested`` forces either
+    (``benchmarks/coarse.py`` compares both at the same ``nlist``)."""
     f = load_faiss()
     flat_cls = f.IndexFlatL2 if metric == "l2" else f.IndexFlatIP
-    if nlist <= FLAT_MAX_LISTS:
+    if not (nlist > FLAT_MAX_LISTS if nested is None else nested):
         return flat_cls(dim)
     groups = max(2, nlist // CENTROIDS_PER_GROUP)
     top = flat_cls(dim)
     metric_type = f.METRIC_L2 if metric == "l2" else f.METRIC_INNER_PRODUCT
-    nested = f.IndexIVFFlat(top, dim, groups, metric_type)
-    nested.own_fields = True
+    ivf = f.IndexIVFFlat(top, dim, groups, metric_type)
+    ivf.own_fields = True
     top.this.disown()
-    nested.nprobe = ADD_PROBE
-    nested.cp.min_points_per_centroid = 1
-    return nested
+    ivf.nprobe = ADD_PROBE
+    ivf.cp.min_points_per_centroid = 1
+    return ivf
 
 
 def is_nested(quantizer: Any) -> bool:

@@ -21,6 +21,7 @@ from faceindex.governance.service import Governance
 from faceindex.pipeline.runner import Progress
 from faceindex.server.accounts import AccountStore
 from faceindex.server.concurrency import EnginePool, EngineRunner, LockedIndex
+from faceindex.server.docs import install_docs
 from faceindex.server.errors import PROBLEM_JSON, install_error_handlers
 from faceindex.server.jobs import IngestJobs
 from faceindex.server.limits import BodyLimit, known_query_only
@@ -81,6 +82,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         description="Every route but /v1/health, /metrics and the web page needs "
         "'Authorization: Bearer <token>'; errors are application/problem+json.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves /docs and /redoc from bundled assets, no CDN
+        redoc_url=None,
     )
     app.state.faceindex = st
     app.state.accounts = st.accounts
@@ -94,6 +97,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         app.include_router(module.router, dependencies=[Depends(known_query_only)])
     app.include_router(web.router)
     web.mount_static(app)
+    install_docs(app)
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
 

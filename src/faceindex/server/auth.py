@@ -1,5 +1,9 @@
 """Who is calling: bearer token -> account -> rate limit -> permission check.
 
+Failed sign-ins are rate limited by client address with the same bucket sizes as a token's
+requests, checked before the token is looked at: a client guessing tokens gets 429 (with
+``Retry-After``) once its failures use up the bucket, whatever it sends next.
+
 Each route names the permission it needs with ``Depends(allow(Permission.X))``; the check
 is the governance table's :func:`faceindex.governance.roles.require`, so the table in
 ``governance/roles.py`` is the only place that decides who may do what.
@@ -29,12 +33,19 @@ def authenticated(
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
 ) -> Actor:
     """Any signed-in account (rate limited)."""
+    limiter = request.app.state.limiter
+    address = "address:" + (request.client.host if request.client else "unknown")
+    wait = limiter.waiting(address)
+    if wait:
+        raise RateLimited(wait, "too many failed sign-ins from this address")
     if credentials is None or credentials.scheme.lower() != "bearer":
+        limiter.take(address)
         raise Unauthorized("send 'Authorization: Bearer <token>'")
     account = request.app.state.accounts.authenticate(credentials.credentials)
     if account is None:
+        limiter.take(address)
         raise Unauthorized("unknown or revoked token")
-    wait = request.app.state.limiter.take(account.name)
+    wait = limiter.take("account:" + account.name)
     if wait:
         raise RateLimited(wait)
     return account.actor

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from faceindex import errors as e
 from faceindex.server.concurrency import Busy, TimedOut
@@ -22,6 +23,7 @@ __all__ = [
     "PROBLEM_JSON",
     "RateLimited",
     "Unauthorized",
+    "allowed_methods",
     "install_error_handlers",
     "problem",
     "problem_for",
@@ -37,8 +39,8 @@ class Unauthorized(Exception):
 
 
 class RateLimited(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"rate limit exceeded for this token; retry in {retry_after} s")
+    def __init__(self, retry_after: int, what: str = "rate limit exceeded for this token") -> None:
+        super().__init__(f"{what}; retry in {retry_after} s")
         self.retry_after = retry_after
 
 
@@ -119,6 +121,23 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path. Starlette's 405 names only the first
+    route that matched the path, but GET and POST /v1/sources are two routes. Each method
+    is tried against the routes (``matches`` is their public interface, and it sees into
+    included routers); a mount (static files) answers only GET and HEAD."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+    return allowed or ["GET", "HEAD"]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_known(request: Request, exc: Exception) -> JSONResponse:
         return problem_for(exc)
@@ -131,6 +150,8 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)  # registered for this class only
         title = _BY_STATUS.get(exc.status_code, "Error")
         headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem(exc.status_code, "http", title, str(exc.detail), headers or None)
 
     for cls in (e.FaceIndexError, Unauthorized, RateLimited, Busy, TimedOut):

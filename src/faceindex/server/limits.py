@@ -7,6 +7,7 @@ from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceindex.server.errors import problem
@@ -17,11 +18,23 @@ FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the text fields beside the
 
 
 class BodyLimit:
-    """Answer 413 when Content-Length says too much; stop reading when a stream says so."""
+    """Answer 413 when Content-Length says too much; stop reading when a stream says so.
+
+    A chunked upload has no Content-Length: once its bytes pass the limit the app is told
+    the client went away (it stops parsing), whatever it answers to that is dropped, and
+    the client gets the same 413 problem a declared length would have got."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes + FORM_OVERHEAD
+
+    def _too_large(self, how: str) -> Response:
+        return problem(
+            413,
+            "too-large",
+            "Request too large",
+            f"request bodies are limited to {self.max_bytes} bytes{how}",
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,32 +46,45 @@ class BodyLimit:
                     length = int(value)
                 except ValueError:
                     length = -1
-                if length < 0 or length > self.max_bytes:
-                    response = problem(
-                        413 if length > 0 else 400,
-                        "too-large" if length > 0 else "bad-request",
-                        "Request too large" if length > 0 else "Bad request",
-                        f"request bodies are limited to {self.max_bytes} bytes"
-                        if length > 0
-                        else "invalid Content-Length",
-                    )
-                    await response(scope, receive, send)
+                if length < 0:
+                    bad = problem(400, "bad-request", "Bad request", "invalid Content-Length")
+                    await bad(scope, receive, send)
+                    return
+                if length > self.max_bytes:
+                    await self._too_large(f"; Content-Length says {length}")(scope, receive, send)
                     return
         seen = 0
+        over = False
+        answered = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    # FastAPI re-raises HTTPExceptions from body parsing as they are.
-                    raise HTTPException(
-                        413, f"request bodies are limited to {self.max_bytes} bytes"
-                    )
+                    over = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited, send)
+        async def guarded(message: Message) -> None:
+            nonlocal answered
+            if over and not answered:
+                return  # the app's answer to a body it never got whole: ours replaces it
+            answered = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not over or answered:
+                raise
+        if over and not answered:
+            await self._too_large("; this one was sent in chunks and passed it")(
+                scope, receive, send
+            )
 
 
 def known_query_only(request: Request) -> None:

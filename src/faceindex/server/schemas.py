@@ -39,7 +39,9 @@ __all__ = [
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_ID = 2**53 - 1  # ids stay exact in JSON numbers (JavaScript's safe integers)
-TEXT_PATTERN = r"\S"  # at least one non-blank character
+# One line of text: at least one non-blank character, and no control character (C0, DEL,
+# C1: a NUL or a newline in a case reference would reach the audit log and its exports).
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 
 
 class _Out(BaseModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from faceindex.config import Settings
-from faceindex.errors import ConfigError, InputError, SourceRefused
+from faceindex.errors import ConfigError, InputError
 from faceindex.sources.base import ImageSource, SourceRecord
 
 if TYPE_CHECKING:
@@ -60,22 +60,15 @@ def source_kind(path: Path, settings: Settings) -> str:
 
 def _check_url_list(path: Path, settings: Settings) -> None:
     """Refuse a list naming deny-listed domains or non-http URLs up front (no network)."""
-    from urllib.parse import urlsplit
-
+    from faceindex.sources.netguard import check_listed
     from faceindex.sources.urllist import read_url_list
 
     urls = read_url_list(path)
     if not urls:
         raise InputError(f"{path} lists no URLs")
-    deny = [d.lower().strip(".") for d in settings.url_deny_domains]
+    policy = net_policy(settings)
     for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SourceRefused(f"{url}: only http and https URLs with a host are accepted")
-        host = parts.hostname.rstrip(".").lower()
-        hit = next((d for d in deny if host == d or host.endswith("." + d)), None)
-        if hit is not None:
-            raise SourceRefused(f"{url}: {hit} is on the deny-list")
+        check_listed(url, policy)  # the host as the resolver reads it, as at fetch time
 
 
 def build_governed_source(record: SourceRecord, settings: Settings) -> ImageSource:

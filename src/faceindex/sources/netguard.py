@@ -2,7 +2,13 @@
 
 Every hop (the listed URL and each redirect) is checked the same way:
 
-1. scheme http/https, no user-info, host not on the deny-list (a domain or any subdomain);
+1. scheme http/https, no user-info, host not on the deny-list (a domain or any subdomain).
+   The host is first brought to the one ASCII form the resolver looks up (NFKC, the four
+   IDNA label separators, nameprep's removal of soft hyphens and zero-width characters,
+   case folding, punycode; see :func:`canonical_host`), and that form is what is checked,
+   resolved, sent as ``Host`` and used for TLS. So ``ｆａｃｅｂｏｏｋ.com``, ``facebook。com``
+   or ``face\u00adbook.com`` are ``facebook.com``; a host that does not normalise, or an
+   ``xn--`` label that is not the encoding of its own normal form, is refused;
 2. the host is resolved with ``getaddrinfo`` and *every* address must be public: loopback,
    private, link-local, unspecified, multicast, reserved and carrier-grade NAT ranges are
    refused, as are IPv6 forms that embed one (IPv4-mapped, 6to4, Teredo, NAT64). Because the
@@ -11,24 +17,44 @@ Every hop (the listed URL and each redirect) is checked the same way:
 3. the connection goes to the checked address (pinned), so a second DNS answer cannot
    rebind it; TLS still verifies the certificate against the host name.
 
+``timeout_s`` bounds the whole request (connect, TLS, headers, body, every redirect): a
+watchdog shuts the socket at the deadline, so a server trickling a byte at a time cannot
+hold a fetch past it. Only the DNS lookup itself (the system resolver's own timeouts) is
+outside it.
+
 ``allow`` entries (host names, addresses or networks) lift step 2 for that target only;
 tests use it for a server on 127.0.0.1. The deny-list always applies.
 """
 
 from __future__ import annotations
 
+import contextlib
+import encodings.idna
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
+import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 from faceindex.errors import DecodeError, ImageTooLarge, SourceRefused
 
-__all__ = ["DEFAULT_DENY_DOMAINS", "Fetched", "NetPolicy", "check_address", "check_url", "fetch"]
+__all__ = [
+    "DEFAULT_DENY_DOMAINS",
+    "Fetched",
+    "NetPolicy",
+    "canonical_host",
+    "check_address",
+    "check_listed",
+    "check_url",
+    "fetch",
+]
 
 DEFAULT_DENY_DOMAINS: tuple[str, ...] = (
     "facebook.com",
@@ -48,6 +74,9 @@ _EXTRA_BLOCKED = (
     ipaddress.ip_network("198.18.0.0/15"),
 )
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# NFKC leaves U+3002 (and turns U+FF61 into it); IDNA reads all four as the label dot.
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
 
 
 @dataclass(frozen=True)
@@ -71,28 +100,69 @@ class Fetched:
 
 
 def _host(url: str) -> tuple[str, str, int, str]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # a bad port, or a netloc that NFKC turns into '/', '@', ...
+        raise SourceRefused(f"{url}: malformed URL: {exc}") from exc
     if parts.scheme not in ("http", "https"):
         raise SourceRefused(f"{url}: only http and https URLs are fetched")
     if parts.username or parts.password:
         raise SourceRefused(f"{url}: URLs with user names or passwords are refused")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise SourceRefused(f"{url}: bad port") from exc
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
+    if not parts.hostname:
         raise SourceRefused(f"{url}: no host")
+    try:
+        host = canonical_host(parts.hostname)
+    except ValueError as exc:
+        raise SourceRefused(f"{url}: host {parts.hostname!r} refused: {exc}") from exc
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     return parts.scheme, host, port, path
 
 
+@lru_cache(maxsize=4096)
+def canonical_host(host: str) -> str:
+    """The lower-case ASCII form of ``host`` that the resolver looks up (IDNA 2003, as
+    Python's ``socket`` encodes names): NFKC, the IDNA label separators read as dots,
+    characters nameprep maps to nothing (soft hyphen, zero-width joiners, ...) dropped,
+    Unicode labels punycoded. Trailing dots are dropped. Raises ``ValueError`` for a host
+    that does not normalise: an empty label, a label of other than letters, digits,
+    ``-`` and ``_``, or an ``xn--`` label that is not the encoding of its own normal form."""
+    try:
+        return str(ipaddress.ip_address(host)).lower()
+    except ValueError:
+        pass
+    text = unicodedata.normalize("NFKC", host).translate(_DOTS).rstrip(".")
+    if not text:
+        raise ValueError("empty host name")
+    labels = []
+    for label in text.split("."):
+        try:
+            ascii_label = encodings.idna.ToASCII(label).decode("ascii").lower()
+            if ascii_label.startswith("xn--"):
+                # ToUnicode re-encodes the decoded label and fails unless it round-trips.
+                encodings.idna.ToUnicode(ascii_label)
+        except UnicodeError as exc:
+            raise ValueError(f"label {label!r} is not a valid host name label ({exc})") from exc
+        if not _LABEL.fullmatch(ascii_label):
+            raise ValueError(f"label {label!r} is not a valid host name label")
+        labels.append(ascii_label)
+    return ".".join(labels)
+
+
+def _canonical_entry(entry: str) -> str:
+    """A deny- or allow-list host name in canonical form ('' when it is not a host name)."""
+    try:
+        return canonical_host(entry.strip().strip("."))
+    except ValueError:
+        return ""
+
+
 def _denied_domain(host: str, policy: NetPolicy) -> str | None:
     for domain in policy.deny_domains:
-        d = domain.lower().strip(".")
-        if host == d or host.endswith("." + d):
+        d = _canonical_entry(domain)
+        if d and (host == d or host.endswith("." + d)):
             return d
     return None
 
@@ -110,7 +180,7 @@ def _embedded(ip: IPAddress) -> list[IPAddress]:
 
 def _allowed(host: str, ip: IPAddress, policy: NetPolicy) -> bool:
     for entry in policy.allow:
-        if entry.lower().rstrip(".") == host:
+        if _canonical_entry(entry) == host:
             return True
         try:
             if ip in ipaddress.ip_network(entry, strict=False):
@@ -137,12 +207,19 @@ def check_address(host: str, ip: IPAddress, policy: NetPolicy) -> None:
             raise SourceRefused(f"{host} resolves to {ip}, a non-public address: refused")
 
 
-def check_url(url: str, policy: NetPolicy) -> tuple[str, str, int, str, str]:
-    """(scheme, host, port, path, pinned address) for a URL that may be fetched."""
+def check_listed(url: str, policy: NetPolicy) -> tuple[str, str, int, str]:
+    """(scheme, canonical host, port, path) of a URL the policy does not refuse by its
+    form or its host name; no network (used when a URL list is registered, and per hop)."""
     scheme, host, port, path = _host(url)
     domain = _denied_domain(host, policy)
     if domain is not None:
         raise SourceRefused(f"{url}: {domain} is on the deny-list")
+    return scheme, host, port, path
+
+
+def check_url(url: str, policy: NetPolicy) -> tuple[str, str, int, str, str]:
+    """(scheme, host, port, path, pinned address) for a URL that may be fetched."""
+    scheme, host, port, path = check_listed(url, policy)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -173,31 +250,77 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         raw = socket.create_connection((self._ip, self.port), self.timeout)
-        self.sock = self._ctx.wrap_socket(raw, server_hostname=self.host)
+        # Handshake after self.sock is set, so the watchdog can cut a trickled handshake too.
+        self.sock = self._ctx.wrap_socket(
+            raw, server_hostname=self.host, do_handshake_on_connect=False
+        )
+        self.sock.do_handshake()
+
+
+class _Watchdog:
+    """Shuts a connection's socket when the deadline passes.
+
+    A socket timeout bounds each read, not the request: a server sending a byte every
+    second never trips it. Shutting the socket down from another thread makes the blocked
+    read return at once; ``fired`` then tells the reader the short answer was a timeout."""
+
+    def __init__(self, conn: http.client.HTTPConnection, seconds: float) -> None:
+        self._conn = conn
+        self.fired = threading.Event()
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+
+    def _fire(self) -> None:
+        self.fired.set()
+        sock = self._conn.sock
+        if sock is not None:
+            # socket.socket's own shutdown: an SSLSocket's would drop its TLS state first.
+            with contextlib.suppress(OSError):  # already closed
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
 
 
 def fetch(url: str, policy: NetPolicy, *, max_bytes: int | None = None) -> Fetched:
-    """GET exactly ``url`` (following at most ``max_redirects`` checked redirects)."""
+    """GET exactly ``url`` (following at most ``max_redirects`` checked redirects), all of
+    it within ``policy.timeout_s``."""
     limit = policy.max_bytes if max_bytes is None else max_bytes
     deadline = time.monotonic() + policy.timeout_s
+
+    def timed_out() -> DecodeError:
+        return DecodeError(f"{url}: timed out after {policy.timeout_s:g} s (whole request)")
+
     current = url
     for _hop in range(policy.max_redirects + 1):
         scheme, host, port, path, ip = check_url(current, policy)
         left = deadline - time.monotonic()
         if left <= 0:
-            raise DecodeError(f"{url}: timed out after {policy.timeout_s:.0f}s")
+            raise timed_out()
         cls = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
         conn = cls(host, port, ip, left)
+        watchdog = _Watchdog(conn, left)
         try:
-            conn.request(
-                "GET", path, headers={"User-Agent": policy.user_agent, "Accept": "image/*"}
-            )
-            resp = conn.getresponse()
-            location = resp.getheader("Location")
-            if resp.status in _REDIRECTS and location:
+            with watchdog:
+                conn.connect()
+                if watchdog.fired.is_set():  # fired before there was a socket to shut
+                    raise timed_out()
+                conn.request(
+                    "GET", path, headers={"User-Agent": policy.user_agent, "Accept": "image/*"}
+                )
+                resp = conn.getresponse()
+                location = resp.getheader("Location")
+                redirect = resp.status in _REDIRECTS and bool(location)
+                body = b"" if redirect else _read_limited(resp, limit, url)
+                if watchdog.fired.is_set():  # what was read may be cut short
+                    raise timed_out()
+            if redirect and location:
                 current = urljoin(current, location)
                 continue
-            body = _read_limited(resp, limit, deadline, url)
             return Fetched(
                 url,
                 current,
@@ -207,23 +330,25 @@ def fetch(url: str, policy: NetPolicy, *, max_bytes: int | None = None) -> Fetch
                 resp.getheader("Content-Type") or "",
             )
         except (OSError, http.client.HTTPException) as exc:
+            if watchdog.fired.is_set() or isinstance(exc, TimeoutError):
+                raise timed_out() from exc
             raise DecodeError(f"{url}: fetch failed: {exc}") from exc
         finally:
             conn.close()
     raise SourceRefused(f"{url}: more than {policy.max_redirects} redirects")
 
 
-def _read_limited(resp: http.client.HTTPResponse, limit: int, deadline: float, url: str) -> bytes:
+def _read_limited(resp: http.client.HTTPResponse, limit: int, url: str) -> bytes:
     declared = resp.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ImageTooLarge(f"{url}: {declared} bytes, over the {limit}-byte limit")
     chunks: list[bytes] = []
     total = 0
     while True:
-        if time.monotonic() > deadline:
-            raise DecodeError(f"{url}: timed out while reading")
-        chunk = resp.read(65536)
+        chunk = resp.read1(65536)  # what has arrived, not a wait for a full 64 KB
         if not chunk:
+            if resp.length:  # http.client leaves a short Content-Length body to the caller
+                raise http.client.IncompleteRead(b"".join(chunks), resp.length)
             return b"".join(chunks)
         total += len(chunk)
         if total > limit:
