@@ -21,6 +21,7 @@ from faceindex.catalog.base import Catalog, ImageOutcome
 from faceindex.config import Settings
 from faceindex.index.base import VectorIndex
 from faceindex.pipeline import worker
+from faceindex.pipeline.stages import skipped_outcome
 from faceindex.sources.base import ImageSource, SourceItem
 from faceindex.types import DetectedFace, IngestSummary
 from faceindex.vision.analyze import FaceAnalyzer
@@ -30,6 +31,7 @@ __all__ = ["FaceScreen", "Progress", "run_ingest"]
 log = logging.getLogger(__name__)
 
 SAVE_EVERY_S = 5.0
+SKIP_BATCH = 500  # skipped entries recorded per transaction
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,27 @@ Progress_cb = Callable[[Progress], None]
 FaceScreen = Callable[[Sequence[DetectedFace]], list[bool]]
 
 
-def _pending(catalog: Catalog, source: ImageSource, source_id: int) -> tuple[list[SourceItem], int]:
+@dataclass(frozen=True)
+class _Pending:
+    todo: list[SourceItem]  # to read
+    skip: list[SourceItem]  # to record as skipped, with why
+    held: int  # already recorded, unchanged
+    changed: int  # recorded before with another size or mtime: their old image may be unheld
+
+
+def _pending(catalog: Catalog, source: ImageSource, source_id: int) -> _Pending:
     seen = catalog.seen_items(source_id)
-    todo, skipped = [], 0
+    todo: list[SourceItem] = []
+    skip: list[SourceItem] = []
+    held = changed = 0
     for item in source.items():
-        if item.locator in seen and seen[item.locator] == (item.size, item.mtime):
-            skipped += 1
-        else:
-            todo.append(item)
-    return todo, skipped
+        before = seen.get(item.locator)
+        if before == (item.size, item.mtime):
+            held += 1
+            continue
+        changed += before is not None
+        (todo if item.skip is None else skip).append(item)
+    return _Pending(todo, skip, held, changed)
 
 
 def _batches(items: list[SourceItem], size: int) -> Iterator[list[SourceItem]]:
@@ -77,8 +91,11 @@ def run_ingest(
     """Ingest every new or changed item of one source. ``state`` runs in-process (tests,
     one worker); otherwise ``settings.effective_workers()`` processes share the work."""
     started = time.perf_counter()
-    todo, skipped = _pending(catalog, source, source_id)
-    summary = IngestSummary(images_seen=len(todo) + skipped, images_skipped=skipped)
+    pending = _pending(catalog, source, source_id)
+    todo, skip = pending.todo, pending.skip
+    summary = IngestSummary(
+        images_seen=len(todo) + len(skip) + pending.held, images_skipped=pending.held
+    )
     last_save = time.perf_counter()
 
     def commit(outcomes: list[ImageOutcome]) -> None:
@@ -90,7 +107,9 @@ def run_ingest(
             index.add(np.array([i for i, _ in new]), np.stack([v for _, v in new]))
         for o in outcomes:
             summary.faces_below_quality += o.below_floor
-            if o.error:
+            if o.skipped:
+                summary.skipped.append((o.locator, o.error or ""))
+            elif o.error:
                 summary.failed.append((o.locator, o.error))
             else:
                 summary.images_new += 1
@@ -101,14 +120,16 @@ def run_ingest(
         if progress is not None:
             progress(
                 Progress(
-                    len(todo),
-                    summary.images_new + len(summary.failed),
+                    len(todo) + len(skip),
+                    summary.images_new + len(summary.failed) + len(summary.skipped),
                     summary.faces_indexed,
                     len(summary.failed),
                     time.perf_counter() - started,
                 )
             )
 
+    for batch in _batches(skip, SKIP_BATCH):  # nothing to read: recorded here, with why
+        commit([skipped_outcome(source_id, item) for item in batch])
     workers = settings.effective_workers()
     batch_size = max(1, min(settings.batch_size, len(todo) // max(workers * 2, 1) or 1))
     if state is not None or workers == 1 or len(todo) <= batch_size:
@@ -118,6 +139,8 @@ def run_ingest(
     else:
         _run_pool(settings, workers, source, source_id, _batches(todo, batch_size), commit)
     index.save()
+    if pending.changed:  # a file replaced in place moved its location to the new bytes
+        summary.images_unheld = len(catalog.unheld_images())
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -61,6 +61,9 @@ def run_batch(
             max_pixels=s.max_pixels,
             max_bytes=s.max_bytes,
             quality_floor=s.quality_floor,
+            min_face_size=s.min_face_size,
+            detect_max_side=s.detect_max_side,
+            timeout_s=s.ingest_item_timeout_s,
         )
         for item in items
     ]
