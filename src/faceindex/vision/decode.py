@@ -76,7 +76,7 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
 def _to_rgb(img: Image.Image) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # float32 in place: a 60 MP 16-bit scan stays at 240 MB, not 1 GB of float64 copies.
-        arr = np.asarray(img, dtype=np.float32)
+        arr = np.array(img, dtype=np.float32)  # a copy: an F image would give a read-only view
         lo, hi = float(arr.min()), float(arr.max())
         arr -= lo
         arr *= 255.0 / (hi - lo) if hi > lo else 0.0
