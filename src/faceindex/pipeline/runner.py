@@ -9,10 +9,8 @@ items the catalog already holds, so nothing acknowledged is lost and nothing is 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,12 +19,13 @@ from faceindex.catalog.base import Catalog, ImageOutcome
 from faceindex.config import Settings
 from faceindex.index.base import VectorIndex
 from faceindex.pipeline import worker
+from faceindex.pipeline.pool import pool_context, run_pool
 from faceindex.pipeline.stages import skipped_outcome
 from faceindex.sources.base import ImageSource, SourceItem
 from faceindex.types import DetectedFace, IngestSummary
 from faceindex.vision.analyze import FaceAnalyzer
 
-__all__ = ["FaceScreen", "Progress", "run_ingest"]
+__all__ = ["FaceScreen", "Progress", "pool_context", "run_ingest"]
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ def run_ingest(
         for batch in _batches(todo, batch_size):
             commit(worker.run_batch(local, source, source_id, batch))
     else:
-        _run_pool(settings, workers, source, source_id, _batches(todo, batch_size), commit)
+        run_pool(settings, workers, source, source_id, _batches(todo, batch_size), commit)
     index.save()
     if pending.changed:  # a file replaced in place moved its location to the new bytes
         summary.images_unheld = len(catalog.unheld_images())
@@ -149,46 +148,6 @@ def _analyzer(settings: Settings) -> FaceAnalyzer:
     from faceindex.engine import build_analyzer
 
     return build_analyzer(settings)
-
-
-def _run_pool(
-    settings: Settings,
-    workers: int,
-    source: ImageSource,
-    source_id: int,
-    batches: Iterator[list[SourceItem]],
-    commit: Callable[[list[ImageOutcome]], None],
-) -> None:
-    ctx = pool_context()
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=ctx,
-        initializer=worker.init_worker,
-        initargs=(settings, 1),
-    ) as pool:
-        in_flight: set[Future[list[ImageOutcome]]] = set()
-        exhausted = False
-        while in_flight or not exhausted:
-            while not exhausted and len(in_flight) < workers * 2:
-                batch = next(batches, None)
-                if batch is None:
-                    exhausted = True
-                    break
-                in_flight.add(pool.submit(worker.process_batch, source, source_id, batch))
-            if not in_flight:
-                break
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            for fut in done:
-                commit(fut.result())
-
-
-def pool_context() -> mp.context.BaseContext:
-    """forkserver: workers start from a clean process. Forking a parent that has run dlib,
-    OpenBLAS or FAISS threads deadlocks the children (seen here with fork), and the HTTP
-    server has threads of its own. Scripts must be importable (not piped on stdin)."""
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["faceindex.pipeline.worker"])
-    return ctx
 
 
 def _screened(outcome: ImageOutcome, screen: FaceScreen, summary: IngestSummary) -> ImageOutcome:
