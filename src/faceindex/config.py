@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=30, ge=1, description="requests per token at once")
     request_timeout_s: float = Field(default=30.0, gt=0, description="engine call limit (503)")
 
-    # ingest hardening (poison items): see README "Ingest"
+    # ingest hardening (poison items): README, "Every entry is accounted for"
     ingest_item_timeout_s: float = Field(
         default=120.0, ge=0, description="per item: read, decode and analysis (0 = no limit)"
     )
