@@ -95,6 +95,7 @@ def main() -> None:
                 {
                     "item": item.locator[:60],
                     "status": status,
+                    "reason": (out.error or "")[:80],
                     "seconds": round(time.perf_counter() - started, 3),
                     "peak_rss_mb": round(rss_mb(), 1),
                     "raised_peak_mb": round(rss_mb() - before, 1),
@@ -104,7 +105,7 @@ def main() -> None:
     print(f"{len(rows)} entries; models loaded: {baseline:.0f} MB RSS")
     print("slowest:")
     for r in slowest:
-        print(f"  {r['seconds']:>8.3f} s  {r['status']:7s} {r['item']}")
+        print(f"  {r['seconds']:>8.3f} s  {r['status']:7s} {r['item']}  {r['reason']}")
     peak = max(rows, key=lambda r: float(r["raised_peak_mb"]))
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
     print(f"per-item max time: {slowest[0]['seconds']} s ({slowest[0]['item']})")
