@@ -156,6 +156,7 @@ def _names() -> tuple[dict[str, bytes], dict[str, bytes]]:
     raw = {
         "names/latin1-caf\xe9.jpg": _save(Image.fromarray(_noise(49, 49, 15)), "JPEG"),
         "names/invalid-\xff\xfe.png": _save(Image.fromarray(_noise(50, 50, 16)), "PNG"),
+        "names/dir-\xe9\xff/inside.jpg": _save(Image.fromarray(_noise(51, 51, 17)), "JPEG"),
     }
     return odd, raw
 

@@ -74,6 +74,7 @@ def test_the_hostile_folder_is_ingested_entry_by_entry(tmp_path: Path) -> None:
     assert "ImageTooLarge" in str(got["bombs/declared-30000.png"][1])
     assert got["names/photo-without-extension"][0] == "ok"  # sniffed, not judged by name
     assert got["names/latin1-caf\\xe9.jpg"][0] == "ok"
+    assert got["names/dir-\\xe9\\xff/inside.jpg"][0] == "ok"  # a non-UTF-8 directory too
     assert {s["item"] for s in summary["skipped"]} == {
         loc for loc, (status, _) in got.items() if status == "skipped"
     }
