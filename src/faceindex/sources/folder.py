@@ -74,8 +74,8 @@ class FolderSource:
             yield self._unlistable(root, unlistable.pop())
 
     def _unlistable(self, root: Path, exc: OSError) -> SourceItem:
-        where = Path(exc.filename) if exc.filename else root
-        rel = str(where.relative_to(root)) if where != root else "."
+        where = Path(os.fsdecode(exc.filename)) if exc.filename else root
+        rel = str(where.relative_to(root)) if where.is_relative_to(root) and where != root else "."
         return _entry(rel + "/", skip=f"cannot list the directory: {exc.strerror or exc}")
 
     def _classify(self, root: Path, path: Path) -> SourceItem:
