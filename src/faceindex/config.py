@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         "one the home records, dlib for a new home)",
     )
 
+    # ingest hardening (poison items): README, "Every entry is accounted for"
+    ingest_item_timeout_s: float = Field(
+        default=120.0, ge=0, description="per item: read, decode and analysis (0 = no limit)"
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

@@ -26,6 +26,7 @@ from faceindex.types import IngestSummary, SearchResult
 from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.decode import decode_image
 from faceindex.vision.factory import build_analyzer, model_tag, settings_pack
+from faceindex.vision.minsize import too_small_for_faces
 from faceindex.vision.pack import ModelPack, Thresholds, thresholds_for
 
 __all__ = ["Engine", "build_analyzer", "build_source"]
@@ -241,6 +242,11 @@ class Engine:
     ) -> list[SearchResult]:
         s = self.settings
         rgb = decode_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
+        small = too_small_for_faces(
+            rgb.shape, min_face_size=s.min_face_size, detect_max_side=s.detect_max_side
+        )
+        if small is not None:  # dlib's CNN can abort the process on a few-pixel image
+            raise NoFaceError(f"no face found in the probe image: {small}")
         faces = self.analyzer.analyze(rgb)
         if not faces:
             raise NoFaceError("no face found in the probe image")
@@ -258,6 +264,8 @@ class Engine:
 
     def stats(self) -> dict[str, object]:
         out: dict[str, object] = dict(self.catalog.stats())
+        out["skipped"] = len(self.catalog.failures(skipped=True))  # listed, not read: why
+        out["images_unheld"] = len(self.catalog.unheld_images())  # replaced in place: gc
         out["index_vectors"] = self.index.count()
         out["index"] = self.settings.resolved_index_url
         out["model"] = self.pack.identity.describe()

@@ -11,6 +11,7 @@ problem+json status once (``server/errors.py``)::
     │   └── ImageError         an image that cannot be used
     │       ├── DecodeError    corrupt, truncated, empty, unsupported  (HTTP 422)
     │       ├── ImageTooLarge  over the pixel or byte limit (bomb)     (HTTP 413)
+    │       ├── ItemTimeout    an ingest item over its time limit
     │       └── NoFaceError    a probe with no detectable face         (HTTP 422)
     ├── ModelError             model file missing or checksum mismatch (exit 4)
     ├── StorageError           catalog or index failure                (exit 5, HTTP 503)
@@ -31,6 +32,7 @@ __all__ = [
     "ImageError",
     "ImageTooLarge",
     "InputError",
+    "ItemTimeout",
     "MissingDependency",
     "ModelError",
     "NoFaceError",
@@ -68,6 +70,10 @@ class DecodeError(ImageError):
 
 class ImageTooLarge(ImageError):
     """The image exceeds the byte or pixel limit (e.g. a decompression bomb)."""
+
+
+class ItemTimeout(ImageError):
+    """Reading and analysing one ingest item took longer than its time limit."""
 
 
 class NoFaceError(ImageError):

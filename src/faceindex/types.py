@@ -121,3 +121,6 @@ class IngestSummary:
     faces_suppressed: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (locator, reason)
     seconds: float = 0.0
+    # ingest hardening: entries listed but not read, and images left without a location
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (locator, why)
+    images_unheld: int = 0  # replaced in place; `gc` erases them with a receipt

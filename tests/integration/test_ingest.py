@@ -112,6 +112,17 @@ def test_probe_without_a_face_is_a_clear_error(engine: Engine) -> None:
         engine.search(to_jpeg(np.full((200, 200, 3), 128, dtype=np.uint8)))
 
 
+@pytest.mark.parametrize("shape", [(3, 2000), (2000, 3), (15, 15)])
+def test_a_tiny_or_strip_probe_is_no_face_not_a_dlib_error(
+    engine: Engine, shape: tuple[int, int]
+) -> None:
+    # Before: dlib's CNN fallback raised its assertion text and build paths (and on a 2x2
+    # probe aborted the process).
+    probe = _png(np.full((*shape, 3), 128, dtype=np.uint8))
+    with pytest.raises(NoFaceError, match="smaller than the smallest face"):
+        engine.search(probe)
+
+
 def test_source_filter(
     engine: Engine, gallery: Path, tmp_path: Path, astronaut: np.ndarray
 ) -> None:

@@ -45,6 +45,12 @@ def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
         ("TIFF", "RGB"),
         ("PPM", "RGB"),
         ("PPM", "L"),
+        ("TIFF", "F"),
+        ("TIFF", "I;16"),
+        ("TIFF", "CMYK"),
+        ("JPEG", "CMYK"),
+        ("PNG", "LA"),
+        ("PNG", "1"),
     ],
 )
 def test_formats_decode_to_rgb(fmt: str, mode: str) -> None:
@@ -118,3 +124,13 @@ def test_byte_limit() -> None:
     data = _encode(Image.fromarray(_gradient()), "PNG")
     with pytest.raises(ImageTooLarge, match="byte"):
         decode_image(data, max_pixels=10**9, max_bytes=len(data) - 1)
+
+
+def test_sniffing_names_the_format_from_the_first_bytes_only() -> None:
+    from faceindex.vision.decode import sniff_image
+
+    assert sniff_image(_encode(Image.fromarray(_gradient()), "PNG")[:16]) == "PNG"
+    assert sniff_image(_encode(Image.fromarray(_gradient()), "JPEG")[:16]) == "JPEG"
+    assert sniff_image(b"notes about the photos") is None
+    assert sniff_image(b"hi") is None  # too short for some formats' checks: not an error
+    assert sniff_image(b"") is None

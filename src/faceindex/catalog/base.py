@@ -47,8 +47,9 @@ class ImageOutcome:
     width: int = 0
     height: int = 0
     faces: tuple[DetectedFace, ...] = ()
-    error: str | None = None  # set for a failed item
+    error: str | None = None  # set for a failed item (or, with skipped, why it was skipped)
     below_floor: int = 0  # faces found but under Settings.quality_floor (not recorded)
+    skipped: bool = False  # listed by the source but not an image to read (error says why)
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,11 @@ class Catalog(Protocol):
 
     def count_faces(self) -> int: ...
     def stats(self) -> dict[str, int]: ...
-    def failures(self, source_id: int | None = None) -> list[tuple[str, str, str]]:
-        """(source name, locator, reason) of every failed item."""
+    def failures(
+        self, source_id: int | None = None, *, skipped: bool = False
+    ) -> list[tuple[str, str, str]]:
+        """(source name, locator, reason) of every failed item (``skipped``: of every item
+        listed but not read, e.g. a FIFO or a file that is no image)."""
         ...
 
     # deletion
@@ -131,6 +135,11 @@ class Catalog(Protocol):
         ...
 
     def image_ids_of_source(self, source_id: int) -> list[int]: ...
+    def unheld_images(self) -> list[int]:
+        """Images no item points at any more (the file at their location was replaced by new
+        bytes): held for no source, so ``gc`` erases them with a receipt."""
+        ...
+
     def existing_images(self, image_ids: Sequence[int]) -> list[int]: ...
     def expired_items(self, now: datetime | None = None) -> list[tuple[int, str]]:
         """(item id, source name) of every item held longer than its source's retention."""

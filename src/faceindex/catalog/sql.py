@@ -228,7 +228,7 @@ class SqlCatalog(EraseQueries):
                         out.locator,
                         image_id,
                         out.sha256,
-                        "failed" if out.error else "ok",
+                        "skipped" if out.skipped else "failed" if out.error else "ok",
                         out.error,
                         None if out.size is None else int(out.size),
                         None if out.mtime is None else float(out.mtime),
@@ -325,15 +325,17 @@ class SqlCatalog(EraseQueries):
         keys = ("sources", "images", "locations", "failed", "faces")
         return {k: int(row[i]) for i, k in enumerate(keys)}
 
-    def failures(self, source_id: int | None = None) -> list[tuple[str, str, str]]:
+    def failures(
+        self, source_id: int | None = None, *, skipped: bool = False
+    ) -> list[tuple[str, str, str]]:
         sql = (
             "SELECT s.name, it.locator, it.reason FROM items it JOIN sources s"
-            " ON s.id = it.source_id WHERE it.status = 'failed'"
+            " ON s.id = it.source_id WHERE it.status = ?"
         )
-        params: tuple[object, ...] = ()
+        params: tuple[object, ...] = ("skipped" if skipped else "failed",)
         if source_id is not None:
             sql += " AND it.source_id = ?"
-            params = (int(source_id),)
+            params = (*params, int(source_id))
         return [(r[0], r[1], r[2]) for r in self.query(sql + " ORDER BY it.id", params)]
 
     # -- deletion -------------------------------------------------------------------------

@@ -103,6 +103,13 @@ class EraseQueries:
         )
         return sorted(int(r[0]) for r in rows)
 
+    def unheld_images(self: _Host) -> list[int]:
+        rows = self.query(
+            "SELECT id FROM images im WHERE NOT EXISTS"
+            " (SELECT 1 FROM items it WHERE it.image_id = im.id) ORDER BY id"
+        )
+        return [int(r[0]) for r in rows]
+
     def face_ids_in_sources(self: _Host, names: Collection[str]) -> np.ndarray:
         wanted = sorted(set(names))
         if not wanted:

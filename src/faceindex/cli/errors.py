@@ -7,15 +7,18 @@
 4  model error
 5  storage or audit failure
 6  refused by policy (permission, source)
+7  ingest incomplete: items failed (each recorded with its reason: faceindex failures) or
+   the run stopped on an internal error; what was committed is kept and a rerun resumes
 """
 
 from __future__ import annotations
 
 from faceindex import errors as e
 
-__all__ = ["EXIT_NO_MATCH", "exit_code"]
+__all__ = ["EXIT_INGEST_INCOMPLETE", "EXIT_NO_MATCH", "exit_code"]
 
 EXIT_NO_MATCH = 1
+EXIT_INGEST_INCOMPLETE = 7
 
 _CODES: list[tuple[type[e.FaceIndexError], int]] = [
     (e.AuditError, 5),

@@ -20,7 +20,8 @@ export_app = typer.Typer(help="Registered CSV exports (so an erasure can list th
 
 @handle_errors
 def gc(as_json: bool = typer.Option(False, "--json"), home: HomeOpt = None) -> None:
-    """Erase faces past their source's retention and any that match an opt-out."""
+    """Erase faces past their source's retention, any that match an opt-out, and images
+    no location holds any more (their file was replaced in place)."""
     with open_governance(home) as gov:
         report = gov.gc()
     if as_json:
@@ -29,7 +30,8 @@ def gc(as_json: bool = typer.Option(False, "--json"), home: HomeOpt = None) -> N
     console.print(
         f"{report.items_expired} locations past retention; {report.images_deleted} images and "
         f"{report.faces_deleted} faces erased; {report.suppressed_faces_deleted} opted-out "
-        f"faces erased; {report.probes_dropped} receipt probes dropped"
+        f"faces erased; {report.unheld_images_deleted} images no location held erased; "
+        f"{report.probes_dropped} receipt probes dropped"
         + (f" (receipt {report.receipt_id})" if report.receipt_id else ""),
         highlight=False,
     )

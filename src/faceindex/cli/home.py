@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from faceindex.cli.common import HomeOpt, console, handle_errors, open_engine, settings_for
@@ -76,12 +77,15 @@ def stats(home: HomeOpt = None, as_json: bool = typer.Option(False, "--json")) -
 def failures(
     home: HomeOpt = None,
     source: str | None = typer.Option(None, help="only this source"),
+    skipped: bool = typer.Option(
+        False, "--skipped", help="entries listed but not read (not images, links, FIFOs)"
+    ),
 ) -> None:
-    """Items that could not be ingested, with the reason."""
+    """Items that could not be ingested, with the reason (--skipped: those not read)."""
     with open_engine(home) as engine:
         sid = engine.catalog.get_source(source).id if source else None
-        rows = engine.catalog.failures(sid)
+        rows = engine.catalog.failures(sid, skipped=skipped)
     table = Table("source", "item", "reason")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell or "") for cell in row))  # a file name is not markup
     console.print(table)

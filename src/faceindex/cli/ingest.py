@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from faceindex.cli.common import HomeOpt, console, handle_errors
+from faceindex.cli.common import HomeOpt, console, err_console, handle_errors
+from faceindex.cli.errors import EXIT_INGEST_INCOMPLETE
 from faceindex.cli.governed import open_governance
+from faceindex.errors import FaceIndexError
 from faceindex.pipeline.runner import Progress as IngestProgress
+from faceindex.types import IngestSummary
 
 __all__ = ["ingest"]
+
+log = logging.getLogger(__name__)
+
+SHOWN = 20  # failed or skipped items listed after a run; the rest: faceindex failures
 
 
 @handle_errors
@@ -21,7 +30,30 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     home: HomeOpt = None,
 ) -> None:
-    """Find, embed and index every face in a source. Resumable: rerun to continue."""
+    """Find, embed and index every face in a source. Resumable: rerun to continue.
+
+    Exits 7 when some items could not be ingested (each is recorded with its reason)."""
+    try:
+        summary = _run(source, workers, as_json, home)
+    except (FaceIndexError, typer.Exit):
+        raise
+    except Exception as exc:  # a bug: one line for the user, the stack for the debug log
+        log.debug("ingest of %s stopped", source, exc_info=True)
+        err_console.print(
+            f"[red]error:[/red] ingest stopped by an internal error ({type(exc).__name__}: "
+            f"{escape(str(exc))[:300]}); what was committed is kept, rerun to resume",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_INGEST_INCOMPLETE) from None
+    if as_json:
+        _print_json(summary)
+    else:
+        _print_text(summary)
+    if summary.failed:
+        raise typer.Exit(EXIT_INGEST_INCOMPLETE)
+
+
+def _run(source: str, workers: int | None, as_json: bool, home: HomeOpt) -> IngestSummary:
     with open_governance(home, workers=workers) as gov:  # audited; opt-outs screened
         bar = Progress(
             TextColumn("[bold]{task.description}"),
@@ -34,7 +66,7 @@ def ingest(
             transient=False,
         )
         with bar:
-            task = bar.add_task(f"ingest {source}", total=None, rate="")
+            task = bar.add_task(f"ingest {escape(source)}", total=None, rate="")
 
             def on_progress(p: IngestProgress) -> None:
                 secs = max(p.elapsed, 1e-9)
@@ -46,36 +78,54 @@ def ingest(
                     f"  failed {p.failed}",
                 )
 
-            summary = gov.ingest(source, progress=on_progress)
-    if as_json:
-        console.print_json(
-            json.dumps(
-                {
-                    "images_seen": summary.images_seen,
-                    "images_new": summary.images_new,
-                    "images_skipped": summary.images_skipped,
-                    "faces_indexed": summary.faces_indexed,
-                    "faces_suppressed": summary.faces_suppressed,
-                    "faces_below_quality": summary.faces_below_quality,
-                    "failed": [{"item": i, "reason": r} for i, r in summary.failed],
-                    "seconds": round(summary.seconds, 2),
-                }
-            )
+            return gov.ingest(source, progress=on_progress)
+
+
+def _print_json(summary: IngestSummary) -> None:
+    console.print_json(
+        json.dumps(
+            {
+                "images_seen": summary.images_seen,
+                "images_new": summary.images_new,
+                "images_skipped": summary.images_skipped,
+                "faces_indexed": summary.faces_indexed,
+                "faces_suppressed": summary.faces_suppressed,
+                "faces_below_quality": summary.faces_below_quality,
+                "failed": [{"item": i, "reason": r} for i, r in summary.failed],
+                "skipped": [{"item": i, "reason": r} for i, r in summary.skipped],
+                "images_unheld": summary.images_unheld,
+                "seconds": round(summary.seconds, 2),
+            }
         )
-        return
+    )
+
+
+def _print_text(summary: IngestSummary) -> None:
     secs = max(summary.seconds, 1e-9)
     console.print(
         f"{summary.images_new} images ingested, {summary.faces_indexed} faces indexed, "
-        f"{summary.images_skipped} already held, {len(summary.failed)} failed "
+        f"{summary.images_skipped} already held, {len(summary.failed)} failed, "
+        f"{len(summary.skipped)} skipped "
         f"in {summary.seconds:.1f}s ({summary.images_new / secs:.1f} img/s, "
-        f"{summary.faces_indexed / secs:.1f} faces/s)"
+        f"{summary.faces_indexed / secs:.1f} faces/s)",
+        highlight=False,
     )
     if summary.faces_suppressed or summary.faces_below_quality:
         console.print(
             f"  {summary.faces_suppressed} faces skipped by opt-out, "
             f"{summary.faces_below_quality} below the quality floor"
         )
-    for item, reason in summary.failed[:20]:
-        console.print(f"  [yellow]failed[/yellow] {item}: {reason}", highlight=False)
-    if len(summary.failed) > 20:
-        console.print(f"  ... and {len(summary.failed) - 20} more: faceindex failures")
+    for label, rows in (("failed", summary.failed), ("skipped", summary.skipped)):
+        for item, reason in rows[:SHOWN]:
+            console.print(
+                f"  [yellow]{label}[/yellow] {escape(item)}: {escape(reason)}", highlight=False
+            )
+        if len(rows) > SHOWN:
+            flag = " --skipped" if label == "skipped" else ""
+            console.print(f"  ... and {len(rows) - SHOWN} more: faceindex failures{flag}")
+    if summary.images_unheld:
+        console.print(
+            f"  {summary.images_unheld} images are no longer at any location (replaced in "
+            "place); `faceindex gc` erases them with a receipt",
+            highlight=False,
+        )

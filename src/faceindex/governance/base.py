@@ -134,3 +134,4 @@ class GcReport:
     probes_dropped: int
     receipt_id: str | None = None
     per_source: dict[str, int] = field(default_factory=dict)  # source -> items expired
+    unheld_images_deleted: int = 0  # no location held them any more (replaced in place)

@@ -252,10 +252,13 @@ class LifecycleOps:
         for _, src in expired:
             per_source[src] = per_source.get(src, 0) + 1
         by_age = self.engine.catalog.delete_items([i for i, _ in expired])
+        # A file replaced in place moved its location to the new bytes: the old image is
+        # held for no source any more, so it goes too (on this receipt).
+        unheld = self.engine.catalog.delete_images(self.engine.catalog.unheld_images())
         templates = self.store.suppression_templates()
         hits = live_within(self.engine, templates, self.engine.thresholds.suppress)
         by_opt_out = erase_face_rows(self.engine, hits)
-        erased = _merge(by_age, by_opt_out)
+        erased = _merge(by_age, by_opt_out, unheld)
         compact(self.engine, erased.face_ids)
         dropped = self.store.drop_expired_probes(_iso(now))
         receipt = None
@@ -271,6 +274,7 @@ class LifecycleOps:
             dropped,
             receipt,
             per_source,
+            len(unheld.image_ids),
         )
         self._record(
             "retention",
@@ -280,6 +284,7 @@ class LifecycleOps:
                 "faces_deleted": report.faces_deleted,
                 "suppressed_faces_deleted": report.suppressed_faces_deleted,
                 "probes_dropped": dropped,
+                "unheld_images_deleted": report.unheld_images_deleted,
                 "receipt": receipt,
             },
         )

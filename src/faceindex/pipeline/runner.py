@@ -9,10 +9,8 @@ items the catalog already holds, so nothing acknowledged is lost and nothing is 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,15 +19,18 @@ from faceindex.catalog.base import Catalog, ImageOutcome
 from faceindex.config import Settings
 from faceindex.index.base import VectorIndex
 from faceindex.pipeline import worker
+from faceindex.pipeline.pool import pool_context, run_pool
+from faceindex.pipeline.stages import skipped_outcome
 from faceindex.sources.base import ImageSource, SourceItem
 from faceindex.types import DetectedFace, IngestSummary
 from faceindex.vision.analyze import FaceAnalyzer
 
-__all__ = ["FaceScreen", "Progress", "run_ingest"]
+__all__ = ["FaceScreen", "Progress", "pool_context", "run_ingest"]
 
 log = logging.getLogger(__name__)
 
 SAVE_EVERY_S = 5.0
+SKIP_BATCH = 500  # skipped entries recorded per transaction
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,27 @@ Progress_cb = Callable[[Progress], None]
 FaceScreen = Callable[[Sequence[DetectedFace]], list[bool]]
 
 
-def _pending(catalog: Catalog, source: ImageSource, source_id: int) -> tuple[list[SourceItem], int]:
+@dataclass(frozen=True)
+class _Pending:
+    todo: list[SourceItem]  # to read
+    skip: list[SourceItem]  # to record as skipped, with why
+    held: int  # already recorded, unchanged
+    changed: int  # recorded before with another size or mtime: their old image may be unheld
+
+
+def _pending(catalog: Catalog, source: ImageSource, source_id: int) -> _Pending:
     seen = catalog.seen_items(source_id)
-    todo, skipped = [], 0
+    todo: list[SourceItem] = []
+    skip: list[SourceItem] = []
+    held = changed = 0
     for item in source.items():
-        if item.locator in seen and seen[item.locator] == (item.size, item.mtime):
-            skipped += 1
-        else:
-            todo.append(item)
-    return todo, skipped
+        before = seen.get(item.locator)
+        if before == (item.size, item.mtime):
+            held += 1
+            continue
+        changed += before is not None
+        (todo if item.skip is None else skip).append(item)
+    return _Pending(todo, skip, held, changed)
 
 
 def _batches(items: list[SourceItem], size: int) -> Iterator[list[SourceItem]]:
@@ -77,8 +90,11 @@ def run_ingest(
     """Ingest every new or changed item of one source. ``state`` runs in-process (tests,
     one worker); otherwise ``settings.effective_workers()`` processes share the work."""
     started = time.perf_counter()
-    todo, skipped = _pending(catalog, source, source_id)
-    summary = IngestSummary(images_seen=len(todo) + skipped, images_skipped=skipped)
+    pending = _pending(catalog, source, source_id)
+    todo, skip = pending.todo, pending.skip
+    summary = IngestSummary(
+        images_seen=len(todo) + len(skip) + pending.held, images_skipped=pending.held
+    )
     last_save = time.perf_counter()
 
     def commit(outcomes: list[ImageOutcome]) -> None:
@@ -90,7 +106,9 @@ def run_ingest(
             index.add(np.array([i for i, _ in new]), np.stack([v for _, v in new]))
         for o in outcomes:
             summary.faces_below_quality += o.below_floor
-            if o.error:
+            if o.skipped:
+                summary.skipped.append((o.locator, o.error or ""))
+            elif o.error:
                 summary.failed.append((o.locator, o.error))
             else:
                 summary.images_new += 1
@@ -101,14 +119,16 @@ def run_ingest(
         if progress is not None:
             progress(
                 Progress(
-                    len(todo),
-                    summary.images_new + len(summary.failed),
+                    len(todo) + len(skip),
+                    summary.images_new + len(summary.failed) + len(summary.skipped),
                     summary.faces_indexed,
                     len(summary.failed),
                     time.perf_counter() - started,
                 )
             )
 
+    for batch in _batches(skip, SKIP_BATCH):  # nothing to read: recorded here, with why
+        commit([skipped_outcome(source_id, item) for item in batch])
     workers = settings.effective_workers()
     batch_size = max(1, min(settings.batch_size, len(todo) // max(workers * 2, 1) or 1))
     if state is not None or workers == 1 or len(todo) <= batch_size:
@@ -116,8 +136,10 @@ def run_ingest(
         for batch in _batches(todo, batch_size):
             commit(worker.run_batch(local, source, source_id, batch))
     else:
-        _run_pool(settings, workers, source, source_id, _batches(todo, batch_size), commit)
+        run_pool(settings, workers, source, source_id, _batches(todo, batch_size), commit)
     index.save()
+    if pending.changed:  # a file replaced in place moved its location to the new bytes
+        summary.images_unheld = len(catalog.unheld_images())
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -126,46 +148,6 @@ def _analyzer(settings: Settings) -> FaceAnalyzer:
     from faceindex.vision.factory import build_analyzer
 
     return build_analyzer(settings)
-
-
-def _run_pool(
-    settings: Settings,
-    workers: int,
-    source: ImageSource,
-    source_id: int,
-    batches: Iterator[list[SourceItem]],
-    commit: Callable[[list[ImageOutcome]], None],
-) -> None:
-    ctx = pool_context()
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=ctx,
-        initializer=worker.init_worker,
-        initargs=(settings, 1),
-    ) as pool:
-        in_flight: set[Future[list[ImageOutcome]]] = set()
-        exhausted = False
-        while in_flight or not exhausted:
-            while not exhausted and len(in_flight) < workers * 2:
-                batch = next(batches, None)
-                if batch is None:
-                    exhausted = True
-                    break
-                in_flight.add(pool.submit(worker.process_batch, source, source_id, batch))
-            if not in_flight:
-                break
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            for fut in done:
-                commit(fut.result())
-
-
-def pool_context() -> mp.context.BaseContext:
-    """forkserver: workers start from a clean process. Forking a parent that has run dlib,
-    OpenBLAS or FAISS threads deadlocks the children (seen here with fork), and the HTTP
-    server has threads of its own. Scripts must be importable (not piped on stdin)."""
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["faceindex.pipeline.worker"])
-    return ctx
 
 
 def _screened(outcome: ImageOutcome, screen: FaceScreen, summary: IngestSummary) -> ImageOutcome:

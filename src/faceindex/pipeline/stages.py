@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+
+import numpy as np
 
 from faceindex.catalog.base import ImageOutcome
 from faceindex.errors import FaceIndexError
-from faceindex.sources.base import ImageSource, SourceItem
+from faceindex.pipeline.deadline import time_limit
+from faceindex.sources.base import ImageSource, SourceItem, printable
+from faceindex.types import DetectedFace
 from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.decode import decode_image
+from faceindex.vision.minsize import too_small_for_faces
 
-__all__ = ["process_item"]
+__all__ = ["failed_outcome", "process_item", "skipped_outcome"]
+
+log = logging.getLogger(__name__)
+
+REASON_MAX = 500  # characters of a recorded reason
 
 
 def process_item(
@@ -22,19 +32,49 @@ def process_item(
     max_pixels: int,
     max_bytes: int,
     quality_floor: float = 0.0,
+    min_face_size: int = 0,
+    detect_max_side: int = 0,
+    timeout_s: float = 0.0,
 ) -> ImageOutcome:
-    """Read, hash, decode and analyse one item. Never raises for a bad image: the outcome
-    carries the reason instead, so the batch goes on."""
+    """Read, hash, decode and analyse one item. Never raises for a bad item: the outcome
+    carries the reason instead, so the batch goes on. An image too small to hold a face the
+    detectors would keep (:func:`too_small_for_faces`) is recorded with no faces, without
+    handing it to dlib."""
+    if item.skip is not None:
+        return skipped_outcome(source_id, item)
     sha = None
+    rgb: np.ndarray | None = None
     try:
-        data = source.read(item)
-        sha = hashlib.sha256(data).hexdigest()
-        rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
-        found = analyzer.analyze(rgb)
+        with time_limit(timeout_s):
+            data = source.read(item)
+            sha = hashlib.sha256(data).hexdigest()
+            rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+            small = too_small_for_faces(
+                rgb.shape, min_face_size=min_face_size, detect_max_side=detect_max_side
+            )
+            found = [] if small is not None else analyzer.analyze(rgb)
     except FaceIndexError as exc:
-        return _failed(source_id, item, sha, f"{type(exc).__name__}: {exc}")
-    except (MemoryError, RuntimeError, ValueError) as exc:  # dlib raises RuntimeError
-        return _failed(source_id, item, sha, f"analysis failed: {type(exc).__name__}: {exc}")
+        return failed_outcome(source_id, item, sha, f"{type(exc).__name__}: {exc}")
+    except MemoryError:
+        return failed_outcome(source_id, item, sha, f"ImageTooLarge: out of memory ({_size(rgb)})")
+    except RuntimeError as exc:  # dlib reports its own failures as RuntimeError
+        # dlib's text names its build paths and internals: kept for the debug log only.
+        log.debug("face analysis of %s failed: %s", printable(item.locator), exc)
+        return failed_outcome(source_id, item, sha, f"face analysis failed ({_size(rgb)})")
+    except Exception as exc:  # a bug must cost one item, not the batch; the log has the stack
+        log.debug("ingest of %s failed unexpectedly", printable(item.locator), exc_info=True)
+        return failed_outcome(source_id, item, sha, f"internal error: {type(exc).__name__}: {exc}")
+    return _done(source_id, item, sha, rgb, found, quality_floor)
+
+
+def _done(
+    source_id: int,
+    item: SourceItem,
+    sha: str | None,
+    rgb: np.ndarray,
+    found: list[DetectedFace],
+    quality_floor: float,
+) -> ImageOutcome:
     faces = tuple(f for f in found if f.quality.score >= quality_floor)
     h, w = rgb.shape[:2]
     return ImageOutcome(
@@ -50,5 +90,17 @@ def process_item(
     )
 
 
-def _failed(source_id: int, item: SourceItem, sha: str | None, reason: str) -> ImageOutcome:
-    return ImageOutcome(source_id, item.locator, item.size, item.mtime, sha, error=reason)
+def _size(rgb: np.ndarray | None) -> str:
+    return "not decoded" if rgb is None else f"{rgb.shape[1]}x{rgb.shape[0]} image"
+
+
+def failed_outcome(source_id: int, item: SourceItem, sha: str | None, reason: str) -> ImageOutcome:
+    why = printable(reason)[:REASON_MAX]
+    return ImageOutcome(source_id, item.locator, item.size, item.mtime, sha, error=why)
+
+
+def skipped_outcome(source_id: int, item: SourceItem) -> ImageOutcome:
+    why = printable(item.skip or "skipped")[:REASON_MAX]
+    return ImageOutcome(
+        source_id, item.locator, item.size, item.mtime, None, error=why, skipped=True
+    )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from faceindex.catalog.base import ImageOutcome
@@ -11,7 +14,7 @@ from faceindex.pipeline.stages import process_item
 from faceindex.sources.base import ImageSource, SourceItem
 from faceindex.vision.analyze import FaceAnalyzer
 
-__all__ = ["WorkerState", "current", "init_worker", "process_batch", "run_batch"]
+__all__ = ["WorkerState", "current", "init_worker", "process_batch", "ready", "run_batch"]
 
 
 @dataclass
@@ -42,25 +45,60 @@ def current() -> WorkerState:
     return _state
 
 
+def ready() -> bool:
+    """True once this worker's models are loaded (the pool's first call checks it)."""
+    return _state is not None
+
+
 def process_batch(
     source: ImageSource, source_id: int, items: list[SourceItem]
 ) -> list[ImageOutcome]:
-    return run_batch(current(), source, source_id, items)
+    return run_batch(current(), source, source_id, items, hard_limit=True)
 
 
 def run_batch(
-    state: WorkerState, source: ImageSource, source_id: int, items: list[SourceItem]
+    state: WorkerState,
+    source: ImageSource,
+    source_id: int,
+    items: list[SourceItem],
+    *,
+    hard_limit: bool = False,
 ) -> list[ImageOutcome]:
+    """Every item's outcome. ``hard_limit`` (worker processes only, never the caller's own
+    process): an item that has used twice its time limit in CPU ends this process."""
     s = state.settings
-    return [
-        process_item(
-            source,
-            source_id,
-            item,
-            state.analyzer,
-            max_pixels=s.max_pixels,
-            max_bytes=s.max_bytes,
-            quality_floor=s.quality_floor,
-        )
-        for item in items
-    ]
+    out = []
+    for item in items:
+        with _cpu_limit(2 * s.ingest_item_timeout_s if hard_limit else 0.0):
+            out.append(
+                process_item(
+                    source,
+                    source_id,
+                    item,
+                    state.analyzer,
+                    max_pixels=s.max_pixels,
+                    max_bytes=s.max_bytes,
+                    quality_floor=s.quality_floor,
+                    min_face_size=s.min_face_size,
+                    detect_max_side=s.detect_max_side,
+                    timeout_s=s.ingest_item_timeout_s,
+                )
+            )
+    return out
+
+
+@contextmanager
+def _cpu_limit(seconds: float) -> Iterator[None]:
+    """The hard half of the per-item limit. The soft half (SIGALRM, pipeline/deadline.py)
+    runs Python code, which cannot run while dlib or a decoder holds the interpreter in C;
+    SIGPROF, left at its default action, lets the kernel end the process instead. The pool
+    then retries the batch's items alone and records this one (pipeline/pool.py)."""
+    if seconds <= 0 or not hasattr(signal, "setitimer"):
+        yield
+        return
+    signal.signal(signal.SIGPROF, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)

@@ -106,7 +106,7 @@ class IngestJobs:
             job_id,
             status="done",
             total=summary.images_seen - summary.images_skipped,
-            done=summary.images_new + len(summary.failed),
+            done=summary.images_new + len(summary.failed) + len(summary.skipped),
             faces=summary.faces_indexed,
             failed=len(summary.failed),
             summary=summary,

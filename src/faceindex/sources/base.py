@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
-__all__ = ["IMAGE_SUFFIXES", "ImageSource", "LegalBasis", "SourceItem", "SourceRecord"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageSource",
+    "LegalBasis",
+    "SourceItem",
+    "SourceRecord",
+    "has_image_suffix",
+    "printable",
+]
 
 IMAGE_SUFFIXES = frozenset(
     {
@@ -33,6 +41,29 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
+def has_image_suffix(name: str) -> bool:
+    dot = name.rfind(".")
+    return dot > name.rfind("/") and name[dot:].lower() in IMAGE_SUFFIXES
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8 for the catalog and the terminal.
+
+    File names are bytes; Python hands over the ones that are not UTF-8 with lone surrogates
+    (``surrogateescape``), which no database or terminal accepts. Those bytes are written
+    as ``\\xNN``; a name that is valid UTF-8 comes back unchanged.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+
+
 class LegalBasis(str, Enum):
     CONSENT = "consent"
     CONTRACT = "contract"
@@ -45,9 +76,21 @@ class LegalBasis(str, Enum):
 
 @dataclass(frozen=True)
 class SourceItem:
+    """One entry of a source. ``locator`` is what the catalog and users see (always valid
+    UTF-8); ``key`` is how the source finds the entry again when that differs (a file name
+    that is not UTF-8). ``skip`` says why an entry is listed but not read (a FIFO, a link
+    that is not followed, a file that is no image): it is recorded, never silently dropped."""
+
     locator: str  # relative path inside the source, or the URL
     size: int | None = None
     mtime: float | None = None
+    skip: str | None = None
+    key: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The entry's own name in the source (``key`` when set, else ``locator``)."""
+        return self.locator if self.key is None else self.key
 
 
 @dataclass(frozen=True)
@@ -76,7 +119,8 @@ class ImageSource(Protocol):
     def uri(self) -> str: ...
 
     def items(self) -> Iterator[SourceItem]:
-        """Every image the source holds, in a stable order."""
+        """Every entry the source holds, in a stable order: the images, and with ``skip``
+        set the entries that are not read (and why)."""
         ...
 
     def read(self, item: SourceItem) -> bytes:

@@ -47,7 +47,6 @@ def source_kind(path: Path, settings: Settings) -> str:
             path,
             max_members=settings.archive_max_members,
             max_total=settings.archive_max_total_bytes,
-            max_bytes=settings.max_bytes,
         )
         return "archive"
     if path.name.lower().endswith(URL_LIST_SUFFIXES):

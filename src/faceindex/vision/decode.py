@@ -10,7 +10,27 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from faceindex.errors import DecodeError, ImageTooLarge
 
-__all__ = ["decode_image", "encode_jpeg"]
+__all__ = ["SNIFF_BYTES", "decode_image", "encode_jpeg", "sniff_image"]
+
+SNIFF_BYTES = 16  # what Pillow itself reads to pick a format
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image format the first bytes of a file announce (Pillow's own format checks, the
+    ones :func:`decode_image` relies on), or None when no format claims them. Reads no
+    pixels: a listing can ask this of every file whose name is not an image's."""
+    if not head:
+        return None
+    Image.init()
+    prefix = head[:SNIFF_BYTES]
+    for fmt, (_factory, accept) in Image.OPEN.items():
+        try:
+            claimed = accept is not None and accept(prefix)
+        except Exception:  # some checks unpack a fixed header and fail on a short file
+            claimed = False
+        if claimed:
+            return str(fmt)
+    return None
 
 
 def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
@@ -34,8 +54,8 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
                 raise ImageTooLarge(
                     f"{width}x{height} = {width * height} pixels, over the {max_pixels} limit"
                 )
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)
+            # A multi-frame image opens on its first frame; asking for n_frames would walk
+            # every frame (a GIF of 100,000 frames is a few MB).
             img.load()
             upright: Image.Image = ImageOps.exif_transpose(img) or img
             return _to_rgb(upright)
@@ -47,14 +67,20 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
         raise DecodeError("not an image in a supported format") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise DecodeError(f"corrupt or truncated image: {exc}") from exc
+    except MemoryError as exc:
+        raise ImageTooLarge("not enough memory to decode the image") from exc
+    except Exception as exc:  # a hostile file can trip any check inside a Pillow plugin
+        raise DecodeError(f"corrupt image ({type(exc).__name__}: {exc})") from exc
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
+        # float32 in place: a 60 MP 16-bit scan stays at 240 MB, not 1 GB of float64 copies.
+        arr = np.array(img, dtype=np.float32)  # a copy: an F image would give a read-only view
         lo, hi = float(arr.min()), float(arr.max())
-        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
-        img = Image.fromarray(scaled.astype(np.uint8), mode="L")
+        arr -= lo
+        arr *= 255.0 / (hi - lo) if hi > lo else 0.0
+        img = Image.fromarray(arr.astype(np.uint8), mode="L")
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):
