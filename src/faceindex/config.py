@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from faceindex.errors import ConfigError
@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, ge=1, description="requests per token")
     rate_limit_burst: int = Field(default=30, ge=1, description="requests per token at once")
     request_timeout_s: float = Field(default=30.0, gt=0, description="engine call limit (503)")
+
+    # audit chain key (issue 9, item 15): kept outside the audit files; docs/GOVERNANCE.md
+    audit_key_file: Path | None = Field(
+        default=None, description="HMAC key file for the audit chain (default <home>/audit.key)"
+    )
+    audit_key: SecretStr | None = Field(
+        default=None, description="the audit HMAC key itself (FACEINDEX_AUDIT_KEY); wins"
+    )
 
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:

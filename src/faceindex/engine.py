@@ -15,7 +15,7 @@ from faceindex.config import Settings
 from faceindex.errors import ConfigError, InputError, NoFaceError
 from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
-from faceindex.pipeline.runner import FaceScreen, Progress_cb, run_ingest
+from faceindex.pipeline.runner import FaceScreen, ImageScreen, Progress_cb, run_ingest
 from faceindex.pipeline.worker import WorkerState
 from faceindex.search.searcher import match_faces
 from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
@@ -217,6 +217,7 @@ class Engine:
         *,
         progress: Progress_cb | None = None,
         screen: FaceScreen | None = None,
+        image_screen: ImageScreen | None = None,
         in_process: bool = False,
     ) -> IngestSummary:
         record = self.catalog.get_source(source_name)
@@ -231,6 +232,7 @@ class Engine:
             model=descriptor_name(mirror=self.settings.mirror, jitters=self.settings.jitters),
             progress=progress,
             screen=screen,
+            image_screen=image_screen,
             state=state,
         )
 

@@ -121,3 +121,5 @@ class IngestSummary:
     faces_suppressed: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (locator, reason)
     seconds: float = 0.0
+    # erasure: items whose bytes an erasure removed (tombstoned), (locator, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)

@@ -35,7 +35,9 @@ def test_audit_verify_names_an_edited_entry_live_and_in_an_export(tmp_path: Path
     entry["actor"] = "nobody"
     lines[2] = json.dumps(entry)
     exported.write_text("\n".join(lines) + "\n")
-    result = CliRunner().invoke(app, ["audit", "verify", "--file", str(exported)])
+    result = CliRunner().invoke(
+        app, ["audit", "verify", "--file", str(exported), "--home", str(home)]
+    )
     assert result.exit_code == 1 and "entry 3" in result.output
     # The live log, edited behind the guards' back.
     db = sqlite3.connect(home / "audit.db")

@@ -58,6 +58,7 @@ def ingest(
                     "faces_suppressed": summary.faces_suppressed,
                     "faces_below_quality": summary.faces_below_quality,
                     "failed": [{"item": i, "reason": r} for i, r in summary.failed],
+                    "skipped": [{"item": i, "reason": r} for i, r in summary.skipped],
                     "seconds": round(summary.seconds, 2),
                 }
             )
@@ -75,6 +76,8 @@ def ingest(
             f"  {summary.faces_suppressed} faces skipped by opt-out, "
             f"{summary.faces_below_quality} below the quality floor"
         )
+    for item, reason in summary.skipped[:20]:
+        console.print(f"  [yellow]skipped[/yellow] {item}: {reason}", highlight=False)
     for item, reason in summary.failed[:20]:
         console.print(f"  [yellow]failed[/yellow] {item}: {reason}", highlight=False)
     if len(summary.failed) > 20:

@@ -1,7 +1,8 @@
-"""Opt-out matching: is a face one of the suppressed people?
+"""The ingest screens: is a face one of the suppressed people (opt-out), are an image's
+bytes those of an erased image (tombstone)?
 
-The templates come from :class:`~faceindex.governance.store.GovernanceStore` and never leave
-this module's callers; only booleans and ids come out.
+The templates and tombstones come from :class:`~faceindex.governance.store.GovernanceStore`
+and never leave this module's callers; only booleans, ids and reasons come out.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from faceindex.pipeline.runner import FaceScreen
+from faceindex.governance.store import GovernanceStore
+from faceindex.pipeline.runner import FaceScreen, ImageScreen
 from faceindex.types import DetectedFace
 
-__all__ = ["min_distances", "screen_for", "within"]
+__all__ = ["min_distances", "screen_for", "tombstone_screen", "within"]
 
 
 def min_distances(vectors: np.ndarray, templates: np.ndarray) -> np.ndarray:
@@ -46,5 +48,18 @@ def screen_for(templates: np.ndarray, threshold: float) -> FaceScreen | None:
     def screen(faces: Sequence[DetectedFace]) -> list[bool]:
         vecs = np.stack([np.asarray(f.embedding, dtype=np.float32) for f in faces])
         return [not bool(x) for x in within(vecs, frozen, threshold)]
+
+    return screen
+
+
+def tombstone_screen(store: GovernanceStore) -> ImageScreen:
+    """The runner's image screen: refuse bytes an erasure removed, until the tombstone is
+    lifted. Asked once per batch, so an erasure made during a long ingest holds too."""
+
+    def screen(digests: Sequence[str]) -> dict[str, str]:
+        return {
+            sha: f"erased (receipt {rid})" if state == "held" else f"being erased ({rid})"
+            for sha, (rid, state) in store.tombstoned(digests).items()
+        }
 
     return screen

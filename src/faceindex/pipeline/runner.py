@@ -25,7 +25,7 @@ from faceindex.sources.base import ImageSource, SourceItem
 from faceindex.types import DetectedFace, IngestSummary
 from faceindex.vision.analyze import FaceAnalyzer
 
-__all__ = ["FaceScreen", "Progress", "run_ingest"]
+__all__ = ["FaceScreen", "ImageScreen", "Progress", "run_ingest"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ class Progress:
 Progress_cb = Callable[[Progress], None]
 # Governance hook: given a batch's faces, returns which to keep (opt-out suppression).
 FaceScreen = Callable[[Sequence[DetectedFace]], list[bool]]
+# Governance hook: given a batch's image sha256s, why to refuse each refused one (erased).
+ImageScreen = Callable[[Sequence[str]], dict[str, str]]
 
 
 def _pending(catalog: Catalog, source: ImageSource, source_id: int) -> tuple[list[SourceItem], int]:
@@ -72,6 +74,7 @@ def run_ingest(
     model: str,
     progress: Progress_cb | None = None,
     screen: FaceScreen | None = None,
+    image_screen: ImageScreen | None = None,
     state: worker.WorkerState | None = None,
 ) -> IngestSummary:
     """Ingest every new or changed item of one source. ``state`` runs in-process (tests,
@@ -83,6 +86,8 @@ def run_ingest(
 
     def commit(outcomes: list[ImageOutcome]) -> None:
         nonlocal last_save
+        if image_screen is not None:
+            outcomes = _refused(outcomes, image_screen, summary)
         if screen is not None:
             outcomes = [_screened(o, screen, summary) for o in outcomes]
         new = catalog.record(outcomes, model)
@@ -102,7 +107,7 @@ def run_ingest(
             progress(
                 Progress(
                     len(todo),
-                    summary.images_new + len(summary.failed),
+                    summary.images_new + len(summary.failed) + len(summary.skipped),
                     summary.faces_indexed,
                     len(summary.failed),
                     time.perf_counter() - started,
@@ -175,3 +180,21 @@ def _screened(outcome: ImageOutcome, screen: FaceScreen, summary: IngestSummary)
     kept = tuple(f for f, k in zip(outcome.faces, keep, strict=True) if k)
     summary.faces_suppressed += len(outcome.faces) - len(kept)
     return replace(outcome, faces=kept)
+
+
+def _refused(
+    outcomes: list[ImageOutcome], screen: ImageScreen, summary: IngestSummary
+) -> list[ImageOutcome]:
+    """Drop items whose bytes the screen refuses; they are skipped, with the reason."""
+    refused = screen([o.sha256 for o in outcomes if o.sha256])
+    if not refused:
+        return outcomes
+    kept = []
+    for o in outcomes:
+        why = refused.get(o.sha256 or "")
+        if why is None:
+            kept.append(o)
+        else:
+            summary.images_skipped += 1
+            summary.skipped.append((o.locator, why))
+    return kept
