@@ -237,7 +237,8 @@ def _check(
                 return "entry is keyed: verify it with the audit key"
             return "content does not match its keyed hash: edited, or another key"
     if chain_hash(prev, body) != entry.hash:
-        return "content does not match its hash: edited"
+        hint = " (or keyed: verify with the audit key)" if key is None else ""
+        return f"content does not match its hash: edited{hint}"
     return entry, False
 
 
