@@ -29,10 +29,9 @@ be collected again under the source's basis). Perceptual near-duplicates of eras
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -40,13 +39,13 @@ import numpy as np
 
 from faceindex.catalog.base import ErasedRows
 from faceindex.engine import Engine
-from faceindex.errors import InputError, NotFoundError
+from faceindex.errors import NotFoundError
 from faceindex.governance.acting import Acting
 from faceindex.governance.audit import AuditEvent
-from faceindex.governance.base import Receipt, ReceiptCheck, Tombstone
+from faceindex.governance.base import Receipt
 from faceindex.governance.deletion import compact, erase_face_rows, merge
 from faceindex.governance.faults import NO_FAULTS, FaultPoints
-from faceindex.governance.receipts import check_receipt, receipt_fields, receipt_matches_audit
+from faceindex.governance.receipts import receipt_fields
 from faceindex.governance.roles import Permission
 from faceindex.governance.store import GovernanceStore, new_id
 
@@ -54,7 +53,6 @@ __all__ = ["ContentScreen", "Erasure", "Plan"]
 
 log = logging.getLogger(__name__)
 P = Permission
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ContentScreen(Protocol):
@@ -107,7 +105,8 @@ def _iso(moment: datetime) -> str:
 
 
 class Erasure:
-    """The erasures, their receipts and their tombstones, for one actor."""
+    """The erasures, for one actor: plans, intents, commits, receipts, recovery. Reading
+    receipts and tombstones back is :class:`~faceindex.governance.receipts.ReceiptBook`."""
 
     def __init__(
         self,
@@ -391,51 +390,3 @@ class Erasure:
             details={"phase": "repeat", "receipt": receipt.id, "kind": receipt.kind},
         )
         return receipt
-
-    # -- receipts and tombstones ----------------------------------------------------------
-
-    def verify_receipt(self, receipt_id: str) -> ReceiptCheck:
-        self.acting.require(P.DELETE, P.READ_AUDIT, action="receipt-verify")
-        check = check_receipt(
-            self.engine, self.store, receipt_id, self.engine.settings.erase_threshold
-        )
-        seq = check.receipt.audit_seq
-        entry = self.acting.audit.get(seq) if seq else None
-        if entry is None or not receipt_matches_audit(check.receipt, dict(entry.event.details)):
-            problem = "the receipt does not match its audit entry"
-            check = replace(check, ok=False, problems=(*check.problems, problem))
-        self.acting.record(
-            "receipt-verify",
-            outcome="ok" if check.ok else "error",
-            details={"receipt": receipt_id, "problems": list(check.problems)},
-        )
-        return check
-
-    def receipts(self) -> list[Receipt]:
-        self.acting.require(P.DELETE, P.READ_AUDIT, action="receipt-verify")
-        return self.store.receipts()
-
-    def tombstones(self, receipt_id: str | None = None) -> list[Tombstone]:
-        self.acting.require(P.DELETE, action="tombstones")
-        self.acting.record("tombstones", details={"receipt": receipt_id or ""})
-        return [Tombstone(*row) for row in self.store.tombstones(receipt_id)]
-
-    def lift_tombstone(self, target: str, *, reason: str) -> list[str]:
-        """Let an erased image's bytes (or every image of a receipt) be ingested again."""
-        self.acting.require(P.DELETE, action="tombstone-lift")
-        target = target.strip().lower()
-        if not reason.strip():
-            raise InputError("lifting a tombstone needs a reason (ruling, request reference)")
-        if SHA256.match(target):
-            lifted = self.store.lift_tombstones(sha256=target)
-        elif target.startswith("rcp-"):
-            lifted = self.store.lift_tombstones(receipt_id=target)
-        else:
-            raise InputError("give an image's sha256 (64 hex digits) or a receipt id (rcp-...)")
-        if not lifted:
-            raise NotFoundError(f"no held tombstone for {target}")
-        self.acting.record(
-            "tombstone-lift",
-            details={"target": target, "reason": reason, "lifted": len(lifted)},
-        )
-        return lifted

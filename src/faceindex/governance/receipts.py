@@ -1,20 +1,29 @@
-"""Re-checking a deletion receipt: ids, vectors, images, the source, the erased content
-(sha256) and, while it is kept, the erased person's probe; and the receipt's audit entry."""
+"""What erasures leave behind, read back: receipts and their re-check (ids, vectors, images,
+the source, the erased content by sha256 and, while it is kept, the erased person's probe;
+and the receipt's audit entry), and the tombstones with their audited lift.
+:class:`ReceiptBook` is the Governance collaborator for these."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from faceindex.catalog.base import ErasedRows
 from faceindex.engine import Engine
-from faceindex.errors import NotFoundError
-from faceindex.governance.base import Receipt, ReceiptCheck, digest_ids
+from faceindex.errors import InputError, NotFoundError
+from faceindex.governance.acting import Acting
+from faceindex.governance.base import Receipt, ReceiptCheck, Tombstone, digest_ids
 from faceindex.governance.deletion import live_within
+from faceindex.governance.roles import Permission
 from faceindex.governance.store import GovernanceStore
 
-__all__ = ["check_receipt", "receipt_fields", "receipt_matches_audit"]
+__all__ = ["ReceiptBook", "check_receipt", "receipt_fields", "receipt_matches_audit"]
+
+P = Permission
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def check_receipt(
@@ -85,3 +94,58 @@ def receipt_matches_audit(receipt: Receipt, details: dict[str, object]) -> bool:
         and details.get("faces_digest") == receipt.faces_digest
         and details.get("faces_deleted") == receipt.faces_deleted
     )
+
+
+class ReceiptBook:
+    """Receipts and tombstones, for one actor (the erasures themselves: ``erasure.py``)."""
+
+    def __init__(self, engine: Engine, store: GovernanceStore, acting: Acting) -> None:
+        self.engine = engine
+        self.store = store
+        self.acting = acting
+
+    def verify_receipt(self, receipt_id: str) -> ReceiptCheck:
+        self.acting.require(P.DELETE, P.READ_AUDIT, action="receipt-verify")
+        check = check_receipt(
+            self.engine, self.store, receipt_id, self.engine.settings.erase_threshold
+        )
+        seq = check.receipt.audit_seq
+        entry = self.acting.audit.get(seq) if seq else None
+        if entry is None or not receipt_matches_audit(check.receipt, dict(entry.event.details)):
+            problem = "the receipt does not match its audit entry"
+            check = replace(check, ok=False, problems=(*check.problems, problem))
+        self.acting.record(
+            "receipt-verify",
+            outcome="ok" if check.ok else "error",
+            details={"receipt": receipt_id, "problems": list(check.problems)},
+        )
+        return check
+
+    def receipts(self) -> list[Receipt]:
+        self.acting.require(P.DELETE, P.READ_AUDIT, action="receipt-verify")
+        return self.store.receipts()
+
+    def tombstones(self, receipt_id: str | None = None) -> list[Tombstone]:
+        self.acting.require(P.DELETE, action="tombstones")
+        self.acting.record("tombstones", details={"receipt": receipt_id or ""})
+        return [Tombstone(*row) for row in self.store.tombstones(receipt_id)]
+
+    def lift_tombstone(self, target: str, *, reason: str) -> list[str]:
+        """Let an erased image's bytes (or every image of a receipt) be ingested again."""
+        self.acting.require(P.DELETE, action="tombstone-lift")
+        target = target.strip().lower()
+        if not reason.strip():
+            raise InputError("lifting a tombstone needs a reason (ruling, request reference)")
+        if SHA256.match(target):
+            lifted = self.store.lift_tombstones(sha256=target)
+        elif target.startswith("rcp-"):
+            lifted = self.store.lift_tombstones(receipt_id=target)
+        else:
+            raise InputError("give an image's sha256 (64 hex digits) or a receipt id (rcp-...)")
+        if not lifted:
+            raise NotFoundError(f"no held tombstone for {target}")
+        self.acting.record(
+            "tombstone-lift",
+            details={"target": target, "reason": reason, "lifted": len(lifted)},
+        )
+        return lifted

@@ -3,10 +3,12 @@
 ``Governance(engine, audit, store, actor)``, or ``Governance.open(engine, actor)`` for the
 engine home's own audit log (``audit.db``, keyed: ``audit_key.py``) and governance store
 (``governance.db``); ``open`` also finishes any erasure a dead process left half done. The
-HTTP API builds one per request with :meth:`Governance.acting_as`. The facade holds three
-collaborators and delegates to them: :class:`Erasure` (erasures, receipts, tombstones),
-:class:`Lifecycle` (person erasure, opt-out, subject access, retention) and
-:class:`Exports`; it keeps search, ingest, audit and index upkeep itself. Stable methods:
+HTTP API builds one per request with :meth:`Governance.acting_as`. The facade holds its
+collaborators and delegates to them: :class:`Erasure` (erasures: intent, commit, receipt,
+recovery), :class:`ReceiptBook` (receipts, their re-check, tombstones and lifts),
+:class:`Lifecycle` (person erasure, opt-out, subject access, retention), :class:`Exports`
+and :class:`Auditing` (verify, anchor, export the log); it keeps search, ingest and index
+upkeep itself. Stable methods:
 
 =========================  =========================================  ==================
 method                     returns                                    permission
@@ -52,7 +54,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -62,9 +63,10 @@ from typing import Any, TextIO
 import numpy as np
 
 from faceindex.engine import Engine
-from faceindex.errors import AuditError, InputError, SourceRefused
+from faceindex.errors import InputError, SourceRefused
 from faceindex.governance.acting import Acting
 from faceindex.governance.audit import AuditHead, AuditLog, VerifyReport
+from faceindex.governance.auditing import Auditing
 from faceindex.governance.base import (
     ExportRecord,
     GcReport,
@@ -78,6 +80,7 @@ from faceindex.governance.erasure import Erasure
 from faceindex.governance.exports import Exports
 from faceindex.governance.faults import NO_FAULTS, FaultPoints
 from faceindex.governance.lifecycle import Lifecycle, OptOut
+from faceindex.governance.receipts import ReceiptBook
 from faceindex.governance.roles import Actor, Permission, Role
 from faceindex.governance.store import GovernanceStore
 from faceindex.pipeline.runner import Progress_cb
@@ -111,8 +114,10 @@ class Governance:
         self.faults = faults
         self.acting = Acting(audit, actor)
         self.erasure = Erasure(engine, store, self.acting, faults)
+        self.receipt_book = ReceiptBook(engine, store, self.acting)
         self.lifecycle = Lifecycle(engine, store, self.acting, self.erasure)
         self.exporter = Exports(engine, store, self.acting)
+        self.auditing = Auditing(audit, self.acting)
         self._owns = False
 
     @classmethod
@@ -343,16 +348,16 @@ class Governance:
         """Re-check that nothing of a deletion remains (rows, vectors, images, the erased
         bytes, the source, faces matching a person's probe while it is kept) and that it
         matches its audit entry."""
-        return self.erasure.verify_receipt(receipt_id)
+        return self.receipt_book.verify_receipt(receipt_id)
 
     def receipts(self) -> list[Receipt]:
-        return self.erasure.receipts()
+        return self.receipt_book.receipts()
 
     def tombstones(self, receipt: str | None = None) -> list[Tombstone]:
-        return self.erasure.tombstones(receipt)
+        return self.receipt_book.tombstones(receipt)
 
     def lift_tombstone(self, target: str, *, reason: str) -> list[str]:
-        return self.erasure.lift_tombstone(target, reason=reason)
+        return self.receipt_book.lift_tombstone(target, reason=reason)
 
     def opt_out(self, probes: Sequence[bytes], *, reference: str) -> OptOut:
         return self.lifecycle.opt_out(probes, reference=reference)
@@ -384,44 +389,13 @@ class Governance:
     # -- audit ----------------------------------------------------------------------------
 
     def verify_audit(self, anchors: Sequence[AuditHead] = ()) -> VerifyReport:
-        """Re-check the chain against its own head and any exported ``anchors``. A failed
-        verify appends nothing: an entry chained onto a broken log would move the head
-        over the damage."""
-        self._require(P.READ_AUDIT, action="audit-verify")
-        report = self.audit.verify(anchors)
-        if not report.ok:
-            log.error("audit log verify failed at %s: %s", report.first_bad, report.reason)
-            return report
-        self._record("audit-verify", details={"entries": report.entries, "anchors": len(anchors)})
-        return report
+        return self.auditing.verify(anchors)
 
     def anchor_audit(self, out: Path | str) -> AuditHead:
-        """Append the log's signed head to ``out`` (a file elsewhere: another machine, a
-        write-once store), after checking the chain: a broken chain is never anchored."""
-        self._require(P.READ_AUDIT, action="audit-anchor")
-        report = self.audit.verify()
-        if not report.ok:
-            raise AuditError(
-                f"the audit log does not verify (entry {report.first_bad}: {report.reason}); "
-                "not anchoring it"
-            )
-        self._record("audit-anchor", details={"out": str(out), "entries": report.entries})
-        head = self.audit.head()
-        if head is None:
-            raise AuditError("the audit log has no head to anchor")
-        try:
-            with open(out, "a") as fh:
-                fh.write(head.to_line() + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            raise InputError(f"cannot write the anchor {out}: {exc.strerror or exc}") from exc
-        return head
+        return self.auditing.anchor(out)
 
     def export_audit(self, out: TextIO, fmt: str = "jsonl") -> int:
-        self._require(P.READ_AUDIT, action="audit-export")
-        self._record("audit-export", details={"format": fmt})
-        return self.audit.export(out, fmt)
+        return self.auditing.export(out, fmt)
 
     def record_config_change(self, changes: dict[str, Any]) -> None:
         """Audit a settings or account change made by another module (server, CLI)."""
