@@ -23,7 +23,7 @@ runner's image screen) until a privacy officer or admin lifts them, audited. Ima
 source erasures leave tombstones; face and person erasures keep the image row (so the same
 bytes only gain a location) and use the receipt probe; retention leaves none (the data may
 be collected again under the source's basis). Perceptual near-duplicates of erased images
-(re-encoded copies) will come from a :class:`ContentScreen` beside this exact one; not yet.
+(re-encoded copies) will join the exact screen in ``screen.tombstone_screen``; not yet.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -49,17 +49,10 @@ from faceindex.governance.receipts import receipt_fields
 from faceindex.governance.roles import Permission
 from faceindex.governance.store import GovernanceStore, new_id
 
-__all__ = ["ContentScreen", "Erasure", "Plan"]
+__all__ = ["Erasure", "Plan"]
 
 log = logging.getLogger(__name__)
 P = Permission
-
-
-class ContentScreen(Protocol):
-    """Given image sha256s about to be stored, the reason to refuse each refused one. The
-    exact-bytes tombstone screen is one; a perceptual near-duplicate screen is the next."""
-
-    def __call__(self, digests: Sequence[str]) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from faceindex.catalog.base import ImageOutcome
 from faceindex.governance.store import GovernanceStore
 from faceindex.pipeline.runner import FaceScreen, ImageScreen
 from faceindex.types import DetectedFace
@@ -54,12 +55,19 @@ def screen_for(templates: np.ndarray, threshold: float) -> FaceScreen | None:
 
 def tombstone_screen(store: GovernanceStore) -> ImageScreen:
     """The runner's image screen: refuse bytes an erasure removed, until the tombstone is
-    lifted. Asked once per batch, so an erasure made during a long ingest holds too."""
+    lifted. Asked once per batch, so an erasure made during a long ingest holds too.
+    Perceptual near-duplicates of erased images (a later issue) join here as a second
+    check over the same outcomes, once they carry a perceptual hash."""
 
-    def screen(digests: Sequence[str]) -> dict[str, str]:
-        return {
-            sha: f"erased (receipt {rid})" if state == "held" else f"being erased ({rid})"
-            for sha, (rid, state) in store.tombstoned(digests).items()
-        }
+    def screen(outcomes: Sequence[ImageOutcome]) -> dict[str, str]:
+        by_sha: dict[str, list[str]] = {}
+        for o in outcomes:
+            if o.sha256:
+                by_sha.setdefault(o.sha256, []).append(o.locator)
+        refused: dict[str, str] = {}
+        for sha, (rid, state) in store.tombstoned(list(by_sha)).items():
+            why = f"erased (receipt {rid})" if state == "held" else f"being erased ({rid})"
+            refused.update(dict.fromkeys(by_sha[sha], why))
+        return refused
 
     return screen

@@ -44,8 +44,9 @@ class Progress:
 Progress_cb = Callable[[Progress], None]
 # Governance hook: given a batch's faces, returns which to keep (opt-out suppression).
 FaceScreen = Callable[[Sequence[DetectedFace]], list[bool]]
-# Governance hook: given a batch's image sha256s, why to refuse each refused one (erased).
-ImageScreen = Callable[[Sequence[str]], dict[str, str]]
+# Governance hook: given a batch's outcomes (sha256 known), locator -> why to refuse it
+# (erased bytes now; perceptual near-duplicates once outcomes carry such a hash).
+ImageScreen = Callable[[Sequence[ImageOutcome]], dict[str, str]]
 
 
 def _pending(catalog: Catalog, source: ImageSource, source_id: int) -> tuple[list[SourceItem], int]:
@@ -186,12 +187,12 @@ def _refused(
     outcomes: list[ImageOutcome], screen: ImageScreen, summary: IngestSummary
 ) -> list[ImageOutcome]:
     """Drop items whose bytes the screen refuses; they are skipped, with the reason."""
-    refused = screen([o.sha256 for o in outcomes if o.sha256])
+    refused = screen(outcomes)
     if not refused:
         return outcomes
     kept = []
     for o in outcomes:
-        why = refused.get(o.sha256 or "")
+        why = refused.get(o.locator)
         if why is None:
             kept.append(o)
         else:
