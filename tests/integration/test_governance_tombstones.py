@@ -143,3 +143,18 @@ def test_the_tombstone_is_a_hash_of_the_bytes(gov: Governance, photos: Path) -> 
     assert sha == hashlib.sha256((photos / "img0.jpg").read_bytes()).hexdigest()
     gov.erase_images([image_id])
     assert [t.sha256 for t in gov.tombstones()] == [sha]
+
+
+def test_gc_erases_bytes_an_ingest_raced_back_in(gov: Governance) -> None:
+    image_id, sha = image_of(gov, "img1.jpg")
+    receipt = gov.erase_images([image_id])
+    # An ingest that screened its batch before the erasure's intent and committed after it
+    # saw no tombstone: the engine's ingest without the screen is what it did.
+    gov.engine.ingest("press", in_process=True)
+    assert gov.engine.catalog.images_holding([sha])
+    assert not gov.verify_receipt(receipt.id).ok
+    report = gov.gc()
+    assert (report.erased_again, report.images_deleted, report.faces_deleted) == (1, 0, 0)
+    assert gov.verify_receipt(receipt.id).ok and report.receipt_id is not None
+    assert gov.verify_receipt(report.receipt_id).ok
+    assert len(gov.tombstones(report.receipt_id)) == 1

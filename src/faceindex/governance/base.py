@@ -147,3 +147,4 @@ class GcReport:
     probes_dropped: int
     receipt_id: str | None = None
     per_source: dict[str, int] = field(default_factory=dict)  # source -> items expired
+    erased_again: int = 0  # images holding tombstoned bytes again (an ingest raced an erasure)

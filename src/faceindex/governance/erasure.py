@@ -189,17 +189,24 @@ class Erasure:
         item_ids: Sequence[int],
         face_ids: Sequence[int],
         sources: tuple[str, ...],
+        image_ids: Sequence[int] = (),
     ) -> tuple[ErasedRows, Receipt]:
-        """Retention: expired locations (and what only they held) and opt-out matches."""
+        """Retention: expired locations (and what only they held), opt-out matches, and
+        images holding erased bytes again (tombstoned anew)."""
+        cat = self.engine.catalog
         with self._locked():
             faces = tuple(sorted(int(i) for i in face_ids))
+            images = tuple(sorted(cat.existing_images([int(i) for i in image_ids])))
             plan = self._plan(
                 "retention",
                 target,
                 "retention",
                 items=tuple(sorted(int(i) for i in item_ids)),
                 faces=faces,
-                watch_faces=faces,
+                images=images,
+                watch_faces=faces + tuple(cat.face_ids_of_images(images)),
+                watch_images=images,
+                digests={str(k): v for k, v in cat.image_digests(images).items()},
                 sources=sources,
             )
             receipt, erased = self._execute(plan, None)

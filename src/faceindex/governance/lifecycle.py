@@ -145,18 +145,31 @@ class Lifecycle:
             per_source[src] = per_source.get(src, 0) + 1
         templates = self.store.suppression_templates()
         hits = set(live_within(self.engine, templates, self.engine.settings.suppress_threshold))
+        # Bytes an erasure tombstoned, held again: an ingest that screened its batch before
+        # the erasure's intent and committed after it. Erased again here, daily.
+        tombstoned = [sha for sha, _, _ in self.store.tombstones()]
+        again = set(self.engine.catalog.images_holding(tombstoned).values())
+        again_faces = set(self.engine.catalog.face_ids_of_images(sorted(again)))
+        if again:
+            log.warning("gc: %d images hold erased bytes again; erasing them", len(again))
         receipt = None
         faces_by_age: list[int] = []
         images_by_age = 0
         suppressed = 0
-        if expired or hits:
+        erased_again = 0
+        if expired or hits or again:
             erased, rec = self.erasure.erase_retention(
-                _iso(now), [i for i, _ in expired], sorted(hits), tuple(sorted(per_source))
+                _iso(now),
+                [i for i, _ in expired],
+                sorted(hits),
+                tuple(sorted(per_source)),
+                sorted(again),
             )
             receipt = rec.id
-            faces_by_age = [i for i in erased.face_ids if i not in hits]
-            suppressed = len(erased.face_ids) - len(faces_by_age)
-            images_by_age = len(erased.image_ids)
+            faces_by_age = [i for i in erased.face_ids if i not in hits | again_faces]
+            suppressed = len(hits & set(erased.face_ids))
+            erased_again = len(again & set(erased.image_ids))
+            images_by_age = len(erased.image_ids) - erased_again
         dropped = self.store.drop_expired_probes(_iso(now))
         report = GcReport(
             len(expired),
@@ -166,6 +179,7 @@ class Lifecycle:
             dropped,
             receipt,
             per_source,
+            erased_again,
         )
         self.acting.record(
             "retention",
@@ -175,6 +189,7 @@ class Lifecycle:
                 "faces_deleted": report.faces_deleted,
                 "suppressed_faces_deleted": report.suppressed_faces_deleted,
                 "probes_dropped": dropped,
+                "erased_again": erased_again,
                 "receipt": receipt,
             },
         )

@@ -232,6 +232,7 @@ class GcOut(_Out):
     probes_dropped: int
     receipt_id: str | None
     per_source: dict[str, int]
+    erased_again: int = Field(default=0, description="images holding erased bytes again")
 
 
 class VerificationOut(_Out):
