@@ -164,4 +164,4 @@ def test_a_key_from_the_environment_is_not_written_into_the_home(tmp_path: Path)
     assert result.exit_code == 0 and "keyed" in result.output
     assert "inside the engine home" not in result.output
     code, out = run(home, "audit", "verify")  # without it, a new key is not the log's key
-    assert code != 0 and "keyed with key" in out
+    assert code == 5 and "keyed with key" in " ".join(out.split())  # rich wraps long paths

@@ -294,7 +294,8 @@ class GovernanceStore:
                 "INSERT OR IGNORE INTO tombstones VALUES (?,?,?,'held',?)",
                 [(sha, intent_id, receipt.id, now) for sha in sorted(set(tombstones))],
             )
-            db.execute("UPDATE intents SET state = ? WHERE id = ?", (DONE, intent_id))
+            # The receipt now holds the ids: the plan's copy of them is not kept twice.
+            db.execute("UPDATE intents SET state = ?, body = '{}' WHERE id = ?", (DONE, intent_id))
 
     def abort_intent(self, intent_id: str) -> None:
         with self._tx() as db:
