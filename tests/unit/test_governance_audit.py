@@ -294,3 +294,19 @@ def test_a_keyed_export_verifies_offline_with_the_key_and_its_anchor(tmp_path: P
     edited["actor"] = "someone-else"
     lines[1] = json.dumps(edited)
     assert verify_jsonl(lines, [head], key=KEY).first_bad == 2
+
+
+def test_a_home_from_before_keys_opens_with_its_legacy_head(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    old = AuditLog(path)
+    _fill(old, 3)
+    last = old.head()
+    assert last is not None
+    old.close()
+    (tmp_path / "audit.head").write_text(f"{last.seq} {last.hash}\n")  # the old "seq hash" file
+    keyed = AuditLog(path, key=KEY)
+    head = keyed.head()
+    assert head is not None and head.valid(KEY) and (head.seq, head.keyed_from) == (3, 4)
+    _fill(keyed, 1)
+    report = keyed.verify()
+    assert report.ok and report.legacy == 3 and report.entries == 4
