@@ -10,7 +10,8 @@ any next command opens it (index reconciled, interrupted erasures finished) and 
 * erased content never comes back: no held tombstone's bytes are in the catalog, though
   the loop keeps re-ingesting folders that hold them, under new source names too.
 
-Run: ``pytest -m slow tests/integration/test_kill_loop.py`` (about 5 minutes on 2 cores).
+Run: ``pytest -m slow tests/integration/test_kill_loop.py`` (4 to 7 minutes on 2 busy cores;
+``FACEINDEX_KILL_LOOP_SEED`` picks another sequence).
 """
 
 from __future__ import annotations
