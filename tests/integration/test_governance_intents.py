@@ -18,7 +18,7 @@ from PIL import Image
 from faceindex.catalog.base import ErasedRows
 from faceindex.config import Settings
 from faceindex.engine import Engine
-from faceindex.errors import NotFoundError, StorageError
+from faceindex.errors import ConfigError, NotFoundError, StorageError
 from faceindex.governance.faults import FaultInjected, RaiseAt, faults_from_env
 from faceindex.governance.service import Governance
 from faceindex.governance.store import GovernanceStore
@@ -158,5 +158,5 @@ def test_a_failed_commit_aborts_its_intent_and_keeps_no_tombstone(home: Path) ->
 
 def test_the_cli_test_hook_is_inert_unless_set() -> None:
     assert faults_from_env({}).reached("erasure-committed") is None
-    with pytest.raises(ValueError, match="unknown fault points"):
+    with pytest.raises(ConfigError, match="unknown fault points"):
         faults_from_env({"FACEINDEX_TEST_KILL_AT": "erasure-typo"})

@@ -17,6 +17,8 @@ import signal
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from faceindex.errors import ConfigError
+
 __all__ = [
     "NO_FAULTS",
     "POINTS",
@@ -51,7 +53,7 @@ def _known(points: Iterable[str]) -> frozenset[str]:
     wanted = frozenset(p.strip() for p in points if p.strip())
     unknown = wanted - set(POINTS)
     if unknown:
-        raise ValueError(f"unknown fault points {sorted(unknown)}: known are {POINTS}")
+        raise ConfigError(f"unknown fault points {sorted(unknown)}: known are {POINTS}")
     return wanted
 
 
