@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from faceindex.errors import ConfigError
@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     # ingest hardening (poison items): README, "Every entry is accounted for"
     ingest_item_timeout_s: float = Field(
         default=120.0, ge=0, description="per item: read, decode and analysis (0 = no limit)"
+    )
+
+    # audit chain key (issue 9, item 15): kept outside the audit files; docs/GOVERNANCE.md
+    audit_key_file: Path | None = Field(
+        default=None, description="HMAC key file for the audit chain (default <home>/audit.key)"
+    )
+    audit_key: SecretStr | None = Field(
+        default=None, description="the audit HMAC key itself (FACEINDEX_AUDIT_KEY); wins"
     )
 
     @classmethod

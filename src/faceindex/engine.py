@@ -18,7 +18,7 @@ from faceindex.home_switch import complete_switch
 from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
 from faceindex.model_record import check_model
-from faceindex.pipeline.runner import FaceScreen, Progress_cb, run_ingest
+from faceindex.pipeline.runner import FaceScreen, ImageScreen, Progress_cb, run_ingest
 from faceindex.pipeline.worker import WorkerState
 from faceindex.search.searcher import match_faces
 from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
@@ -213,6 +213,7 @@ class Engine:
         *,
         progress: Progress_cb | None = None,
         screen: FaceScreen | None = None,
+        image_screen: ImageScreen | None = None,
         in_process: bool = False,
     ) -> IngestSummary:
         record = self.catalog.get_source(source_name)
@@ -227,6 +228,7 @@ class Engine:
             model=model_tag(self.settings, self.pack),
             progress=progress,
             screen=screen,
+            image_screen=image_screen,
             state=state,
         )
 

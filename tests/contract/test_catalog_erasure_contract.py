@@ -89,6 +89,19 @@ def test_lookups_used_by_erasure(cat: Catalog) -> None:
     np.testing.assert_array_equal(vecs[faces["own.jpg"][0]], face(3).embedding)
 
 
+def test_image_digests_and_the_images_holding_them(cat: Catalog) -> None:
+    import hashlib
+
+    _, _, faces = _two_sources_sharing_an_image(cat)
+    shared = cat.faces(faces["shared.jpg"])[faces["shared.jpg"][0]].image_id
+    sha = hashlib.sha256(b"S").hexdigest()
+    assert cat.image_digests([shared, 10**9]) == {shared: sha}
+    assert cat.images_holding([sha, "0" * 64]) == {sha: shared}
+    assert cat.images_holding([]) == {} and cat.image_digests([]) == {}
+    cat.delete_images([shared])
+    assert cat.images_holding([sha]) == {} and cat.image_digests([shared]) == {}
+
+
 def test_face_ids_in_sources_follow_every_location(cat: Catalog) -> None:
     one, two, faces = _two_sources_sharing_an_image(cat)
     assert cat.face_ids_in_sources(["two"]).tolist() == faces["shared.jpg"]

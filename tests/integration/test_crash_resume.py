@@ -1,5 +1,6 @@
 """SIGKILL the ingest process at several points; rerunning it must give exactly the face
-count of an uninterrupted run: nothing acknowledged is lost, nothing is duplicated."""
+count of an uninterrupted run: nothing acknowledged is lost, nothing is duplicated. And
+SIGKILL an erasure right after its catalog commit: the rerun must yield its receipt."""
 
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ pytestmark = pytest.mark.integration
 N_IMAGES = 14
 
 
-def _cli(home: Path, *args: str, **kw: object) -> subprocess.Popen[bytes]:
+def _cli(
+    home: Path, *args: str, extra_env: dict[str, str] | None = None, **kw: object
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "FACEINDEX_HOME": str(home),
         "FACEINDEX_WORKERS": "2",
         "FACEINDEX_BATCH_SIZE": "2",
+        **(extra_env or {}),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "faceindex", *args],
@@ -83,15 +87,19 @@ def _stats(home: Path) -> dict[str, int]:
     return json.loads(_run(home, "stats", "--json"))
 
 
-def _items(home: Path) -> int:
+def _count(home: Path, table: str, db_name: str = "catalog.db") -> int:
     try:
-        db = sqlite3.connect(f"file:{home / 'catalog.db'}?mode=ro", uri=True, timeout=1)
+        db = sqlite3.connect(f"file:{home / db_name}?mode=ro", uri=True, timeout=1)
         try:
-            return int(db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+            return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
         finally:
             db.close()
     except sqlite3.Error:
         return 0
+
+
+def _items(home: Path) -> int:
+    return _count(home, "items")
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +131,24 @@ def test_sigkill_then_rerun_gives_the_same_faces(
     assert stats["faces"] == uninterrupted["faces"], f"killed after {killed_at} items"
     assert stats["images"] == uninterrupted["images"]
     assert stats["index_vectors"] == stats["faces"]
+
+
+def test_sigkill_right_after_the_erasure_commit_then_the_rerun_yields_the_receipt(
+    photos: Path, tmp_path: Path, uninterrupted: dict[str, int]
+) -> None:
+    home = _fresh_home(tmp_path, photos)
+    _run(home, "ingest", "photos")
+    hook = {"FACEINDEX_TEST_KILL_AT": "erasure-committed"}  # test hook: SIGKILLs itself there
+    proc = _cli(home, "erase", "source", "photos", extra_env=hook)
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    # Killed after the commit: the source is gone, and the dead process issued no receipt.
+    assert _count(home, "sources") == 0 and _count(home, "receipts", "governance.db") == 0
+    receipt = json.loads(_run(home, "erase", "source", "photos", "--json"))
+    assert receipt["recovered"] and receipt["kind"] == "source"
+    assert receipt["faces_deleted"] == uninterrupted["faces"]
+    assert receipt["images_deleted"] == uninterrupted["images"]
+    assert "verified" in _run(home, "erase", "verify", receipt["id"])
+    stats = _stats(home)
+    assert stats["faces"] == 0 and stats["index_vectors"] == 0
+    assert "intact" in _run(home, "audit", "verify")

@@ -135,7 +135,7 @@ def test_erased_embeddings_leave_no_bytes_in_any_file(home: Path, knn: Path) -> 
 def test_a_person_probe_is_kept_only_until_it_expires(home: Path, knn: Path) -> None:
     probe = photo(knn, "rose_leslie/img1.jpg")
     with Engine.open(Settings.load(home, workers=1)) as eng, Governance.open(eng) as gov:
-        needle = [v.tobytes() for v in gov._probe_templates([probe])[0]]
+        needle = [v.tobytes() for v in gov.lifecycle.probe_templates([probe])[0]]
         receipt = gov.erase_person([probe])
     assert _found_in(home, needle) == {"governance.db"}  # the receipt's re-check template
     later = datetime.now(timezone.utc) + timedelta(days=31)
@@ -171,7 +171,7 @@ def test_search_never_returns_a_suppressed_face_and_gc_erases_it(
     gov: Governance, knn: Path
 ) -> None:
     # A suppression added without erasing (as after raising suppress_threshold).
-    templates, _ = gov._probe_templates([photo(knn, "rose_leslie/img2.jpg")])
+    templates, _ = gov.lifecycle.probe_templates([photo(knn, "rose_leslie/img2.jpg")])
     gov.store.add_suppression(templates, actor="test", reference="late")
     assert "rose_leslie" not in people_found(gov, photo(knn, "rose_leslie/img1.jpg"), "match")
     report = gov.gc()

@@ -125,6 +125,22 @@ class EraseQueries:
     def existing_images(self: _Host, image_ids: Sequence[int]) -> list[int]:
         return _select_ids(self.query, "SELECT id FROM images WHERE id IN ({})", image_ids)
 
+    def image_digests(self: _Host, image_ids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for chunk in _chunks(image_ids):
+            sql = f"SELECT id, sha256 FROM images WHERE id IN ({_in(len(chunk))})"
+            out.update((int(r[0]), str(r[1])) for r in self.query(sql, chunk))
+        return out
+
+    def images_holding(self: _Host, digests: Collection[str]) -> dict[str, int]:
+        wanted = sorted(set(digests))
+        out: dict[str, int] = {}
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            sql = f"SELECT sha256, id FROM images WHERE sha256 IN ({_in(len(chunk))})"
+            out.update((str(r[0]), int(r[1])) for r in self.query(sql, chunk))
+        return out
+
     def expired_items(self: _Host, now: datetime | None = None) -> list[tuple[int, str]]:
         """(item id, source name) of every item held longer than its source's retention."""
         now = now or datetime.now(timezone.utc)

@@ -1,4 +1,4 @@
-"""faceindex erase face / image / source / person / verify / receipts."""
+"""faceindex erase face / image / source / person / verify / receipts / tombstones / lift."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def _show(receipt: Receipt, as_json: bool) -> None:
     console.print(
         f"receipt [bold]{receipt.id}[/bold]: {receipt.faces_deleted} faces and "
         f"{receipt.images_deleted} images erased ({receipt.kind} {receipt.target}); "
-        f"digest {receipt.faces_digest[:16]}…, audit entry {receipt.audit_seq}",
+        f"digest {receipt.faces_digest[:16]}…, audit entry {receipt.audit_seq}"
+        + (" (finished after the erasing process was interrupted)" if receipt.recovered else ""),
         highlight=False,
     )
     for path in receipt.exports:
@@ -104,6 +105,7 @@ def verify(
         console.print_json(json.dumps(data))
     elif check.ok:
         probe = " (and by the person's probe)" if check.probe_checked else ""
+        probe += " (ids and content)" if check.receipt.kind in ("image", "source") else ""
         console.print(f"[green]verified[/green]: nothing of {receipt} remains{probe}")
     else:
         for problem in check.problems:
@@ -126,3 +128,35 @@ def receipts(home: HomeOpt = None) -> None:
             r.actor, str(r.audit_seq), r.id,
         )  # fmt: skip
     console.print(table)
+
+
+@app.command("tombstones")
+@handle_errors
+def tombstones(
+    receipt: str | None = typer.Option(None, "--receipt", help="only this receipt's"),
+    as_json: bool = JsonOpt,
+    home: HomeOpt = None,
+) -> None:
+    """The erased images' content (sha256) that every ingest refuses (privacy officer, admin)."""
+    with open_governance(home) as gov:
+        rows = gov.tombstones(receipt)
+    if as_json:
+        console.print_json(json.dumps([asdict(t) for t in rows]))
+        return
+    table = Table("since", "receipt", "sha256")
+    for t in rows:
+        table.add_row(t.since, t.receipt_id, t.sha256)
+    console.print(table)
+
+
+@app.command("lift")
+@handle_errors
+def lift(
+    target: str = typer.Argument(..., help="an erased image's sha256, or a receipt id"),
+    reason: str = typer.Option(..., "--reason", help="why the content may be held again"),
+    home: HomeOpt = None,
+) -> None:
+    """Lift a tombstone (audited): the erased bytes may be ingested again."""
+    with open_governance(home) as gov:
+        lifted = gov.lift_tombstone(target, reason=reason)
+    console.print(f"{len(lifted)} tombstones lifted; those images may be ingested again")

@@ -35,6 +35,11 @@ def gc(as_json: bool = typer.Option(False, "--json"), home: HomeOpt = None) -> N
         + (f" (receipt {report.receipt_id})" if report.receipt_id else ""),
         highlight=False,
     )
+    if report.erased_again:
+        console.print(
+            f"  {report.erased_again} images held erased bytes again and were erased",
+            highlight=False,
+        )
     for source, n in sorted(report.per_source.items()):
         console.print(f"  {source}: {n} expired", highlight=False)
 

@@ -16,9 +16,14 @@ __all__ = ["open_governance", "read_photos"]
 @contextmanager
 def open_governance(home: Path | None, **overrides: Any) -> Iterator[Any]:
     """Yields a :class:`faceindex.governance.service.Governance` acting as Settings.actor."""
+    from faceindex.governance.faults import faults_from_env
     from faceindex.governance.service import Governance
 
-    with open_engine(home, **overrides) as engine, Governance.open(engine) as gov:
+    # faults_from_env is a test hook (FACEINDEX_TEST_KILL_AT); without it, no faults.
+    with (
+        open_engine(home, **overrides) as engine,
+        Governance.open(engine, faults=faults_from_env()) as gov,
+    ):
         yield gov
 
 

@@ -1,12 +1,17 @@
-"""The audit log: append-only, hash-chained, kept in its own SQLite file in the engine home.
+"""The audit log: append-only, keyed hash chain, kept in its own SQLite file in the engine home.
 
-Every entry carries the hash of the one before it (``prev``) and its own hash over
-``prev + canonical JSON of the entry``, so :func:`verify_entries` finds any edited, removed or
-reordered entry and names the first bad one. Removing entries from the *end* leaves a valid
-shorter chain, so each append also advances a head anchor (``audit.head``: last seq and hash,
-written atomically beside the database); an auditor can also keep exported heads elsewhere.
-Triggers refuse UPDATE and DELETE on the table, which stops accidents (not a determined
-administrator: the chain and the anchor are what detect that).
+The chain (``audit_chain.py``) finds any edited, removed or reordered entry and names the
+first bad one. Its entries are HMAC-SHA256 under a key kept outside the audit files
+(``audit_key.py``), so rewriting the chain needs the key. Removing entries from the *end*
+leaves a valid shorter chain, so each append also advances a signed head (``audit.head``:
+last seq, hash and the keyed switch point, with the key's MAC, written atomically beside
+the database), and ``audit anchor`` exports heads elsewhere: every head given is compared
+with the entry it names whenever that entry exists.
+
+No laundering: an append never moves the head off an entry that no longer matches it (the
+entry is written, the head stays as evidence), and a failed verify appends nothing.
+Triggers refuse UPDATE and DELETE on the table, which stops accidents, not a determined
+administrator: the key and the anchors are what detect that.
 
 A failed write raises :class:`~faceindex.errors.AuditError`; callers fail closed.
 """
@@ -16,26 +21,38 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import hashlib
 import io
-import json
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from faceindex.catalog.sqlite import connect
 from faceindex.errors import AuditError, InputError
+from faceindex.governance.audit_chain import (
+    GENESIS,
+    AuditEntry,
+    AuditEvent,
+    AuditHead,
+    VerifyReport,
+    _loads,
+    canonical,
+    chain_hash,
+    entry_from_dict,
+    key_id,
+    verify_entries,
+    verify_jsonl,
+)
 
 __all__ = [
     "GENESIS",
     "AuditEntry",
     "AuditEvent",
+    "AuditHead",
     "AuditLog",
     "VerifyReport",
     "verify_entries",
@@ -44,7 +61,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-GENESIS = "0" * 64
 ACTIONS = frozenset(
     {
         "search",
@@ -62,117 +78,27 @@ ACTIONS = frozenset(
         "index-build",
         "index-compact",
         "reembed",
+        "tombstones",
+        "tombstone-lift",
+        "audit-anchor",
         "denied",
     }
 )
 
 
-@dataclass(frozen=True)
-class AuditEvent:
-    """What happened, as the caller describes it (the log adds seq, time and hashes)."""
-
-    action: str
-    actor: str
-    role: str
-    case: str = ""
-    purpose: str = ""
-    probe_sha256: str = ""
-    sources: tuple[str, ...] = ()
-    face_ids: tuple[int, ...] = ()
-    outcome: str = "ok"  # "ok" | "denied" | "error"
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    seq: int
-    at: str
-    event: AuditEvent
-    prev: str
-    hash: str
-
-    def body(self) -> dict[str, Any]:
-        """The hashed content: everything but the entry's own hash."""
-        data = asdict(self.event)
-        data["sources"] = list(self.event.sources)
-        data["face_ids"] = list(self.event.face_ids)
-        return {"seq": self.seq, "at": self.at, **data}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.body(), "prev": self.prev, "hash": self.hash}
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    ok: bool
-    entries: int
-    first_bad: int | None = None  # seq (1-based position) of the first bad entry
-    reason: str = ""
-    head_hash: str = GENESIS
-
-
-def canonical(body: dict[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def chain_hash(prev: str, body: dict[str, Any]) -> str:
-    return hashlib.sha256((prev + "\n" + canonical(body)).encode()).hexdigest()
-
-
-def entry_from_dict(data: dict[str, Any]) -> AuditEntry:
-    """Rebuild an entry from its stored or exported form; malformed input raises InputError."""
-    try:
-        d = dict(data)
-        seq, at, prev, own = int(d.pop("seq")), str(d.pop("at")), d.pop("prev"), d.pop("hash")
-        d["sources"] = tuple(d.get("sources", ()))
-        d["face_ids"] = tuple(int(i) for i in d.get("face_ids", ()))
-        return AuditEntry(seq, at, AuditEvent(**d), str(prev), str(own))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"malformed audit entry: {exc}") from exc
-
-
-def verify_entries(
-    rows: Iterable[tuple[int, dict[str, Any] | None]], head: tuple[int, str] | None = None
-) -> VerifyReport:
-    """Check a chain given as (position, entry dict or None if unreadable), in stored order."""
-    prev, n = GENESIS, 0
-    for position, data in rows:
-        n = position
-        if data is None:
-            return VerifyReport(False, n, position, "entry is not valid JSON")
-        try:
-            entry = entry_from_dict(data)
-        except InputError as exc:
-            return VerifyReport(False, n, position, str(exc))
-        if entry.seq != position:
-            return VerifyReport(
-                False, n, position, f"entry claims seq {entry.seq}: removed or reordered"
-            )
-        if entry.prev != prev:
-            return VerifyReport(
-                False, n, position, "previous-hash link broken: removed or reordered"
-            )
-        if chain_hash(prev, entry.body()) != entry.hash:
-            return VerifyReport(False, n, position, "content does not match its hash: edited")
-        prev = entry.hash
-    if head is not None:
-        head_seq, head_hash = head
-        if head_seq > n:
-            return VerifyReport(
-                False, n, n + 1, f"head anchor names entry {head_seq}: log truncated"
-            )
-        # The anchor may lag by a concurrent writer, but the entry it names must be unchanged.
-        if head_seq == n and head_hash != prev:
-            return VerifyReport(False, n, n, "last entry differs from the head anchor")
-    return VerifyReport(True, n, None, "", prev)
-
-
 class AuditLog:
-    """The append-only log at ``path`` (SQLite). Safe to share between threads and processes."""
+    """The append-only log at ``path`` (SQLite). Safe to share between threads and processes.
 
-    def __init__(self, path: Path | str) -> None:
+    With ``key`` every new entry is keyed; a log that had entries before its first key
+    records the switch point (legacy entries before it stay verifiable, unkeyed). Without
+    a key the chain is plain SHA-256 (library use and tests; Governance always has one)."""
+
+    def __init__(self, path: Path | str, key: bytes | None = None, key_origin: str = "") -> None:
         self.path = Path(path)
         self.head_path = self.path.with_suffix(".head")
+        self.key = key
+        self.key_origin = key_origin
+        self.key_inside_home = False  # set by audit_key.open_audit; shown by audit verify
         self._lock = threading.Lock()
         try:
             self._db = connect(self.path, secure_delete=False)  # append-only: nothing freed
@@ -180,13 +106,62 @@ class AuditLog:
                 "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, body TEXT NOT NULL,"
                 " prev TEXT NOT NULL, hash TEXT NOT NULL)"
             )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
             for op in ("UPDATE", "DELETE"):
-                self._db.execute(
-                    f"CREATE TRIGGER IF NOT EXISTS audit_no_{op.lower()} BEFORE {op} ON audit"
-                    " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
-                )
+                for table in ("audit", "audit_meta"):
+                    self._db.execute(
+                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op}"
+                        f" ON {table} BEGIN SELECT RAISE(ABORT, 'the audit log is append-only');"
+                        " END"
+                    )
+            self.keyed_from = self._keyed_from() if key is not None else 0
+            self._needs_key = key is None and bool(
+                self._db.execute("SELECT 1 FROM audit_meta WHERE name = 'keyed_from'").fetchone()
+            )
         except (OSError, sqlite3.Error) as exc:
             raise AuditError(f"cannot open the audit log {self.path}: {exc}") from exc
+
+    def _keyed_from(self) -> int:
+        """The first keyed seq; set (with a signed head) the first time a key is used."""
+        if self.key is None:
+            return 0
+        meta = dict(self._db.execute("SELECT name, value FROM audit_meta").fetchall())
+        if "keyed_from" in meta:
+            if meta.get("key_id") != key_id(self.key):
+                raise AuditError(
+                    f"the audit log {self.path} is keyed with key {meta.get('key_id')}, not the "
+                    f"configured key {key_id(self.key)} ({self.key_origin or 'given'})"
+                )
+            return int(meta["keyed_from"])
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                last, digest = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+                self._db.executemany(
+                    "INSERT INTO audit_meta VALUES (?,?)",
+                    [("keyed_from", str(last + 1)), ("key_id", key_id(self.key))],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        if last:
+            log.warning(
+                "audit log %s: keyed from entry %d on; entries 1-%d stay unkeyed (legacy)",
+                self.path, last + 1, last,
+            )  # fmt: skip
+        current = self._read_head()
+        if current is None or self._head_holds(current):
+            self._write_head(AuditHead(last, digest, last + 1).signed(self.key), force=True)
+        else:  # a legacy head that no longer matches: keep it, verify will name the damage
+            log.error("audit log %s: legacy head does not match; left as evidence", self.path)
+        return last + 1
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):
@@ -196,6 +171,8 @@ class AuditLog:
         """Write one entry durably; raises AuditError if it cannot (the caller fails closed)."""
         if event.action not in ACTIONS:
             raise InputError(f"unknown audit action {event.action!r}")
+        if self._needs_key:
+            raise AuditError(f"the audit log {self.path} is keyed: open it with its key")
         at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         with self._lock:
             try:
@@ -206,7 +183,7 @@ class AuditLog:
                     ).fetchone()
                     seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
                     entry = AuditEntry(seq, at, event, prev, "")
-                    own = chain_hash(prev, entry.body())
+                    own = chain_hash(prev, entry.body(), self._key_for(seq))
                     entry = AuditEntry(seq, at, event, prev, own)
                     self._db.execute(
                         "INSERT INTO audit (seq, body, prev, hash) VALUES (?,?,?,?)",
@@ -222,26 +199,50 @@ class AuditLog:
                 raise AuditError(f"cannot write the audit log {self.path}: {exc}") from exc
         return entry
 
+    def _key_for(self, seq: int) -> bytes | None:
+        return self.key if self.key is not None and seq >= self.keyed_from else None
+
     def _advance_head(self, seq: int, digest: str) -> None:
+        head = AuditHead(seq, digest, self.keyed_from)
+        self._write_head(head.signed(self.key) if self.key is not None else head)
+
+    def _write_head(self, head: AuditHead, *, force: bool = False) -> None:
         lock_path = self.head_path.with_suffix(".head.lock")
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            current = self.head()
-            if current is not None and current[0] >= seq:
-                return
+            current = self._read_head()
+            if not force and current is not None:
+                if current.seq >= head.seq:
+                    return
+                if not self._head_holds(current):
+                    # The entry the head names is gone or changed: keep the head as the
+                    # evidence rather than sign a new one over the damage.
+                    log.error("audit log %s: head entry %d does not match", self.path, current.seq)
+                    return
             tmp = self.head_path.with_suffix(".head.tmp")
             with open(tmp, "w") as fh:
-                fh.write(f"{seq} {digest}\n")
+                fh.write(head.to_line() + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.head_path)
 
-    def head(self) -> tuple[int, str] | None:
+    def _head_holds(self, head: AuditHead) -> bool:
+        if self.key is not None and head.mac and not head.valid(self.key):
+            return False
+        if head.seq == 0:
+            return True
+        row = self._db.execute("SELECT hash FROM audit WHERE seq = ?", (head.seq,)).fetchone()
+        return row is not None and str(row[0]) == head.hash
+
+    def _read_head(self) -> AuditHead | None:
         try:
-            seq, digest = self.head_path.read_text().split()
-            return int(seq), digest
-        except (OSError, ValueError):
+            return AuditHead.parse(self.head_path.read_text())
+        except (OSError, InputError):
             return None
+
+    def head(self) -> AuditHead | None:
+        """The log's own latest head (signed when the log is keyed)."""
+        return self._read_head()
 
     def _rows(self) -> Iterator[tuple[int, str]]:
         last = 0
@@ -278,13 +279,33 @@ class AuditLog:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM audit").fetchone()[0])
 
-    def verify(self) -> VerifyReport:
-        """Re-hash the whole chain in stored order; also check the head anchor."""
+    def verify(self, anchors: Sequence[AuditHead] = ()) -> VerifyReport:
+        """Re-check the whole chain in stored order against the log's own head and any
+        ``anchors`` (heads exported earlier): each must be signed with this log's key and
+        match the entry it names."""
+        total = self.count()
         head = self.head()
-        if head is None and self.count():
-            return VerifyReport(False, self.count(), None, f"head anchor {self.head_path} missing")
+        heads = list(anchors)
+        if head is None:
+            if total or self.keyed_from > 1:
+                return VerifyReport(False, total, None, f"head anchor {self.head_path} missing")
+        else:
+            heads.append(head)
+        if self.key is not None:
+            for h in heads:
+                if not h.valid(self.key):
+                    what = "the log's head" if h is head else f"the anchor naming entry {h.seq}"
+                    return VerifyReport(False, total, None, f"{what} is not signed with this key")
+                if h.keyed_from != self.keyed_from:
+                    moved = f"switch point moved: {h.keyed_from} signed, {self.keyed_from} stored"
+                    return VerifyReport(False, total, None, moved)
+        elif self._needs_key or any(h.mac for h in heads):
+            return VerifyReport(False, total, None, "the log is keyed: configure its audit key")
         return verify_entries(
-            ((n, _loads(text)) for n, (_, text) in enumerate(self._rows(), 1)), head
+            ((n, _loads(text)) for n, (_, text) in enumerate(self._rows(), 1)),
+            heads,
+            key=self.key,
+            keyed_from=self.keyed_from,
         )
 
     def export(self, out: io.TextIOBase | Any, fmt: str = "jsonl") -> int:
@@ -313,24 +334,9 @@ class AuditLog:
         return n
 
 
-def verify_jsonl(lines: Sequence[str] | Iterable[str]) -> VerifyReport:
-    """Verify an exported JSONL file (an auditor's offline check)."""
-    return verify_entries(
-        (n, _loads(line)) for n, line in enumerate((ln for ln in lines if ln.strip()), 1)
-    )
-
-
 def _merge(body: str, prev: str, own: str) -> str:
     data = _loads(body)
     if data is None:
         return body  # left unreadable on purpose: verify reports it at this position
     data["prev"], data["hash"] = prev, own
     return canonical(data)
-
-
-def _loads(text: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None

@@ -21,6 +21,7 @@ __all__ = [
     "Receipt",
     "ReceiptCheck",
     "Suppression",
+    "Tombstone",
     "digest_ids",
 ]
 
@@ -47,6 +48,7 @@ class Receipt:
     reason: str = ""
     exports: tuple[str, ...] = ()  # registered exports holding the deleted data (source)
     audit_seq: int = 0  # 0 until the audit entry is written (the entry carries the digest)
+    recovered: bool = False  # completed on a later open, after the erasing process died
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -72,7 +74,18 @@ class ReceiptCheck:
     probe_matches: tuple[int, ...] = ()  # live faces still matching the person's probe
     probe_checked: bool = False  # False once the receipt's probe template has expired
     digest_ok: bool = True  # the stored list still hashes to the audited digest
+    content_held: tuple[int, ...] = ()  # images holding the erased images' bytes again
     problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """An erased image's content (sha256) that ingest refuses until lifted. Shown only to
+    users who may erase (privacy officer, admin)."""
+
+    sha256: str
+    receipt_id: str
+    since: str
 
 
 @dataclass(frozen=True)
@@ -135,3 +148,4 @@ class GcReport:
     receipt_id: str | None = None
     per_source: dict[str, int] = field(default_factory=dict)  # source -> items expired
     unheld_images_deleted: int = 0  # no location held them any more (replaced in place)
+    erased_again: int = 0  # images holding tombstoned bytes again (an ingest raced an erasure)

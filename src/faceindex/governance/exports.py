@@ -1,9 +1,8 @@
 """CSV exports of search results or of a source. Never embeddings, never thumbnails.
 
 Every export is registered (path, rows, sha256, sources, case, purpose), so erasing a
-source can list where copies of its data went. :class:`ExportOps` is the audited half of the
-Governance facade that makes them (mixed into :class:`faceindex.governance.service.Governance`,
-which supplies the engine, the store, the actor and the audit plumbing).
+source can list where copies of its data went. :class:`Exports` is the audited collaborator
+of the Governance facade that makes them.
 """
 
 from __future__ import annotations
@@ -13,17 +12,17 @@ import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from faceindex.catalog.base import Catalog
 from faceindex.engine import Engine
 from faceindex.errors import InputError
+from faceindex.governance.acting import Acting
 from faceindex.governance.base import ExportRecord
-from faceindex.governance.roles import Actor, Permission
+from faceindex.governance.roles import Permission
 from faceindex.governance.store import GovernanceStore, _now, new_id
 from faceindex.types import SearchResult
 
-__all__ = ["ExportOps", "result_rows", "source_rows", "write_csv"]
+__all__ = ["Exports", "result_rows", "source_rows", "write_csv"]
 
 P = Permission
 
@@ -108,28 +107,23 @@ def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, object]])
     return n, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class ExportOps:
-    engine: Engine
-    store: GovernanceStore
-    actor: Actor
-
-    def _record(self, action: str, **fields: Any) -> int:
-        raise NotImplementedError
-
-    def _require(self, *permissions: Permission, action: str, **fields: Any) -> None:
-        raise NotImplementedError
+class Exports:
+    def __init__(self, engine: Engine, store: GovernanceStore, acting: Acting) -> None:
+        self.engine = engine
+        self.store = store
+        self.acting = acting
 
     def export_results(
         self, results: Sequence[SearchResult], path: Path | str, *, case: str, purpose: str
     ) -> ExportRecord:
-        self._require(P.EXPORT, action="export", case=case, purpose=purpose)
+        self.acting.require(P.EXPORT, action="export", case=case, purpose=purpose)
         rows, sources = result_rows(results)
         return self._export("results", Path(path), RESULT_COLUMNS, rows, sources, case, purpose)
 
     def export_source(
         self, name: str, path: Path | str, *, case: str = "", purpose: str = ""
     ) -> ExportRecord:
-        self._require(P.EXPORT, action="export", sources=(name,), case=case, purpose=purpose)
+        self.acting.require(P.EXPORT, action="export", sources=(name,), case=case, purpose=purpose)
         rows = source_rows(self.engine.catalog, name)
         return self._export("source", Path(path), SOURCE_COLUMNS, rows, {name}, case, purpose)
 
@@ -147,7 +141,7 @@ class ExportOps:
         record = ExportRecord(
             new_id("exp"),
             _now(),
-            self.actor.name,
+            self.acting.actor.name,
             kind,
             str(path.expanduser().resolve()),
             n,
@@ -157,7 +151,7 @@ class ExportOps:
             purpose,
         )
         self.store.add_export(record)
-        self._record(
+        self.acting.record(
             "export",
             case=case,
             purpose=purpose,
@@ -168,5 +162,5 @@ class ExportOps:
         return record
 
     def exports(self, source: str | None = None) -> list[ExportRecord]:
-        self._require(P.EXPORT, P.READ_AUDIT, action="export")
+        self.acting.require(P.EXPORT, P.READ_AUDIT, action="export")
         return self.store.exports(source)

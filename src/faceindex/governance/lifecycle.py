@@ -1,6 +1,6 @@
-"""The data-lifecycle half of the Governance facade: erasure with receipts, opt-out, subject
-access and retention. Mixed into :class:`faceindex.governance.service.Governance`, which
-supplies the engine, the store, the actor and the audit plumbing.
+"""The data-lifecycle collaborator of the Governance facade: opt-out, subject access and
+retention. Erasing what they find goes through :class:`~faceindex.governance.erasure.Erasure`
+(intent, commit, receipt), so they share its crash safety.
 """
 
 from __future__ import annotations
@@ -9,29 +9,22 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime, timezone
 
 import numpy as np
 
-from faceindex.catalog.base import ErasedRows
 from faceindex.engine import Engine
 from faceindex.errors import NoFaceError
-from faceindex.governance.base import GcReport, Holding, Receipt, ReceiptCheck, Suppression
-from faceindex.governance.erasure import (
-    check_receipt,
-    compact,
-    erase_face_rows,
-    live_within,
-    new_receipt_fields,
-    receipt_matches_audit,
-)
-from faceindex.governance.roles import Actor, Permission
+from faceindex.governance.acting import Acting
+from faceindex.governance.base import GcReport, Holding, Receipt, Suppression
+from faceindex.governance.deletion import live_within
+from faceindex.governance.erasure import Erasure
+from faceindex.governance.roles import Permission
 from faceindex.governance.screen import min_distances
-from faceindex.governance.store import GovernanceStore, new_id
+from faceindex.governance.store import GovernanceStore
 from faceindex.vision.decode import decode_image
 
-__all__ = ["LifecycleOps", "OptOut"]
+__all__ = ["Lifecycle", "OptOut"]
 
 log = logging.getLogger(__name__)
 P = Permission
@@ -49,28 +42,16 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
-def _merge(*parts: ErasedRows) -> ErasedRows:
-    return ErasedRows(
-        tuple(sorted({i for p in parts for i in p.image_ids})),
-        tuple(sorted({i for p in parts for i in p.face_ids})),
-        sum(p.items for p in parts),
-    )
+class Lifecycle:
+    def __init__(
+        self, engine: Engine, store: GovernanceStore, acting: Acting, erasure: Erasure
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.acting = acting
+        self.erasure = erasure
 
-
-class LifecycleOps:
-    engine: Engine
-    store: GovernanceStore
-    actor: Actor
-
-    def _record(self, action: str, **fields: Any) -> int:
-        raise NotImplementedError
-
-    def _require(self, *permissions: Permission, action: str, **fields: Any) -> None:
-        raise NotImplementedError
-
-    # -- helpers --------------------------------------------------------------------------
-
-    def _probe_templates(self, probes: Sequence[bytes]) -> tuple[np.ndarray, list[str]]:
+    def probe_templates(self, probes: Sequence[bytes]) -> tuple[np.ndarray, list[str]]:
         """One template per probe photo (its largest face); only their hashes are kept."""
         if not probes:
             raise NoFaceError("give at least one photo of the person")
@@ -86,129 +67,40 @@ class LifecycleOps:
             vecs.append(np.asarray(max(faces, key=lambda f: f.bbox.area).embedding, np.float32))
         return np.stack(vecs), shas
 
-    def _issue(
-        self,
-        kind: str,
-        target: str,
-        erased: ErasedRows,
-        reason: str,
-        *,
-        exports: tuple[str, ...] = (),
-        sources: tuple[str, ...] = (),
-        probe: np.ndarray | None = None,
-    ) -> Receipt:
-        now = datetime.now(timezone.utc)
-        fields = new_receipt_fields(erased)
-        rid = new_id("rcp")
-        seq = self._record(
-            "deletion",
-            sources=sources,
-            details={"receipt": rid, "kind": kind, "reason": reason, **fields},
-        )
-        receipt = Receipt(
-            rid,
-            kind,
-            target,
-            int(str(fields["faces_deleted"])),
-            int(str(fields["images_deleted"])),
-            self.actor.name,
-            self.actor.role.value,
-            _iso(now),
-            str(fields["faces_digest"]),
-            reason,
-            exports,
-            seq,
-        )
-        days = self.engine.settings.receipt_probe_days
-        keep = probe if probe is not None and days > 0 else None
-        self.store.add_receipt(
-            receipt,
-            erased.face_ids,
-            erased.image_ids,
-            keep,
-            _iso(now + timedelta(days=days)),
-        )
-        return receipt
-
-    # -- erasure --------------------------------------------------------------------------
-
-    def erase_faces(self, face_ids: Sequence[int], *, reason: str = "") -> Receipt:
-        self._require(P.DELETE, action="deletion")
-        erased = erase_face_rows(self.engine, face_ids)
-        compact(self.engine, erased.face_ids)
-        return self._issue("face", " ".join(str(i) for i in face_ids), erased, reason)
-
-    def erase_images(self, image_ids: Sequence[int], *, reason: str = "") -> Receipt:
-        self._require(P.DELETE, action="deletion")
-        erased = self.engine.catalog.delete_images([int(i) for i in image_ids])
-        compact(self.engine, erased.face_ids)
-        return self._issue("image", " ".join(str(i) for i in image_ids), erased, reason)
-
-    def erase_source(self, name: str, *, reason: str = "") -> Receipt:
-        """The source, its locations, and images no other source holds. The receipt lists
-        the registered exports that copied its data (they are outside our reach)."""
-        self._require(P.DELETE, action="deletion", sources=(name,))
-        rec = self.engine.catalog.get_source(name)
-        exports = tuple(e.path for e in self.store.exports(name))
-        erased = self.engine.catalog.delete_source(rec.id)
-        compact(self.engine, erased.face_ids)
-        provenance = self.engine.settings.home / "provenance" / f"{name}.jsonl"
-        provenance.unlink(missing_ok=True)
-        return self._issue("source", name, erased, reason, exports=exports, sources=(name,))
-
     def erase_person(
         self, probes: Sequence[bytes], *, reason: str = "", threshold: float | None = None
     ) -> Receipt:
         """Every face within ``threshold`` (default: erase_threshold) of the person's photos."""
-        self._require(P.DELETE, action="deletion")
-        templates, shas = self._probe_templates(probes)
+        self.acting.require(P.DELETE, action="deletion")
+        templates, shas = self.probe_templates(probes)
         limit = threshold or self.engine.thresholds.erase
-        erased = erase_face_rows(self.engine, live_within(self.engine, templates, limit))
-        compact(self.engine, erased.face_ids)
-        return self._issue("person", " ".join(shas), erased, reason, probe=templates)
-
-    def _verify_receipt(self, receipt_id: str) -> ReceiptCheck:
-        self._require(P.DELETE, P.READ_AUDIT, action="receipt-verify")
-        check, _ = check_receipt(self.engine, self.store, receipt_id, self.engine.thresholds.erase)
-        entry = self._audit_entry(check.receipt.audit_seq)
-        if entry is None or not receipt_matches_audit(check.receipt, entry):
-            from dataclasses import replace
-
-            problem = "the receipt does not match its audit entry"
-            check = replace(check, ok=False, problems=(*check.problems, problem))
-        self._record(
-            "receipt-verify",
-            outcome="ok" if check.ok else "error",
-            details={"receipt": receipt_id, "problems": list(check.problems)},
-        )
-        return check
-
-    def _audit_entry(self, seq: int) -> dict[str, Any] | None:
-        raise NotImplementedError
+        hits = live_within(self.engine, templates, limit)
+        return self.erasure.erase_matching("person", " ".join(shas), hits, reason, probe=templates)
 
     # -- opt-out and subject access -------------------------------------------------------
 
     def opt_out(self, probes: Sequence[bytes], *, reference: str) -> OptOut:
         """Register a suppression from the person's photos and erase what matches it now;
         later ingests skip matching faces and searches never return them."""
-        self._require(P.OPT_OUT, action="opt-out", case=reference)
-        templates, shas = self._probe_templates(probes)
-        sup = self.store.add_suppression(templates, actor=self.actor.name, reference=reference)
-        limit = self.engine.thresholds.suppress
-        erased = erase_face_rows(self.engine, live_within(self.engine, templates, limit))
-        compact(self.engine, erased.face_ids)
-        self._record(
+        self.acting.require(P.OPT_OUT, action="opt-out", case=reference)
+        templates, shas = self.probe_templates(probes)
+        sup = self.store.add_suppression(
+            templates, actor=self.acting.actor.name, reference=reference
+        )
+        self.acting.record(
             "opt-out",
             case=reference,
             probe_sha256=" ".join(shas),
             details={"suppression": sup.id, "templates": sup.templates},
         )
-        receipt = self._issue("opt-out", sup.id, erased, reference)
+        limit = self.engine.thresholds.suppress
+        hits = live_within(self.engine, templates, limit)
+        receipt = self.erasure.erase_matching("opt-out", sup.id, hits, reference)
         return OptOut(sup, receipt)
 
-    def _subject_access(self, probes: Sequence[bytes], *, reference: str) -> list[Holding]:
-        self._require(P.SUBJECT_ACCESS, action="subject-access", case=reference)
-        templates, shas = self._probe_templates(probes)
+    def subject_access(self, probes: Sequence[bytes], *, reference: str) -> list[Holding]:
+        self.acting.require(P.SUBJECT_ACCESS, action="subject-access", case=reference)
+        templates, shas = self.probe_templates(probes)
         cat = self.engine.catalog
         ids = live_within(self.engine, templates, self.engine.thresholds.match)
         vecs = cat.embeddings(ids)
@@ -230,7 +122,7 @@ class LifecycleOps:
                         row.image_sha256,
                     )
                 )
-        self._record(
+        self.acting.record(
             "subject-access",
             case=reference,
             purpose="subject access request",
@@ -245,38 +137,57 @@ class LifecycleOps:
     def gc(self, now: datetime | None = None) -> GcReport:
         """Erase what is past its source's retention, sweep the gallery against opt-outs
         (e.g. after a threshold change), and drop expired receipt probes."""
-        self._require(P.RETENTION, action="retention")
+        self.acting.require(P.RETENTION, action="retention")
         now = now or datetime.now(timezone.utc)
         expired = self.engine.catalog.expired_items(now)
         per_source: dict[str, int] = {}
         for _, src in expired:
             per_source[src] = per_source.get(src, 0) + 1
-        by_age = self.engine.catalog.delete_items([i for i, _ in expired])
+        templates = self.store.suppression_templates()
+        hits = set(live_within(self.engine, templates, self.engine.thresholds.suppress))
+        # Bytes an erasure tombstoned, held again: an ingest that screened its batch before
+        # the erasure's intent and committed after it. Erased again here, daily.
+        tombstoned = [sha for sha, _, _ in self.store.tombstones()]
+        again = set(self.engine.catalog.images_holding(tombstoned).values())
+        again_faces = set(self.engine.catalog.face_ids_of_images(sorted(again)))
+        if again:
+            log.warning("gc: %d images hold erased bytes again; erasing them", len(again))
         # A file replaced in place moved its location to the new bytes: the old image is
         # held for no source any more, so it goes too (on this receipt).
-        unheld = self.engine.catalog.delete_images(self.engine.catalog.unheld_images())
-        templates = self.store.suppression_templates()
-        hits = live_within(self.engine, templates, self.engine.thresholds.suppress)
-        by_opt_out = erase_face_rows(self.engine, hits)
-        erased = _merge(by_age, by_opt_out, unheld)
-        compact(self.engine, erased.face_ids)
-        dropped = self.store.drop_expired_probes(_iso(now))
+        unheld = set(self.engine.catalog.unheld_images()) - again
         receipt = None
-        if erased.face_ids or erased.image_ids or erased.items:
-            receipt = self._issue(
-                "retention", _iso(now), erased, "retention", sources=tuple(sorted(per_source))
-            ).id
+        faces_by_age: list[int] = []
+        images_by_age = 0
+        suppressed = 0
+        erased_again = 0
+        unheld_deleted = 0
+        if expired or hits or again or unheld:
+            erased, rec = self.erasure.erase_retention(
+                _iso(now),
+                [i for i, _ in expired],
+                sorted(hits),
+                tuple(sorted(per_source)),
+                sorted(again | unheld),
+            )
+            receipt = rec.id
+            faces_by_age = [i for i in erased.face_ids if i not in hits | again_faces]
+            suppressed = len(hits & set(erased.face_ids))
+            erased_again = len(again & set(erased.image_ids))
+            unheld_deleted = len(unheld & set(erased.image_ids))
+            images_by_age = len(erased.image_ids) - erased_again - unheld_deleted
+        dropped = self.store.drop_expired_probes(_iso(now))
         report = GcReport(
             len(expired),
-            len(by_age.image_ids),
-            len(by_age.face_ids),
-            len(by_opt_out.face_ids),
+            images_by_age,
+            len(faces_by_age),
+            suppressed,
             dropped,
             receipt,
             per_source,
-            len(unheld.image_ids),
+            unheld_deleted,
+            erased_again,
         )
-        self._record(
+        self.acting.record(
             "retention",
             sources=tuple(sorted(per_source)),
             details={
@@ -285,6 +196,7 @@ class LifecycleOps:
                 "suppressed_faces_deleted": report.suppressed_faces_deleted,
                 "probes_dropped": dropped,
                 "unheld_images_deleted": report.unheld_images_deleted,
+                "erased_again": erased_again,
                 "receipt": receipt,
             },
         )

@@ -1,4 +1,5 @@
-"""Opt-out matching: is a face one of the suppressed people?
+"""The ingest screens: is a face one of the suppressed people (opt-out), are an image's
+bytes those of an erased image (tombstone)?
 
 Distances are Euclidean between stored embeddings, the index's own measure: for an ``l2``
 pack its metric, for a ``cosine`` pack (unit vectors) a monotone function of it, so the
@@ -14,10 +15,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from faceindex.pipeline.runner import FaceScreen
+from faceindex.catalog.base import ImageOutcome
+from faceindex.governance.store import GovernanceStore
+from faceindex.pipeline.runner import FaceScreen, ImageScreen
 from faceindex.types import DetectedFace
 
-__all__ = ["min_distances", "screen_for", "within"]
+__all__ = ["min_distances", "screen_for", "tombstone_screen", "within"]
 
 
 def min_distances(vectors: np.ndarray, templates: np.ndarray) -> np.ndarray:
@@ -50,5 +53,25 @@ def screen_for(templates: np.ndarray, threshold: float) -> FaceScreen | None:
     def screen(faces: Sequence[DetectedFace]) -> list[bool]:
         vecs = np.stack([np.asarray(f.embedding, dtype=np.float32) for f in faces])
         return [not bool(x) for x in within(vecs, frozen, threshold)]
+
+    return screen
+
+
+def tombstone_screen(store: GovernanceStore) -> ImageScreen:
+    """The runner's image screen: refuse bytes an erasure removed, until the tombstone is
+    lifted. Asked once per batch, so an erasure made during a long ingest holds too.
+    Perceptual near-duplicates of erased images (a later issue) join here as a second
+    check over the same outcomes, once they carry a perceptual hash."""
+
+    def screen(outcomes: Sequence[ImageOutcome]) -> dict[str, str]:
+        by_sha: dict[str, list[str]] = {}
+        for o in outcomes:
+            if o.sha256:
+                by_sha.setdefault(o.sha256, []).append(o.locator)
+        refused: dict[str, str] = {}
+        for sha, (rid, state) in store.tombstoned(list(by_sha)).items():
+            why = f"erased (receipt {rid})" if state == "held" else f"being erased ({rid})"
+            refused.update(dict.fromkeys(by_sha[sha], why))
+        return refused
 
     return screen

@@ -1,8 +1,14 @@
 """The Governance facade: every audited operation, as the CLI and the HTTP API call it.
 
 ``Governance(engine, audit, store, actor)``, or ``Governance.open(engine, actor)`` for the
-engine home's own audit log (``audit.db``) and governance store (``governance.db``); the
-HTTP API builds one per request with :meth:`Governance.acting_as`. Stable methods:
+engine home's own audit log (``audit.db``, keyed: ``audit_key.py``) and governance store
+(``governance.db``); ``open`` also finishes any erasure a dead process left half done. The
+HTTP API builds one per request with :meth:`Governance.acting_as`. The facade holds its
+collaborators and delegates to them: :class:`Erasure` (erasures: intent, commit, receipt,
+recovery), :class:`ReceiptBook` (receipts, their re-check, tombstones and lifts),
+:class:`Lifecycle` (person erasure, opt-out, subject access, retention), :class:`Exports`
+and :class:`Auditing` (verify, anchor, export the log); it keeps search, ingest and index
+upkeep itself. Stable methods:
 
 =========================  =========================================  ==================
 method                     returns                                    permission
@@ -16,6 +22,8 @@ erase_source(name, reason=)                 Receipt                          del
 erase_person(probes, reason=, threshold=)   Receipt                          delete
 verify_receipt(receipt_id)                  ReceiptCheck                     delete/read-audit
 receipts()                                  list[Receipt]                    delete/read-audit
+tombstones(receipt=)                        list[Tombstone]                  delete
+lift_tombstone(sha256_or_receipt, reason=)  list[str] (sha256s lifted)       delete
 opt_out(probes, reference=)                 OptOut (suppression + receipt)   opt-out
 suppressions()                              list[Suppression] (no templates) opt-out
 subject_access(probes, reference=)          list[Holding]                    subject-access
@@ -23,7 +31,8 @@ gc(now=)                                    GcReport                         ret
 export_results(results, path, case=, purpose=)  ExportRecord                 export
 export_source(name, path, case=, purpose=)  ExportRecord                     export
 exports(source=)                            list[ExportRecord]               export/read-audit
-verify_audit()                              VerifyReport                     read-audit
+verify_audit(anchors=)                      VerifyReport                     read-audit
+anchor_audit(out)                           AuditHead (the signed head)      read-audit
 export_audit(out, fmt=)                     int (entries)                    read-audit
 record_config_change(changes)               None                             manage-users
 rebuild_index(kind=)                        int (vectors indexed)            manage-index
@@ -32,7 +41,8 @@ compact_index()                             int (vectors dropped)            man
 =========================  =========================================  ==================
 
 Audit: every call above appends an entry (who, role, case, purpose, probe sha256, sources,
-face ids); a refused call appends a ``denied`` entry. A search's entry is written *before*
+face ids); a refused call appends a ``denied`` entry; a failed audit verify appends nothing
+(it would chain onto the broken log). A search's entry is written *before*
 its results are returned and a failed write raises AuditError with no results (fail closed).
 
 Purposes: a source that lists allowed purposes is searched only for one of them (compared
@@ -48,17 +58,32 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
 from faceindex.engine import Engine
 from faceindex.errors import InputError, SourceRefused
-from faceindex.governance.audit import AuditEvent, AuditLog, VerifyReport
-from faceindex.governance.base import Holding, Receipt, ReceiptCheck, Suppression
-from faceindex.governance.exports import ExportOps
-from faceindex.governance.lifecycle import LifecycleOps, OptOut
-from faceindex.governance.roles import Actor, Permission, Role, require
+from faceindex.governance.acting import Acting
+from faceindex.governance.audit import AuditHead, AuditLog, VerifyReport
+from faceindex.governance.auditing import Auditing
+from faceindex.governance.base import (
+    ExportRecord,
+    GcReport,
+    Holding,
+    Receipt,
+    ReceiptCheck,
+    Suppression,
+    Tombstone,
+)
+from faceindex.governance.erasure import Erasure
+from faceindex.governance.exports import Exports
+from faceindex.governance.faults import NO_FAULTS, FaultPoints
+from faceindex.governance.lifecycle import Lifecycle, OptOut
+from faceindex.governance.receipts import ReceiptBook
+from faceindex.governance.roles import Actor, Permission, Role
 from faceindex.governance.store import GovernanceStore
 from faceindex.pipeline.runner import Progress_cb
 from faceindex.sources.base import SourceRecord
@@ -77,32 +102,55 @@ def actor_from_settings(engine: Engine) -> Actor:
     return Actor(engine.settings.actor, Role(engine.settings.actor_role))
 
 
-class Governance(LifecycleOps, ExportOps):
+class Governance:
     def __init__(
-        self, engine: Engine, audit: AuditLog, store: GovernanceStore, actor: Actor
+        self,
+        engine: Engine,
+        audit: AuditLog,
+        store: GovernanceStore,
+        actor: Actor,
+        *,
+        faults: FaultPoints = NO_FAULTS,
     ) -> None:
         self.engine = engine
         self.audit = audit
         self.store = store
         self.actor = actor
+        self.faults = faults
+        self.acting = Acting(audit, actor)
+        self.erasure = Erasure(engine, store, self.acting, faults)
+        self.receipt_book = ReceiptBook(engine, store, self.acting)
+        self.lifecycle = Lifecycle(engine, store, self.acting, self.erasure)
+        self.exporter = Exports(engine, store, self.acting)
+        self.auditing = Auditing(audit, self.acting)
         self._owns = False
 
     @classmethod
-    def open(cls, engine: Engine, actor: Actor | None = None) -> Governance:
+    def open(
+        cls, engine: Engine, actor: Actor | None = None, *, faults: FaultPoints = NO_FAULTS
+    ) -> Governance:
+        """The engine home's log and store; finishes erasures a dead process left pending."""
+        from faceindex.governance.audit_key import open_audit
+
         home = engine.settings.home
-        audit = AuditLog(home / "audit.db")
+        audit = open_audit(engine.settings)
         try:
             store = GovernanceStore(home / "governance.db", dim=engine.pack.dim)
         except BaseException:
             audit.close()
             raise
-        gov = cls(engine, audit, store, actor or actor_from_settings(engine))
+        gov = cls(engine, audit, store, actor or actor_from_settings(engine), faults=faults)
         gov._owns = True
+        try:
+            gov.erasure.recover()
+        except BaseException:
+            gov.close()
+            raise
         return gov
 
     def acting_as(self, actor: Actor) -> Governance:
         """The same log and store, another actor (one per HTTP request)."""
-        return Governance(self.engine, self.audit, self.store, actor)
+        return Governance(self.engine, self.audit, self.store, actor, faults=self.faults)
 
     def close(self) -> None:
         if self._owns:
@@ -117,21 +165,11 @@ class Governance(LifecycleOps, ExportOps):
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _event(self, action: str, **fields: Any) -> AuditEvent:
-        return AuditEvent(action, self.actor.name, self.actor.role.value, **fields)
-
     def _record(self, action: str, **fields: Any) -> int:
-        return self.audit.append(self._event(action, **fields)).seq
+        return self.acting.record(action, **fields)
 
     def _require(self, *permissions: Permission, action: str, **fields: Any) -> None:
-        """Pass if the actor holds any of ``permissions``; else audit the refusal and raise."""
-        if any(self.actor.can(p) for p in permissions):
-            return
-        try:
-            self._record("denied", outcome="denied", details={"action": action}, **fields)
-        except Exception:  # the refusal stands whether or not it could be logged
-            log.exception("could not audit a refused %s", action)
-        require(self.actor, permissions[0])
+        self.acting.require(*permissions, action=action, **fields)
 
     def _probe_hash(self, image: bytes) -> str:
         sha = hashlib.sha256(image).hexdigest()
@@ -262,7 +300,7 @@ class Governance(LifecycleOps, ExportOps):
         self, source: str, *, progress: Progress_cb | None = None, in_process: bool = False
     ) -> IngestSummary:
         """Ingest a registered source; faces matching an opt-out are never indexed."""
-        from faceindex.governance.screen import screen_for
+        from faceindex.governance.screen import screen_for, tombstone_screen
 
         self._require(P.INGEST, action="ingest", sources=(source,))
         self.engine.catalog.get_source(source)  # refuses an unregistered source
@@ -270,7 +308,11 @@ class Governance(LifecycleOps, ExportOps):
         screen = screen_for(self.store.suppression_templates(), self._suppress_t)
         try:
             summary = self.engine.ingest(
-                source, progress=progress, screen=screen, in_process=in_process
+                source,
+                progress=progress,
+                screen=screen,
+                image_screen=tombstone_screen(self.store),
+                in_process=in_process,
             )
         except Exception as exc:
             self._record(
@@ -285,27 +327,80 @@ class Governance(LifecycleOps, ExportOps):
                 "images_new": summary.images_new,
                 "faces_indexed": summary.faces_indexed,
                 "faces_suppressed": summary.faces_suppressed,
+                "images_erased_before": len(summary.skipped),
                 "failed": len(summary.failed),
             },
         )
         return summary
 
+    # -- erasure, opt-out, subject access, retention, exports (collaborators) -------------
+
+    def erase_faces(self, face_ids: Sequence[int], *, reason: str = "") -> Receipt:
+        return self.erasure.erase_faces(face_ids, reason=reason)
+
+    def erase_images(self, image_ids: Sequence[int], *, reason: str = "") -> Receipt:
+        return self.erasure.erase_images(image_ids, reason=reason)
+
+    def erase_source(self, name: str, *, reason: str = "") -> Receipt:
+        return self.erasure.erase_source(name, reason=reason)
+
+    def erase_person(
+        self, probes: Sequence[bytes], *, reason: str = "", threshold: float | None = None
+    ) -> Receipt:
+        return self.lifecycle.erase_person(probes, reason=reason, threshold=threshold)
+
+    def verify_receipt(self, receipt_id: str) -> ReceiptCheck:
+        """Re-check that nothing of a deletion remains (rows, vectors, images, the erased
+        bytes, the source, faces matching a person's probe while it is kept) and that it
+        matches its audit entry."""
+        return self.receipt_book.verify_receipt(receipt_id)
+
+    def receipts(self) -> list[Receipt]:
+        return self.receipt_book.receipts()
+
+    def tombstones(self, receipt: str | None = None) -> list[Tombstone]:
+        return self.receipt_book.tombstones(receipt)
+
+    def lift_tombstone(self, target: str, *, reason: str) -> list[str]:
+        return self.receipt_book.lift_tombstone(target, reason=reason)
+
+    def opt_out(self, probes: Sequence[bytes], *, reference: str) -> OptOut:
+        return self.lifecycle.opt_out(probes, reference=reference)
+
+    def suppressions(self) -> list[Suppression]:
+        self._require(P.OPT_OUT, action="opt-out")
+        return self.store.suppressions()
+
+    def subject_access(self, probes: Sequence[bytes], *, reference: str) -> list[Holding]:
+        """Everything held that matches the person's photos: source, item, date, box."""
+        return self.lifecycle.subject_access(probes, reference=reference)
+
+    def gc(self, now: datetime | None = None) -> GcReport:
+        return self.lifecycle.gc(now)
+
+    def export_results(
+        self, results: Sequence[SearchResult], path: Path | str, *, case: str, purpose: str
+    ) -> ExportRecord:
+        return self.exporter.export_results(results, path, case=case, purpose=purpose)
+
+    def export_source(
+        self, name: str, path: Path | str, *, case: str = "", purpose: str = ""
+    ) -> ExportRecord:
+        return self.exporter.export_source(name, path, case=case, purpose=purpose)
+
+    def exports(self, source: str | None = None) -> list[ExportRecord]:
+        return self.exporter.exports(source)
+
     # -- audit ----------------------------------------------------------------------------
 
-    def verify_audit(self) -> VerifyReport:
-        self._require(P.READ_AUDIT, action="audit-verify")
-        report = self.audit.verify()
-        self._record(
-            "audit-verify",
-            outcome="ok" if report.ok else "error",
-            details={"entries": report.entries, "first_bad": report.first_bad},
-        )
-        return report
+    def verify_audit(self, anchors: Sequence[AuditHead] = ()) -> VerifyReport:
+        return self.auditing.verify(anchors)
+
+    def anchor_audit(self, out: Path | str) -> AuditHead:
+        return self.auditing.anchor(out)
 
     def export_audit(self, out: TextIO, fmt: str = "jsonl") -> int:
-        self._require(P.READ_AUDIT, action="audit-export")
-        self._record("audit-export", details={"format": fmt})
-        return self.audit.export(out, fmt)
+        return self.auditing.export(out, fmt)
 
     def record_config_change(self, changes: dict[str, Any]) -> None:
         """Audit a settings or account change made by another module (server, CLI)."""
@@ -353,24 +448,3 @@ class Governance(LifecycleOps, ExportOps):
         self.store.dim = pack.dim
         self._record("reembed", details={"phase": "done", **asdict(report)})
         return report
-
-    def receipts(self) -> list[Receipt]:
-        self._require(P.DELETE, P.READ_AUDIT, action="receipt-verify")
-        return self.store.receipts()
-
-    def suppressions(self) -> list[Suppression]:
-        self._require(P.OPT_OUT, action="opt-out")
-        return self.store.suppressions()
-
-    def verify_receipt(self, receipt_id: str) -> ReceiptCheck:
-        """Re-check that nothing of a deletion remains (rows, vectors, images, the source,
-        faces matching a person's probe while it is kept) and that it matches its audit entry."""
-        return self._verify_receipt(receipt_id)
-
-    def subject_access(self, probes: Sequence[bytes], *, reference: str) -> list[Holding]:
-        """Everything held that matches the person's photos: source, item, date, box."""
-        return self._subject_access(probes, reference=reference)
-
-    def _audit_entry(self, seq: int) -> dict[str, Any] | None:
-        entry = self.audit.get(seq) if seq else None
-        return None if entry is None else dict(entry.event.details)

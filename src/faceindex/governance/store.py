@@ -1,14 +1,22 @@
-"""The governance store: suppressions, deletion receipts and registered exports.
+"""The governance store: suppressions, deletion receipts, registered exports, erasure
+intents and content tombstones.
 
 It is its own SQLite file (``governance.db`` in the engine home), apart from the gallery:
 suppression templates live only here, are read only by the ingest screen and the search
 filter, and are never returned by any interface. ``secure_delete`` is on so a withdrawn
 suppression or an expired receipt probe leaves no bytes behind.
+
+An erasure writes its *intent* (what it will remove, and the sha256 of the images it will
+remove as *pending* tombstones) before the catalog commit, and completes it after (receipt,
+tombstones held, intent done) in one transaction; an intent left pending by a crash is
+finished on the next open (see ``erasure.py``). Tombstones are read only by the ingest
+screen, ``erase verify`` and the authorised ``erase tombstones`` / ``erase lift``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import sqlite3
 import threading
@@ -38,7 +46,16 @@ _SCHEMA = [
         receipt_id TEXT PRIMARY KEY, templates BLOB NOT NULL, expires_at TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS exports (
         id TEXT PRIMARY KEY, body TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS intents (
+        id TEXT PRIMARY KEY, created_at TEXT NOT NULL, body TEXT NOT NULL,
+        state TEXT NOT NULL, receipt_id TEXT NOT NULL, audit_seq INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS tombstones (
+        sha256 TEXT NOT NULL, intent_id TEXT NOT NULL, receipt_id TEXT NOT NULL,
+        state TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (sha256, intent_id))""",
+    "CREATE INDEX IF NOT EXISTS tombstones_receipt ON tombstones (receipt_id)",
 ]
+
+PENDING, DONE, ABORTED = "pending", "done", "aborted"
 
 
 def new_id(prefix: str) -> str:
@@ -54,6 +71,7 @@ class GovernanceStore:
         self.path = Path(path)
         self.dim = dim  # the home's model's embedding dimension (its pack's)
         self._lock = threading.RLock()
+        self._erasing = threading.Lock()
         try:
             self._db = connect(self.path, secure_delete=True)
             for statement in _SCHEMA:
@@ -141,21 +159,32 @@ class GovernanceStore:
         probe_expires_at: str = "",
     ) -> None:
         with self._tx() as db:
+            self._insert_receipt(db, receipt, face_ids, image_ids, probe, probe_expires_at)
+
+    @staticmethod
+    def _insert_receipt(
+        db: sqlite3.Connection,
+        receipt: Receipt,
+        face_ids: Sequence[int],
+        image_ids: Sequence[int],
+        probe: np.ndarray | None,
+        probe_expires_at: str,
+    ) -> None:
+        db.execute(
+            "INSERT INTO receipts VALUES (?,?,?,?)",
+            (
+                receipt.id,
+                json.dumps(receipt.as_dict()),
+                json.dumps(sorted(int(i) for i in face_ids)),
+                json.dumps(sorted(int(i) for i in image_ids)),
+            ),
+        )
+        if probe is not None and len(probe):
+            vecs = np.ascontiguousarray(np.atleast_2d(probe), dtype=np.float32)
             db.execute(
-                "INSERT INTO receipts VALUES (?,?,?,?)",
-                (
-                    receipt.id,
-                    json.dumps(receipt.as_dict()),
-                    json.dumps(sorted(int(i) for i in face_ids)),
-                    json.dumps(sorted(int(i) for i in image_ids)),
-                ),
+                "INSERT INTO receipt_probes VALUES (?,?,?)",
+                (receipt.id, vecs.tobytes(), probe_expires_at),
             )
-            if probe is not None and len(probe):
-                vecs = np.ascontiguousarray(np.atleast_2d(probe), dtype=np.float32)
-                db.execute(
-                    "INSERT INTO receipt_probes VALUES (?,?,?)",
-                    (receipt.id, vecs.tobytes(), probe_expires_at),
-                )
 
     def receipt(self, receipt_id: str) -> tuple[Receipt, list[int], list[int]]:
         rows = self._rows(
@@ -213,3 +242,137 @@ class GovernanceStore:
         if source is not None:
             out = [e for e in out if source in e.sources]
         return sorted(out, key=lambda e: e.at)
+
+    # -- erasure intents and tombstones ---------------------------------------------------
+
+    @contextmanager
+    def erasure_lock(self, *, blocking: bool = True) -> Iterator[bool]:
+        """One erasure at a time per engine home, across threads and processes. Yields
+        False (and holds nothing) when ``blocking`` is off and another erasure is running;
+        the kernel drops the file lock of a killed process, so a dead intent is never held."""
+        if not self._erasing.acquire(blocking=blocking):
+            yield False
+            return
+        try:
+            with open(self.path.with_suffix(".lock"), "a") as fh:
+                flags = fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB
+                try:
+                    fcntl.flock(fh, flags)
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        finally:
+            self._erasing.release()
+
+    def add_intent(
+        self,
+        intent_id: str,
+        body: dict[str, Any],
+        receipt_id: str,
+        audit_seq: int,
+        tombstones: Sequence[str],
+    ) -> None:
+        now = _now()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO intents VALUES (?,?,?,?,?,?)",
+                (intent_id, now, json.dumps(body), PENDING, receipt_id, int(audit_seq)),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO tombstones VALUES (?,?,?,?,?)",
+                [(sha, intent_id, receipt_id, PENDING, now) for sha in sorted(set(tombstones))],
+            )
+
+    def pending_intents(self) -> list[tuple[str, dict[str, Any], str, int]]:
+        """(intent id, body, receipt id, audit seq of the intent entry), oldest first."""
+        rows = self._rows(
+            "SELECT id, body, receipt_id, audit_seq FROM intents WHERE state = ?"
+            " ORDER BY created_at, rowid",
+            (PENDING,),
+        )
+        return [(str(a), json.loads(str(b)), str(c), int(d)) for a, b, c, d in rows]
+
+    def complete_intent(
+        self,
+        intent_id: str,
+        receipt: Receipt,
+        face_ids: Sequence[int],
+        image_ids: Sequence[int],
+        tombstones: Sequence[str],
+        probe: np.ndarray | None = None,
+        probe_expires_at: str = "",
+    ) -> None:
+        """Receipt stored, the tombstones of images really removed held, the rest of the
+        intent's pending ones dropped, the intent done: all or nothing."""
+        now = _now()
+        with self._tx() as db:
+            self._insert_receipt(db, receipt, face_ids, image_ids, probe, probe_expires_at)
+            db.execute("DELETE FROM tombstones WHERE intent_id = ?", (intent_id,))
+            db.executemany(
+                "INSERT OR IGNORE INTO tombstones VALUES (?,?,?,'held',?)",
+                [(sha, intent_id, receipt.id, now) for sha in sorted(set(tombstones))],
+            )
+            # The receipt now holds the ids: the plan's copy of them is not kept twice.
+            db.execute("UPDATE intents SET state = ?, body = '{}' WHERE id = ?", (DONE, intent_id))
+
+    def abort_intent(self, intent_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM tombstones WHERE intent_id = ?", (intent_id,))
+            db.execute("UPDATE intents SET state = ? WHERE id = ?", (ABORTED, intent_id))
+
+    def tombstoned(self, shas: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """sha256 -> (receipt id, "held" | "pending") for those of ``shas`` that are
+        tombstoned (not lifted). Internal: for the ingest screen."""
+        out: dict[str, tuple[str, str]] = {}
+        wanted = sorted(set(shas))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for sha, rid, state in self._rows(
+                "SELECT sha256, receipt_id, state FROM tombstones"
+                f" WHERE state != 'lifted' AND sha256 IN ({_marks(chunk)})"
+                " ORDER BY state",  # "held" sorts before "pending": a held one wins
+                chunk,
+            ):
+                out.setdefault(str(sha), (str(rid), str(state)))
+        return out
+
+    def tombstones(self, receipt_id: str | None = None) -> list[tuple[str, str, str]]:
+        """(sha256, receipt id, since) of every held tombstone, or one receipt's."""
+        sql = "SELECT sha256, receipt_id, created_at FROM tombstones WHERE state = 'held'"
+        params: tuple[str, ...] = ()
+        if receipt_id is not None:
+            sql, params = sql + " AND receipt_id = ?", (receipt_id,)
+        return [(str(a), str(b), str(c)) for a, b, c in self._rows(sql + " ORDER BY 3, 1", params)]
+
+    def receipt_digests(self, receipt_id: str) -> dict[str, str]:
+        """sha256 -> "held" | "lifted" for every image a completed receipt erased."""
+        rows = self._rows(
+            "SELECT sha256, state FROM tombstones WHERE receipt_id = ? AND state != 'pending'",
+            (receipt_id,),
+        )
+        return {str(a): str(b) for a, b in rows}
+
+    def lift_tombstones(
+        self, *, sha256: str | None = None, receipt_id: str | None = None
+    ) -> list[str]:
+        """Lift held tombstones by content or by receipt (kept, marked lifted, so the
+        receipt still knows what it erased); returns the sha256s lifted."""
+        column, value = ("sha256", sha256) if sha256 is not None else ("receipt_id", receipt_id)
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT DISTINCT sha256 FROM tombstones WHERE {column} = ? AND state = 'held'",
+                (value,),
+            ).fetchall()
+            db.execute(
+                f"UPDATE tombstones SET state = 'lifted' WHERE {column} = ? AND state = 'held'",
+                (value,),
+            )
+        return sorted(str(r[0]) for r in rows)
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values)) or "NULL"

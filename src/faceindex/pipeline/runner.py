@@ -25,7 +25,7 @@ from faceindex.sources.base import ImageSource, SourceItem
 from faceindex.types import DetectedFace, IngestSummary
 from faceindex.vision.analyze import FaceAnalyzer
 
-__all__ = ["FaceScreen", "Progress", "pool_context", "run_ingest"]
+__all__ = ["FaceScreen", "ImageScreen", "Progress", "pool_context", "run_ingest"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ class Progress:
 Progress_cb = Callable[[Progress], None]
 # Governance hook: given a batch's faces, returns which to keep (opt-out suppression).
 FaceScreen = Callable[[Sequence[DetectedFace]], list[bool]]
+# Governance hook: given a batch's outcomes (sha256 known), locator -> why to refuse it
+# (erased bytes now; perceptual near-duplicates once outcomes carry such a hash).
+ImageScreen = Callable[[Sequence[ImageOutcome]], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ def run_ingest(
     model: str,
     progress: Progress_cb | None = None,
     screen: FaceScreen | None = None,
+    image_screen: ImageScreen | None = None,
     state: worker.WorkerState | None = None,
 ) -> IngestSummary:
     """Ingest every new or changed item of one source. ``state`` runs in-process (tests,
@@ -99,6 +103,8 @@ def run_ingest(
 
     def commit(outcomes: list[ImageOutcome]) -> None:
         nonlocal last_save
+        if image_screen is not None:
+            outcomes = _refused(outcomes, image_screen, summary)
         if screen is not None:
             outcomes = [_screened(o, screen, summary) for o in outcomes]
         new = catalog.record(outcomes, model)
@@ -157,3 +163,21 @@ def _screened(outcome: ImageOutcome, screen: FaceScreen, summary: IngestSummary)
     kept = tuple(f for f, k in zip(outcome.faces, keep, strict=True) if k)
     summary.faces_suppressed += len(outcome.faces) - len(kept)
     return replace(outcome, faces=kept)
+
+
+def _refused(
+    outcomes: list[ImageOutcome], screen: ImageScreen, summary: IngestSummary
+) -> list[ImageOutcome]:
+    """Drop items whose bytes the screen refuses; they are skipped, with the reason."""
+    refused = screen(outcomes)
+    if not refused:
+        return outcomes
+    kept = []
+    for o in outcomes:
+        why = refused.get(o.locator)
+        if why is None:
+            kept.append(o)
+        else:
+            summary.images_skipped += 1
+            summary.skipped.append((o.locator, why))
+    return kept

@@ -175,6 +175,9 @@ class ReceiptOut(_Out):
     reason: str
     exports: list[str] = Field(description="registered exports that copied the data")
     audit_seq: int
+    recovered: bool = Field(
+        default=False, description="finished on a later open, after the erasing process died"
+    )
 
 
 class ReceiptCheckOut(_Out):
@@ -186,6 +189,9 @@ class ReceiptCheckOut(_Out):
     probe_matches: list[int]
     probe_checked: bool
     digest_ok: bool
+    content_held: list[int] = Field(
+        default=[], description="images holding the erased images' bytes again"
+    )
     problems: list[str]
 
 
@@ -228,6 +234,7 @@ class GcOut(_Out):
     probes_dropped: int
     receipt_id: str | None
     per_source: dict[str, int]
+    erased_again: int = Field(default=0, description="images holding erased bytes again")
 
 
 class VerificationOut(_Out):
@@ -236,6 +243,9 @@ class VerificationOut(_Out):
     first_bad: int | None = Field(description="seq of the first bad entry, if any")
     reason: str
     head_hash: str
+    legacy: int = Field(default=0, description="entries from before the log was keyed")
+    keyed: bool = Field(default=False, description="checked with the audit key")
+    anchors: int = Field(default=0, description="exported heads compared")
 
 
 class AuditEntryOut(_Out):
