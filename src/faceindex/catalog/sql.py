@@ -19,7 +19,14 @@ from typing import Any, ClassVar, NoReturn, Protocol
 
 import numpy as np
 
-from faceindex.catalog.base import SCHEMA_VERSION, FaceRow, ImageOutcome, NewSource
+from faceindex.catalog import sql_changes
+from faceindex.catalog.base import (
+    SCHEMA_VERSION,
+    CatalogChanges,
+    FaceRow,
+    ImageOutcome,
+    NewSource,
+)
 from faceindex.catalog.schema import MIGRATIONS
 from faceindex.catalog.sql_erase import EraseQueries
 from faceindex.errors import InputError, NotFoundError, StorageError
@@ -59,8 +66,9 @@ class Cursor(Protocol):
 class Tx:
     """The handle a transaction body works through (dialect-neutral, ``?`` placeholders)."""
 
-    def __init__(self, catalog: SqlCatalog) -> None:
+    def __init__(self, catalog: SqlCatalog, generation: int = 0) -> None:
         self._catalog = catalog
+        self.generation = generation  # this write's (0 while migrating)
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
         return self._catalog._execute(sql, params)
@@ -84,6 +92,7 @@ class SqlCatalog(EraseQueries):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._own: set[int] = set()  # generations this object committed (not yet asked about)
 
     # -- dialect hooks --------------------------------------------------------------------
 
@@ -111,12 +120,18 @@ class SqlCatalog(EraseQueries):
         raise StorageError(f"{self.dialect} catalog: {exc}") from exc
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        """One atomic unit of work; the catalog's lock is held throughout."""
+    def transaction(self, *, bump: bool = True) -> Iterator[Tx]:
+        """One atomic unit of work; the catalog's lock is held throughout. It takes the next
+        generation first (see :mod:`faceindex.catalog.sql_changes`)."""
         with self._lock:
             try:
                 with self._begin():
-                    yield Tx(self)
+                    tx = Tx(self)
+                    if bump:
+                        tx.generation = sql_changes.next_generation(tx)
+                    yield tx
+                if tx.generation:
+                    self._own.add(tx.generation)
             except self.driver_errors as exc:
                 self._reraise(exc)
 
@@ -129,7 +144,7 @@ class SqlCatalog(EraseQueries):
                 self._reraise(exc)
 
     def _migrate(self) -> None:
-        with self.transaction() as tx:
+        with self.transaction(bump=False) as tx:
             self._lock_schema(tx)
             tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = tx.execute("SELECT version FROM schema_version").fetchone()
@@ -315,6 +330,18 @@ class SqlCatalog(EraseQueries):
     def count_faces(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM faces")[0][0])
 
+    def generation(self) -> int:
+        return sql_changes.read_generation(self.query)
+
+    def changes_since(self, generation: int, *, include_own: bool = False) -> CatalogChanges:
+        with self._lock:
+            changes = sql_changes.changes_since(
+                self.query, generation, self._own, include_own=include_own
+            )
+            if changes.complete:  # asked past them: forget own generations up to here
+                self._own = {g for g in self._own if g > changes.generation}
+        return changes
+
     def stats(self) -> dict[str, int]:
         row = self.query(
             "SELECT (SELECT COUNT(*) FROM sources), (SELECT COUNT(*) FROM images),"
@@ -344,6 +371,8 @@ class SqlCatalog(EraseQueries):
         with self.transaction() as tx:
             for start in range(0, len(wanted), CHUNK):
                 chunk = wanted[start : start + CHUNK]
+                where = f"id IN ({marks(len(chunk))})"
+                sql_changes.log_removals(tx, tx.generation, where, chunk)
                 removed += tx.execute(
                     f"DELETE FROM faces WHERE id IN ({marks(len(chunk))})", chunk
                 ).rowcount
@@ -357,7 +386,7 @@ def _insert_face(
     fid = tx.insert(
         "INSERT INTO faces (image_id, box_left, box_top, box_right, box_bottom, landmarks,"
         " detector, detector_score, quality, size, sharpness, pose, model, embedding,"
-        " thumbnail, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " thumbnail, created_at, generation) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             image_id,
             *(int(v) for v in face.bbox.as_list()),
@@ -372,6 +401,7 @@ def _insert_face(
             vec.tobytes(),
             None if face.thumbnail is None else bytes(face.thumbnail),
             now,
+            tx.generation,
         ),
     )
     if fid is None:
