@@ -15,6 +15,7 @@ from faceindex.config import Settings
 from faceindex.errors import ConfigError, InputError, NoFaceError
 from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
+from faceindex.index.synced import SyncedIndex
 from faceindex.pipeline.runner import FaceScreen, Progress_cb, run_ingest
 from faceindex.pipeline.worker import WorkerState
 from faceindex.search.searcher import match_faces
@@ -99,12 +100,20 @@ class Engine:
             raise ConfigError(f"no engine home at {home}: run 'faceindex init' first")
         catalog = open_catalog(settings.resolved_catalog_url)
         try:
-            index = open_index(settings.resolved_index_url, dim=128, metric="l2")
+            backend = open_index(settings.resolved_index_url, dim=128, metric="l2")
         except Exception:
             catalog.close()
             raise
+        # The index follows every process's writes to the catalog (index/synced.py); its
+        # stamp lives with the index files where there are some, else in the home.
+        where = getattr(backend, "directory", None)
+        index = SyncedIndex(backend, catalog, where if isinstance(where, Path) else home)
         engine = cls(settings, catalog, index)
-        engine.reconcile()
+        try:
+            engine.reconcile()
+        except Exception:
+            engine.close()
+            raise
         return engine
 
     def __enter__(self) -> Engine:
@@ -126,11 +135,13 @@ class Engine:
     # -- consistency ----------------------------------------------------------------------
 
     def reconcile(self, *, full: bool = False) -> tuple[int, int]:
-        """Make the index hold exactly the catalog's faces (after a crash, or a lost index).
-
-        Unless ``full``, equal counts are taken as agreement: comparing every id costs
-        minutes at 100M faces, and search drops ids the catalog no longer holds anyway.
+        """Make the index hold exactly the catalog's faces (after a crash, another process's
+        writes, or a lost index). An engine's own index compares the ids changed since its
+        saved stamp, and every id only where that cannot settle it (see index/synced.py);
+        a bare index given to the constructor takes equal counts as agreement.
         Returns (vectors added, vectors removed)."""
+        if isinstance(self.index, SyncedIndex):
+            return self.index.reconcile(full=full)
         if not full and self.index.count() == self.catalog.count_faces():
             return 0, 0
         held = self.index.ids()
