@@ -146,7 +146,7 @@ def server(home: Path) -> Iterator[Server]:
 
 
 def test_the_server_sees_what_other_processes_write(
-    home: Path, server: Server, astronaut: np.ndarray, tmp_path: Path
+    home: Path, server: Server, astronaut: np.ndarray, tmp_path: Path, analyzer: Any
 ) -> None:
     probe = to_jpeg(np.asarray(Image.fromarray(astronaut).resize((300, 300))), quality=80)
     assert server.health() == 0
@@ -169,6 +169,19 @@ def test_the_server_sees_what_other_processes_write(
     assert sources_of(left) == ["second"]
     assert hit["face_id"] not in {h["face_id"] for h in left}
     assert server.health() == catalog_faces(home)
+
+    # A suppression another process registers is honoured at once, before any sweep.
+    from faceindex.governance.store import GovernanceStore
+    from faceindex.vision.decode import decode_image
+
+    faces = analyzer.analyze(decode_image(probe, max_pixels=10**7, max_bytes=10**7))
+    template = max(faces, key=lambda f: f.bbox.area).embedding
+    store = GovernanceStore(home / "governance.db")
+    store.add_suppression(np.asarray(template)[None, :], actor="privacy", reference="OPT-0")
+    store.close()
+    held = catalog_faces(home)
+    assert sources_of(server.search(probe)) == []
+    assert catalog_faces(home) == held  # withheld, not yet erased
 
     (tmp_path / "me.jpg").write_bytes(probe)
     cli(home, "optout", "add", str(tmp_path / "me.jpg"), "--reference", "OPT-1")
