@@ -59,6 +59,8 @@ class SyncedIndex:
         self._lock_path = directory / f"{STAMP_FILE}.lock"
         self.generation = -1  # unknown until reconcile()
         self._mutate = threading.RLock()
+        self._reloadable_of: object = None  # the inner the cached target was found under
+        self._reload_target: Reloadable | None = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -202,8 +204,12 @@ class SyncedIndex:
         return target
 
     def _reloadable(self) -> Reloadable | None:
-        target = self._backend()
-        return target if isinstance(target, Reloadable) else None
+        # Found once per wrapper (a Protocol isinstance costs tens of us on every search).
+        if self._reloadable_of is not self.inner:
+            target = self._backend()
+            self._reload_target = target if isinstance(target, Reloadable) else None
+            self._reloadable_of = self.inner
+        return self._reload_target
 
     def _replaced(self) -> bool:
         target = self._reloadable()
