@@ -29,15 +29,17 @@ from faceindex.catalog.base import (
 )
 from faceindex.catalog.schema import MIGRATIONS
 from faceindex.catalog.sql_erase import EraseQueries
+from faceindex.catalog.sql_rows import insert_face, source_record
 from faceindex.errors import InputError, NotFoundError, StorageError
 from faceindex.sources.base import SourceRecord
-from faceindex.types import BBox, DetectedFace, Provenance
+from faceindex.types import BBox, Provenance
 
 __all__ = ["Cursor", "Row", "SqlCatalog", "Tx", "marks", "utcnow"]
 
 log = logging.getLogger(__name__)
 
 CHUNK = 500  # ids per IN (...) list: under SQLite's variable limit, cheap for PostgreSQL
+OWN_KEPT = 100_000  # own generations remembered until someone asks past them
 
 
 def utcnow() -> str:
@@ -132,6 +134,8 @@ class SqlCatalog(EraseQueries):
                     yield tx
                 if tx.generation:
                     self._own.add(tx.generation)
+                    if len(self._own) > OWN_KEPT:  # forgotten ones are re-applied: harmless
+                        self._own = set(sorted(self._own)[OWN_KEPT // 2 :])
             except self.driver_errors as exc:
                 self._reraise(exc)
 
@@ -230,7 +234,7 @@ class SqlCatalog(EraseQueries):
                         image_id = int(row[0])
                     else:
                         for face in out.faces:
-                            new.append(_insert_face(tx, image_id, face, model, now))
+                            new.append(insert_face(tx, image_id, face, model, now))
                 tx.execute(
                     "INSERT INTO items (source_id, locator, image_id, sha256, status, reason,"
                     " size, mtime, ingested_at) VALUES (?,?,?,?,?,?,?,?,?)"
@@ -377,49 +381,3 @@ class SqlCatalog(EraseQueries):
                     f"DELETE FROM faces WHERE id IN ({marks(len(chunk))})", chunk
                 ).rowcount
         return removed
-
-
-def _insert_face(
-    tx: Tx, image_id: int, face: DetectedFace, model: str, now: str
-) -> tuple[int, np.ndarray]:
-    vec = np.ascontiguousarray(face.embedding, dtype=np.float32)
-    fid = tx.insert(
-        "INSERT INTO faces (image_id, box_left, box_top, box_right, box_bottom, landmarks,"
-        " detector, detector_score, quality, size, sharpness, pose, model, embedding,"
-        " thumbnail, created_at, generation) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            image_id,
-            *(int(v) for v in face.bbox.as_list()),
-            json.dumps([[float(x), float(y)] for x, y in face.landmarks]),
-            face.detector,
-            float(face.detector_score),
-            float(face.quality.score),
-            int(face.quality.size),
-            float(face.quality.sharpness),
-            float(face.quality.pose),
-            model,
-            vec.tobytes(),
-            None if face.thumbnail is None else bytes(face.thumbnail),
-            now,
-            tx.generation,
-        ),
-    )
-    if fid is None:
-        raise StorageError("the catalog returned no id for a new face")
-    return fid, vec
-
-
-def source_record(r: Row) -> SourceRecord:
-    return SourceRecord(
-        id=int(r["id"]),
-        name=r["name"],
-        kind=r["kind"],
-        uri=r["uri"],
-        owner=r["owner"],
-        legal_basis=r["legal_basis"],
-        legal_reference=r["legal_reference"],
-        purposes=tuple(json.loads(r["purposes"])),
-        retention_days=int(r["retention_days"]),
-        jurisdiction=r["jurisdiction"],
-        created_at=r["created_at"],
-    )

@@ -8,7 +8,8 @@ another process wrote since, applies just the faces added and removed after that
 (:meth:`Catalog.changes_since`). Changes this process wrote itself are left out: their
 callers (the ingest runner, an erasure) apply them to the index right after the commit.
 
-Search stays safe in between: the searcher drops every id the catalog no longer holds, so
+A distributed backend (a Milvus cluster) is one store every process writes, so there is no
+copy to bring up to date: it is only reconciled on open. Search stays safe in between: the searcher drops every id the catalog no longer holds, so
 an erased face is never returned even before a refresh drops its vector.
 
 Saving writes a stamp beside the index (``catalog-sync.json``: the generation the saved
@@ -114,8 +115,8 @@ class SyncedIndex:
 
     def refresh(self) -> tuple[int, int]:
         """Apply what other processes changed since the last look; (added, removed)."""
-        if self.generation < 0:
-            return 0, 0
+        if self.generation < 0 or self.inner.capabilities.distributed:
+            return 0, 0  # a store every process writes (a Milvus cluster) has no copy to sync
         if not self._replaced() and self.catalog.generation() == self.generation:
             return 0, 0  # the usual case: one indexed read, no lock
         with self._mutate:
