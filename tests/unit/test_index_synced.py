@@ -176,3 +176,39 @@ def test_two_processes_appending_raw_vectors_do_not_overwrite_each_other(tmp_pat
     again = FaissIndex(tmp_path / "idx", DIM)
     d, found = again.search(theirs.astype(np.float32), 1)
     assert found[:, 0].tolist() == [1, 2, 3, 4, 5] and float(d.max()) < 0.02
+
+
+class SharedStore(CountingIndex):
+    """Stands for a Milvus cluster: one store that every process writes itself."""
+
+    capabilities = MemoryIndex.capabilities.__class__(
+        exact=True, supports_delete=True, persistent=True, distributed=True
+    )
+
+
+def test_a_distributed_store_is_not_copied_into(
+    two: tuple[SqliteCatalog, SqliteCatalog, int], tmp_path: Path
+) -> None:
+    here, there, sid = two
+    index = SyncedIndex(SharedStore(), here, tmp_path / "a")
+    index.reconcile()
+    add_to(index.inner, record(there, sid, "ab"))  # the other process wrote the store itself
+    assert index.count() == 2 and index.inner.added == 2  # type: ignore[attr-defined]
+
+
+def test_forgotten_own_generations_are_only_reapplied(
+    two: tuple[SqliteCatalog, SqliteCatalog, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faceindex.catalog.sql as sql_module
+
+    here, _, sid = two
+    monkeypatch.setattr(sql_module, "OWN_KEPT", 4)
+    index = SyncedIndex(MemoryIndex(DIM), here, tmp_path / "a")
+    index.reconcile()
+    mine: list[int] = []
+    for n in range(6):
+        new = record(here, sid, f"x{n}", seed=20 * n)
+        add_to(index, new)
+        mine += [i for i, _ in new]
+    assert len(here._own) <= 4
+    assert sorted(index.ids().tolist()) == sorted(mine)
