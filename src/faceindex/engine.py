@@ -112,7 +112,10 @@ class Engine:
         try:
             engine.reconcile()
         except Exception:
-            engine.close()
+            try:
+                engine.close()
+            except Exception:  # the reconcile failure is the one to report
+                log.exception("closing %s after a failed reconcile", home)
             raise
         return engine
 

@@ -9,7 +9,9 @@ another process wrote since, applies just the faces added and removed after that
 callers (the ingest runner, an erasure) apply them to the index right after the commit.
 
 A distributed backend (a Milvus cluster) is one store every process writes, so there is no
-copy to bring up to date: it is only reconciled on open. Search stays safe in between: the searcher drops every id the catalog no longer holds, so
+copy to bring up to date: it is only reconciled on open.
+
+Search stays safe in between: the searcher drops every id the catalog no longer holds, so
 an erased face is never returned even before a refresh drops its vector.
 
 Saving writes a stamp beside the index (``catalog-sync.json``: the generation the saved
@@ -60,6 +62,7 @@ class SyncedIndex:
         self._lock_path = directory / f"{STAMP_FILE}.lock"
         self.generation = -1  # unknown until reconcile()
         self._mutate = threading.RLock()
+        self._closed = False
         self._reloadable_of: object = None  # the inner the cached target was found under
         self._reload_target: Reloadable | None = None
 
@@ -105,6 +108,10 @@ class SyncedIndex:
             self._write_stamp()
 
     def close(self) -> None:
+        """Save and close; closing again does nothing (an app and its test may both)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             if self.generation >= 0:
                 self.save()
