@@ -15,10 +15,12 @@ Search stays safe in between: the searcher drops every id the catalog no longer 
 an erased face is never returned even before a refresh drops its vector.
 
 Saving writes a stamp beside the index (``catalog-sync.json``: the generation the saved
-content reflects) under a file lock that every save, rebuild, compaction and reload takes,
-so stamp and files always agree. Opening reconciles from the stamp: the changes after it,
-or, where there is no stamp, the log no longer reaches it, or the counts still differ, a
-full comparison of ids. Files another process replaced (a FAISS rebuild or compaction, see
+content reflects, and the one its writer stamped before) under a file lock that every save,
+rebuild, compaction and reload takes. Opening reconciles from the stamp: the changes after
+it, and removals from the stamp before (an own write committed just before a save may not
+have reached the files yet); then, with no stale vector left, equal counts mean equal ids.
+Where there is no stamp, the log cannot answer, or the counts still differ, every id is
+compared. Files another process replaced (a FAISS rebuild or compaction, see
 :class:`~faceindex.index.maintenance.Reloadable`) are reloaded before anything is applied.
 """
 
@@ -63,6 +65,8 @@ class SyncedIndex:
         self.generation = -1  # unknown until reconcile()
         self._mutate = threading.RLock()
         self._closed = False
+        self._stamped = -1  # the generation this object last stamped (or started from)
+        self._replayed = (0, 0)  # (added, removed) by the last _replay
         self._reloadable_of: object = None  # the inner the cached target was found under
         self._reload_target: Reloadable | None = None
 
@@ -140,16 +144,14 @@ class SyncedIndex:
             stamp = None if full else self._read_stamp()
             added = removed = 0
             agreed = False
-            if stamp is not None:
-                self.generation = stamp
-                changes = self.catalog.changes_since(stamp, include_own=True)
-                if changes.complete:
-                    added, removed = self._apply(changes)
-                    agreed = self.inner.count() == self.catalog.count_faces()
+            if stamp is not None and self._replay(*stamp):
+                added, removed = self._replayed
+                agreed = self.inner.count() == self.catalog.count_faces()
             if not agreed:
                 more, fewer = self._compare_all()
                 added, removed = added + more, removed + fewer
-            if added or removed or stamp != self.generation:
+                self._stamped = self.generation
+            if added or removed or stamp is None or stamp[0] != self.generation:
                 if added or removed:
                     log.warning(
                         "index reconciled with catalog: %d added, %d removed", added, removed
@@ -157,6 +159,24 @@ class SyncedIndex:
                 self.inner.save()
                 self._write_stamp()
             return added, removed
+
+    def _replay(self, generation: int, replay_from: int) -> bool:
+        """Bring files stamped at ``generation`` up to the catalog; False if it cannot say.
+
+        A writer's own changes commit before they reach its index, so one committed just
+        before a save may be stamped but missing from the files. Removals are replayed from
+        the writer's stamp before (``replay_from``): then no stale vector is left, and any
+        missing one shows in the count, which the caller compares."""
+        self.generation = self._stamped = generation
+        early = self.catalog.changes_since(replay_from, include_own=True)
+        changes = self.catalog.changes_since(generation, include_own=True)
+        if not (early.complete and changes.complete):
+            return False
+        stale = np.setdiff1d(early.removed, changes.removed)
+        removed = self.inner.remove(stale) if len(stale) else 0
+        added, more = self._apply(changes)
+        self._replayed = (added, removed + more)
+        return True
 
     def _catch_up(self, *, include_own: bool = False) -> tuple[int, int]:
         changes = self.catalog.changes_since(self.generation, include_own=include_own)
@@ -232,11 +252,9 @@ class SyncedIndex:
         log.warning("index files were replaced by another process: reloading them")
         target.reload()
         stamp = self._read_stamp()
-        self.generation = stamp if stamp is not None else -1
-        if self.generation < 0:
+        replayed = stamp is not None and self._replay(*stamp)
+        if not replayed or self.inner.count() != self.catalog.count_faces():
             self._compare_all()
-        else:
-            self._catch_up(include_own=True)
 
     # -- upkeep (Maintainable) ------------------------------------------------------------
 
@@ -293,10 +311,12 @@ class SyncedIndex:
         finally:
             os.close(fd)  # releases the lock
 
-    def _read_stamp(self) -> int | None:
+    def _read_stamp(self) -> tuple[int, int] | None:
+        """(generation the saved files reflect, generation its writer stamped before)."""
         try:
             data = json.loads(self.stamp_path.read_text())
-            return int(data["generation"])
+            generation = int(data["generation"])
+            return generation, min(int(data.get("replay_from", generation)), generation)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -306,5 +326,7 @@ class SyncedIndex:
     def _write_stamp(self) -> None:
         if self.generation < 0:
             return
-        text = json.dumps({"generation": self.generation})
+        replay_from = self._stamped if 0 <= self._stamped <= self.generation else self.generation
+        text = json.dumps({"generation": self.generation, "replay_from": replay_from})
         atomic_write(self.stamp_path, lambda tmp: tmp.write_text(text))
+        self._stamped = self.generation
