@@ -17,6 +17,7 @@ from faceindex.errors import ConfigError, InputError, NoFaceError
 from faceindex.home_switch import complete_switch
 from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
+from faceindex.index.synced import SyncedIndex
 from faceindex.model_record import check_model
 from faceindex.pipeline.runner import FaceScreen, ImageScreen, Progress_cb, run_ingest
 from faceindex.pipeline.worker import WorkerState
@@ -77,18 +78,27 @@ class Engine:
         catalog = open_catalog(settings.resolved_catalog_url)
         try:
             check_model(home, pack, has_gallery=catalog.count_faces() > 0)
-            index = open_index(settings.resolved_index_url, dim=pack.dim, metric=pack.index_metric)
+            url = settings.resolved_index_url
+            backend = open_index(url, dim=pack.dim, metric=pack.index_metric)
         except Exception:
             catalog.close()
             raise
-        engine = cls(settings, catalog, index, pack)
-        engine.reconcile()
+        engine = cls(settings, catalog, _follow(backend, catalog, home), pack)
+        try:
+            engine.reconcile()
+        except Exception:
+            try:
+                engine.close()
+            except Exception:  # the reconcile failure is the one to report
+                log.exception("closing %s after a failed reconcile", home)
+            raise
         return engine
 
     def switch_model(self, pack: ModelPack, catalog: Catalog, index: VectorIndex) -> None:
         """Adopt a re-embedded home's catalog, index and models (see ``faceindex.reembed``);
         the old catalog and index are already closed."""
-        self.pack, self.catalog, self.index = pack, catalog, index
+        self.pack, self.catalog = pack, catalog
+        self.index = _follow(index, catalog, self.settings.home)
         self._analyzer = None
 
     def __enter__(self) -> Engine:
@@ -122,11 +132,13 @@ class Engine:
     # -- consistency ----------------------------------------------------------------------
 
     def reconcile(self, *, full: bool = False) -> tuple[int, int]:
-        """Make the index hold exactly the catalog's faces (after a crash, or a lost index).
-
-        Unless ``full``, equal counts are taken as agreement: comparing every id costs
-        minutes at 100M faces, and search drops ids the catalog no longer holds anyway.
+        """Make the index hold exactly the catalog's faces (after a crash, another process's
+        writes, or a lost index). An engine's own index compares the ids changed since its
+        saved stamp, and every id only where that cannot settle it (see index/synced.py);
+        a bare index given to the constructor takes equal counts as agreement.
         Returns (vectors added, vectors removed)."""
+        if isinstance(self.index, SyncedIndex):
+            return self.index.reconcile(full=full)
         if not full and self.index.count() == self.catalog.count_faces():
             return 0, 0
         held = self.index.ids()
@@ -273,3 +285,10 @@ class Engine:
         out["model"] = self.pack.identity.describe()
         out["catalog"] = self.settings.resolved_catalog_url
         return out
+
+
+def _follow(backend: VectorIndex, catalog: Catalog, home: Path) -> VectorIndex:
+    """The index following every process's writes to the catalog (index/synced.py); its
+    stamp lives with the index files where there are some, else in the home."""
+    where = getattr(backend, "directory", None)
+    return SyncedIndex(backend, catalog, where if isinstance(where, Path) else home)

@@ -8,7 +8,11 @@ identities with a few samples each.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,17 +42,31 @@ def gallery(n_people: int = 300, per: int = 4, seed: int = 0) -> tuple[np.ndarra
     return ids, vecs.astype(np.float32)
 
 
+def open_backend(kind: str, path: Path) -> VectorIndex:
+    """The persistent backends by name, as a test (or a new process) opens them."""
+    if kind == "faiss-flat":
+        return FaissIndex(path / "idx", DIM, options=FaissOptions(kind="flat"))
+    if kind == "faiss-ivf":
+        return FaissIndex(path / "idx", DIM, options=IVF)
+    if kind == "faiss-ivf-disk":
+        return FaissIndex(
+            path / "idx", DIM, options=FaissOptions(**{**IVF.to_dict(), "storage": "disk"})
+        )
+    if kind == "milvus-lite":
+        from faceindex.index.milvus import MilvusIndex
+
+        return MilvusIndex.from_url(f"milvus-lite:///{path / 'faces.db'}", dim=DIM)
+    raise ValueError(kind)
+
+
 def _milvus_lite(path: Path) -> Open:
     pytest.importorskip("pymilvus", reason="needs pymilvus: pip install 'faceindex[milvus]'")
     pytest.importorskip("milvus_lite", reason="needs milvus-lite: pip install 'faceindex[milvus]'")
-    from faceindex.index.milvus import MilvusIndex
-
-    url = f"milvus-lite:///{path / 'faces.db'}"
     try:
-        MilvusIndex.from_url(url, dim=DIM).close()
+        open_backend("milvus-lite", path).close()
     except Exception as exc:  # a sandbox without the server binary's needs, a locked port...
         pytest.skip(f"milvus-lite cannot start here: {exc}")
-    return lambda: MilvusIndex.from_url(url, dim=DIM)
+    return lambda: open_backend("milvus-lite", path)
 
 
 @pytest.fixture(params=["memory", "faiss-flat", "faiss-ivf", "faiss-ivf-disk", "milvus-lite"])
@@ -56,16 +74,14 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Open]:
     kind = request.param
     if kind == "memory":
         shared = MemoryIndex(DIM)  # not persistent: "reopening" returns the same object
-        yield lambda: shared
-    elif kind == "faiss-flat":
-        yield lambda: FaissIndex(tmp_path / "idx", DIM, options=FaissOptions(kind="flat"))
-    elif kind == "faiss-ivf":
-        yield lambda: FaissIndex(tmp_path / "idx", DIM, options=IVF)
-    elif kind == "faiss-ivf-disk":
-        disk = FaissOptions(**{**IVF.to_dict(), "storage": "disk"})
-        yield lambda: FaissIndex(tmp_path / "idx", DIM, options=disk)
+        opened: Open = lambda: shared  # noqa: E731
+    elif kind == "milvus-lite":
+        opened = _milvus_lite(tmp_path)
     else:
-        yield _milvus_lite(tmp_path)
+        opened = lambda: open_backend(kind, tmp_path)  # noqa: E731
+    opened.kind = kind  # type: ignore[attr-defined]
+    opened.path = tmp_path  # type: ignore[attr-defined]
+    yield opened
     shutil.rmtree(tmp_path / "idx", ignore_errors=True)
 
 
@@ -189,3 +205,95 @@ def test_empty_and_short_results_are_padded(opener: Open) -> None:
     assert (i[0, 3:] == -1).all() and np.isinf(d[0, 3:]).all()
     assert index.count() == 3
     index.close()
+
+
+# -- reopen, restart, delete then search after reopen ------------------------------------------
+
+
+def _persistent(opener: Open) -> tuple[str, Path]:
+    kind = opener.kind  # type: ignore[attr-defined]
+    if kind == "memory":
+        pytest.skip("not persistent: nothing to reopen")
+    return kind, opener.path  # type: ignore[attr-defined]
+
+
+def _in_new_process(kind: str, path: Path, queries: np.ndarray, k: int) -> dict[str, object]:
+    """Open the backend in a fresh interpreter, as the next CLI command or a restarted
+    server would, and return what it holds and finds."""
+    np.save(path / "queries.npy", queries)
+    script = (
+        "import json, sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from tests.contract.test_index_contract import open_backend\n"
+        "path = Path(sys.argv[2])\n"
+        "index = open_backend(sys.argv[1], path)\n"
+        "d, i = index.search(np.load(path / 'queries.npy'), int(sys.argv[3]))\n"
+        "out = {'count': index.count(), 'ids': sorted(index.ids().tolist()),\n"
+        "       'dist': d.tolist(), 'found': i.tolist()}\n"
+        "index.close()\n"
+        "print(json.dumps(out))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, kind, str(path), str(k)],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_reopen_twice_then_change_and_search(opener: Open) -> None:
+    """A second reopen (a store loaded on open must also be writable after it)."""
+    _persistent(opener)
+    index, oracle, ids, vecs = filled(opener)
+    index.close()
+    for round_ in range(2):
+        again = opener()
+        more_ids = np.arange(1, 6, dtype=np.int64) + 10_000 * (round_ + 1)
+        more = probes(vecs, 5)
+        again.add(more_ids, more)
+        oracle.add(more_ids, more)
+        again.save()
+        assert again.count() == oracle.count()
+        assert_same(again, oracle, np.vstack([more, probes(vecs)]))
+        again.close()
+
+
+def test_restart_in_a_new_process_finds_everything(opener: Open) -> None:
+    kind, path = _persistent(opener)
+    index, oracle, ids, vecs = filled(opener)
+    index.close()
+    q = probes(vecs)
+    got = _in_new_process(kind, path, q, 10)
+    assert got["count"] == len(ids) and got["ids"] == sorted(ids.tolist())
+    want_d, want_i = oracle.search(q, 10)
+    np.testing.assert_allclose(np.asarray(got["dist"]), want_d, rtol=0, atol=2e-3)
+    assert (np.asarray(got["found"])[:, 0] == want_i[:, 0]).all()
+
+
+def test_delete_then_search_after_reopen_and_restart(opener: Open) -> None:
+    kind, path = _persistent(opener)
+    index, oracle, ids, vecs = filled(opener)
+    q = probes(vecs)
+    _, before = oracle.search(q, 10)
+    gone = np.unique(before[:, :3])
+    assert index.remove(gone) == len(gone)
+    oracle.remove(gone)
+    index.save()
+    index.close()
+    again = opener()
+    _, after = again.search(q, 10)
+    assert not np.isin(after, gone).any()
+    assert again.count() == len(ids) - len(gone)
+    assert_same(again, oracle, q)
+    again.close()
+    got = _in_new_process(kind, path, q, 10)
+    assert not np.isin(np.asarray(got["found"]), gone).any()
+    assert got["count"] == len(ids) - len(gone)
+    assert not set(got["ids"]) & set(gone.tolist())  # type: ignore[call-overload]

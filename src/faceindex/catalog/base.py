@@ -17,9 +17,17 @@ import numpy as np
 from faceindex.sources.base import SourceRecord
 from faceindex.types import BBox, DetectedFace, Provenance
 
-__all__ = ["Catalog", "ErasedRows", "FaceRow", "ImageOutcome", "NewSource", "SCHEMA_VERSION"]
+__all__ = [
+    "Catalog",
+    "CatalogChanges",
+    "ErasedRows",
+    "FaceRow",
+    "ImageOutcome",
+    "NewSource",
+    "SCHEMA_VERSION",
+]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,19 @@ class ErasedRows:
     items: int  # locations removed
 
 
+@dataclass(frozen=True)
+class CatalogChanges:
+    """The faces added and removed after one generation, up to ``generation``.
+
+    ``complete`` is false when the catalog cannot say (the generation asked about is not
+    one this catalog has reached); the caller then compares every id."""
+
+    generation: int
+    added: np.ndarray  # ids of live faces added in between, sorted
+    removed: np.ndarray  # ids removed in between (some may never have been indexed)
+    complete: bool = True
+
+
 @runtime_checkable
 class Catalog(Protocol):
     def close(self) -> None: ...
@@ -114,6 +135,17 @@ class Catalog(Protocol):
         ...
 
     def count_faces(self) -> int: ...
+
+    # changes, for other processes' indexes (one generation per write transaction)
+    def generation(self) -> int:
+        """The generation of the last committed write (one cheap read)."""
+        ...
+
+    def changes_since(self, generation: int, *, include_own: bool = False) -> CatalogChanges:
+        """What changed after ``generation``. Unless ``include_own``, leaves out the changes
+        this catalog object wrote itself (its callers applied those to their index)."""
+        ...
+
     def stats(self) -> dict[str, int]: ...
     def failures(
         self, source_id: int | None = None, *, skipped: bool = False

@@ -94,4 +94,20 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE INDEX faces_image ON faces (image_id)",
     ],
+    # v2: what changed, for other processes. Every write transaction bumps the one row of
+    # catalog_state (first, so concurrent PostgreSQL writers queue on its row lock and
+    # generations commit in order); a face records the generation that added it, a removed
+    # face's id is logged with the generation that removed it. A process holding an index
+    # asks for the faces and removals after the generation it last saw.
+    2: [
+        "CREATE TABLE catalog_state (id INTEGER PRIMARY KEY, generation INTEGER NOT NULL)",
+        "INSERT INTO catalog_state (id, generation) VALUES (1, 0)",
+        "ALTER TABLE faces ADD COLUMN generation INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX faces_generation ON faces (generation)",
+        """CREATE TABLE face_removals (
+            generation INTEGER NOT NULL,
+            face_id INTEGER NOT NULL
+        )""",
+        "CREATE INDEX face_removals_generation ON face_removals (generation)",
+    ],
 }

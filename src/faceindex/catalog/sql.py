@@ -19,18 +19,27 @@ from typing import Any, ClassVar, NoReturn, Protocol
 
 import numpy as np
 
-from faceindex.catalog.base import SCHEMA_VERSION, FaceRow, ImageOutcome, NewSource
+from faceindex.catalog import sql_changes
+from faceindex.catalog.base import (
+    SCHEMA_VERSION,
+    CatalogChanges,
+    FaceRow,
+    ImageOutcome,
+    NewSource,
+)
 from faceindex.catalog.schema import MIGRATIONS
 from faceindex.catalog.sql_erase import EraseQueries
+from faceindex.catalog.sql_rows import insert_face, source_record
 from faceindex.errors import InputError, NotFoundError, StorageError
 from faceindex.sources.base import SourceRecord
-from faceindex.types import BBox, DetectedFace, Provenance
+from faceindex.types import BBox, Provenance
 
 __all__ = ["Cursor", "Row", "SqlCatalog", "Tx", "marks", "utcnow"]
 
 log = logging.getLogger(__name__)
 
 CHUNK = 500  # ids per IN (...) list: under SQLite's variable limit, cheap for PostgreSQL
+OWN_KEPT = 100_000  # own generations remembered until someone asks past them
 
 
 def utcnow() -> str:
@@ -59,8 +68,9 @@ class Cursor(Protocol):
 class Tx:
     """The handle a transaction body works through (dialect-neutral, ``?`` placeholders)."""
 
-    def __init__(self, catalog: SqlCatalog) -> None:
+    def __init__(self, catalog: SqlCatalog, generation: int = 0) -> None:
         self._catalog = catalog
+        self.generation = generation  # this write's (0 while migrating)
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
         return self._catalog._execute(sql, params)
@@ -84,6 +94,7 @@ class SqlCatalog(EraseQueries):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._own: set[int] = set()  # generations this object committed (not yet asked about)
 
     # -- dialect hooks --------------------------------------------------------------------
 
@@ -111,12 +122,20 @@ class SqlCatalog(EraseQueries):
         raise StorageError(f"{self.dialect} catalog: {exc}") from exc
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        """One atomic unit of work; the catalog's lock is held throughout."""
+    def transaction(self, *, bump: bool = True) -> Iterator[Tx]:
+        """One atomic unit of work; the catalog's lock is held throughout. It takes the next
+        generation first (see :mod:`faceindex.catalog.sql_changes`)."""
         with self._lock:
             try:
                 with self._begin():
-                    yield Tx(self)
+                    tx = Tx(self)
+                    if bump:
+                        tx.generation = sql_changes.next_generation(tx)
+                    yield tx
+                if tx.generation:
+                    self._own.add(tx.generation)
+                    if len(self._own) > OWN_KEPT:  # forgotten ones are re-applied: harmless
+                        self._own = set(sorted(self._own)[OWN_KEPT // 2 :])
             except self.driver_errors as exc:
                 self._reraise(exc)
 
@@ -129,7 +148,7 @@ class SqlCatalog(EraseQueries):
                 self._reraise(exc)
 
     def _migrate(self) -> None:
-        with self.transaction() as tx:
+        with self.transaction(bump=False) as tx:
             self._lock_schema(tx)
             tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = tx.execute("SELECT version FROM schema_version").fetchone()
@@ -215,7 +234,7 @@ class SqlCatalog(EraseQueries):
                         image_id = int(row[0])
                     else:
                         for face in out.faces:
-                            new.append(_insert_face(tx, image_id, face, model, now))
+                            new.append(insert_face(tx, image_id, face, model, now))
                 tx.execute(
                     "INSERT INTO items (source_id, locator, image_id, sha256, status, reason,"
                     " size, mtime, ingested_at) VALUES (?,?,?,?,?,?,?,?,?)"
@@ -315,6 +334,18 @@ class SqlCatalog(EraseQueries):
     def count_faces(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM faces")[0][0])
 
+    def generation(self) -> int:
+        return sql_changes.read_generation(self.query)
+
+    def changes_since(self, generation: int, *, include_own: bool = False) -> CatalogChanges:
+        with self._lock:
+            changes = sql_changes.changes_since(
+                self.query, generation, self._own, include_own=include_own
+            )
+            if changes.complete:  # asked past them: forget own generations up to here
+                self._own = {g for g in self._own if g > changes.generation}
+        return changes
+
     def stats(self) -> dict[str, int]:
         row = self.query(
             "SELECT (SELECT COUNT(*) FROM sources), (SELECT COUNT(*) FROM images),"
@@ -346,52 +377,9 @@ class SqlCatalog(EraseQueries):
         with self.transaction() as tx:
             for start in range(0, len(wanted), CHUNK):
                 chunk = wanted[start : start + CHUNK]
+                where = f"id IN ({marks(len(chunk))})"
+                sql_changes.log_removals(tx, tx.generation, where, chunk)
                 removed += tx.execute(
                     f"DELETE FROM faces WHERE id IN ({marks(len(chunk))})", chunk
                 ).rowcount
         return removed
-
-
-def _insert_face(
-    tx: Tx, image_id: int, face: DetectedFace, model: str, now: str
-) -> tuple[int, np.ndarray]:
-    vec = np.ascontiguousarray(face.embedding, dtype=np.float32)
-    fid = tx.insert(
-        "INSERT INTO faces (image_id, box_left, box_top, box_right, box_bottom, landmarks,"
-        " detector, detector_score, quality, size, sharpness, pose, model, embedding,"
-        " thumbnail, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            image_id,
-            *(int(v) for v in face.bbox.as_list()),
-            json.dumps([[float(x), float(y)] for x, y in face.landmarks]),
-            face.detector,
-            float(face.detector_score),
-            float(face.quality.score),
-            int(face.quality.size),
-            float(face.quality.sharpness),
-            float(face.quality.pose),
-            model,
-            vec.tobytes(),
-            None if face.thumbnail is None else bytes(face.thumbnail),
-            now,
-        ),
-    )
-    if fid is None:
-        raise StorageError("the catalog returned no id for a new face")
-    return fid, vec
-
-
-def source_record(r: Row) -> SourceRecord:
-    return SourceRecord(
-        id=int(r["id"]),
-        name=r["name"],
-        kind=r["kind"],
-        uri=r["uri"],
-        owner=r["owner"],
-        legal_basis=r["legal_basis"],
-        legal_reference=r["legal_reference"],
-        purposes=tuple(json.loads(r["purposes"])),
-        retention_days=int(r["retention_days"]),
-        jurisdiction=r["jurisdiction"],
-        created_at=r["created_at"],
-    )

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from faceindex.catalog.base import ErasedRows
+from faceindex.catalog.sql_changes import log_removals
 
 __all__ = ["EraseQueries"]
 
@@ -24,6 +25,8 @@ CHUNK = 500
 
 
 class _Tx(Protocol):
+    generation: int
+
     def execute(self, sql: str, params: Sequence[object] = ()) -> Any: ...
 
 
@@ -60,7 +63,9 @@ def _drop_images(tx: _Tx, image_ids: Sequence[int]) -> tuple[list[int], list[int
     images = _select_ids(run, "SELECT id FROM images WHERE id IN ({})", image_ids)
     for chunk in _chunks(images):
         tx.execute(f"DELETE FROM items WHERE image_id IN ({_in(len(chunk))})", chunk)
-        tx.execute(f"DELETE FROM faces WHERE image_id IN ({_in(len(chunk))})", chunk)
+        where = f"image_id IN ({_in(len(chunk))})"
+        log_removals(tx, tx.generation, where, chunk)
+        tx.execute(f"DELETE FROM faces WHERE {where}", chunk)
         tx.execute(f"DELETE FROM images WHERE id IN ({_in(len(chunk))})", chunk)
     return images, faces
 

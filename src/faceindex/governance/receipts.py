@@ -106,9 +106,7 @@ class ReceiptBook:
 
     def verify_receipt(self, receipt_id: str) -> ReceiptCheck:
         self.acting.require(P.DELETE, P.READ_AUDIT, action="receipt-verify")
-        check = check_receipt(
-            self.engine, self.store, receipt_id, self.engine.thresholds.erase
-        )
+        check = check_receipt(self.engine, self.store, receipt_id, self.engine.thresholds.erase)
         seq = check.receipt.audit_seq
         entry = self.acting.audit.get(seq) if seq else None
         if entry is None or not receipt_matches_audit(check.receipt, dict(entry.event.details)):

@@ -4,8 +4,11 @@ past ``ivf_threshold`` faces, one directory and one class for both.
 The directory tells which kind it holds: ``faces.faiss`` (exact, the original format, so
 existing homes open unchanged) or ``idmap.npz`` + ``vectors.N.f32`` + ``ivf.faiss`` (IVF).
 ``index.json`` keeps the options; see :mod:`faceindex.index.faiss_options` for the URL
-parameters. Kind changes happen in :meth:`FaissIndex.save` (automatic) or
-:meth:`FaissIndex.rebuild` (``faceindex index build``), never in the middle of a search.
+parameters. ``disk-epoch`` counts the times the files were replaced (rebuild, compaction,
+kind switch, training; every save of on-disk lists, which change in place), so another
+process holding the index knows to reload it (:class:`~faceindex.index.maintenance.Reloadable`).
+Kind changes happen in :meth:`FaissIndex.save` (automatic) or :meth:`FaissIndex.rebuild`
+(``faceindex index build``), never in the middle of a search.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from faceindex.errors import ConfigError
+from faceindex.errors import ConfigError, StorageError
 from faceindex.index.base import Capabilities, Metric, as_ids, as_vectors, as_within
 from faceindex.index.faiss_flat import FLAT_FILE, FlatStore
 from faceindex.index.faiss_ivf import IvfStore
@@ -28,6 +31,7 @@ __all__ = ["FaissIndex"]
 
 log = logging.getLogger(__name__)
 OPTIONS_FILE = "index.json"
+EPOCH_FILE = "disk-epoch"
 
 
 class FaissIndex:
@@ -50,6 +54,7 @@ class FaissIndex:
         stored = self.directory / OPTIONS_FILE
         base = FaissOptions.from_dict(read_json(stored)) if stored.exists() else FaissOptions()
         self.options = FaissOptions.parse(query, options or base)
+        self._epoch = self._disk_epoch()
         self._store: FlatStore | IvfStore
         self.capabilities = Capabilities(
             exact=True, supports_delete=True, persistent=True, distributed=False
@@ -72,6 +77,36 @@ class FaissIndex:
         if parsed.scheme != "faiss" or not raw:
             raise ConfigError(f"{url!r} is not a faiss:///directory URL")
         return cls(Path(raw), dim, metric, query=parsed.query)
+
+    # -- files shared with other processes (Reloadable) ------------------------------------
+
+    def _disk_epoch(self) -> int:
+        try:
+            return int((self.directory / EPOCH_FILE).read_text())
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"cannot read {self.directory / EPOCH_FILE}: {exc}") from exc
+
+    def _bump_epoch(self) -> None:
+        self._epoch = max(self._epoch, self._disk_epoch()) + 1
+        text = str(self._epoch)
+        atomic_write(self.directory / EPOCH_FILE, lambda tmp: tmp.write_text(text))
+
+    def replaced_on_disk(self) -> bool:
+        return self._disk_epoch() != self._epoch
+
+    def reload(self) -> None:
+        """Open the directory's files again as they now are (unsaved changes are dropped)."""
+        stored = self.directory / OPTIONS_FILE
+        if stored.exists():
+            self.options = FaissOptions.from_dict(read_json(stored))
+        self._epoch = self._disk_epoch()
+        if IvfStore.exists(self.directory):
+            self._store = IvfStore(self.directory, self.dim, self.metric, self.options)
+        else:
+            self._store = FlatStore(self.directory, self.dim, self.metric)
+        self._refresh()
 
     @property
     def kind(self) -> str:
@@ -119,6 +154,9 @@ class FaissIndex:
     def save(self) -> None:
         """Persist, then apply the automatic triggers: switch to IVF past the threshold,
         train once there is enough to train on, retrain once the gallery outgrew it."""
+        in_place = isinstance(self._store, IvfStore) and self._store.storage == "disk"
+        if in_place and self._store.dirty:
+            self._bump_epoch()  # on-disk lists changed in place: other copies are stale
         self._store.save()
         n = self._store.count()
         if isinstance(self._store, FlatStore):
@@ -126,6 +164,7 @@ class FaissIndex:
                 log.warning("%d faces: switching %s to IVF-PQ", n, self.directory)
                 self._switch("ivf")
         elif self._store.needs_training:
+            self._bump_epoch()
             log.warning(
                 "%d faces, trained on %d: (re)training %s",
                 n,
@@ -135,6 +174,7 @@ class FaissIndex:
             self._store.train()
         elif self._store.needs_compaction:
             log.warning("%d stale codes in %s: compacting", self._store.stale, self.directory)
+            self._bump_epoch()
             self._store.compact()
         self._refresh()
 
@@ -166,6 +206,7 @@ class FaissIndex:
         """Empty the index, re-add every batch, and retrain: ``kind`` flat, ivf or auto."""
         if kind is not None and kind != self.options.kind:
             self.options = FaissOptions.parse(f"kind={kind}", self.options)
+        self._bump_epoch()
         self._wipe()
         self._store = FlatStore(self.directory, self.dim, self.metric)
         want_ivf = self.options.kind == "ivf"
@@ -194,12 +235,14 @@ class FaissIndex:
             self._store.dirty = True  # FAISS flat removal is already physical
             self._store.save()
             return 0
+        self._bump_epoch()
         return self._store.compact()
 
     # -- kind switching ---------------------------------------------------------------------
 
     def _switch(self, kind: str) -> None:
         """Move every vector into a store of the other kind (train it if large enough)."""
+        self._bump_epoch()
         old = self._store
         if kind == "ivf":
             new: FlatStore | IvfStore = IvfStore(

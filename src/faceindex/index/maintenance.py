@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Batches", "IndexStats", "Maintainable"]
+__all__ = ["Batches", "IndexStats", "Maintainable", "Reloadable"]
 
 Batches = Iterable[tuple[np.ndarray, np.ndarray]]  # (ids, vectors) chunks, e.g. from a catalog
 
@@ -44,4 +44,18 @@ class Maintainable(Protocol):
 
     def compact(self) -> int:
         """Physically drop removed vectors and rewrite files; returns how many were dropped."""
+        ...
+
+
+@runtime_checkable
+class Reloadable(Protocol):
+    """An index whose files another process may replace (a rebuild, a compaction, a kind
+    switch), after which this process's copy must be read again before it changes them."""
+
+    def replaced_on_disk(self) -> bool:
+        """Whether the files were replaced since this object last loaded or wrote them."""
+        ...
+
+    def reload(self) -> None:
+        """Read the files again, dropping what this object held (and had not saved)."""
         ...

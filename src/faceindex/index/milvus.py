@@ -7,6 +7,10 @@ One collection per engine: ``id`` (INT64 primary key = catalog face id) and ``ve
 (FLOAT_VECTOR). The collection is created with consistency level Strong and every read
 passes it again, so a search issued after a delete never sees the deleted face. Milvus
 returns squared L2; distances are square-rooted here to keep the VectorIndex contract.
+An existing collection is loaded on open (a new process finds it released). Milvus Lite is
+one process's file: closing the index stops its in-process server and frees the file for
+the next process, but a server and a CLI cannot hold one Lite file at once (use a Milvus
+server for that). Tested with pymilvus 3.0.2 and milvus-lite 3.2.2 (pinned in the extra).
 Milvus Lite builds only FLAT indexes (exact); a cluster defaults to HNSW (approximate).
 """
 
@@ -43,6 +47,16 @@ def _client(uri: str, token: str) -> Any:
         raise StorageError(f"cannot connect to Milvus at {uri}: {exc}") from exc
 
 
+def _release_lite(path: str) -> None:
+    """Stop this process's Milvus Lite server for ``path``: it holds the file's lock until
+    then (milvus-lite 3 runs in-process until exit), so the next process could not open it."""
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:  # pragma: no cover - lite URLs need milvus-lite to open at all
+        return
+    server_manager_instance.release_server(path)
+
+
 class MilvusIndex:
     def __init__(
         self,
@@ -55,8 +69,10 @@ class MilvusIndex:
         index_type: str = "FLAT",
         build_params: dict[str, Any] | None = None,
         search_params: dict[str, Any] | None = None,
+        lite_path: str = "",
     ) -> None:
         self.dim, self.metric, self.collection = dim, metric, collection
+        self._lite_path = lite_path
         self._client, self._lite = client, lite
         self.index_type = "FLAT" if lite else index_type
         self._mtype = "L2" if metric == "l2" else "IP"
@@ -79,7 +95,9 @@ class MilvusIndex:
             if not path:
                 raise ConfigError(f"{url!r} names no Milvus Lite file")
             collection = query.pop("collection", "faces")
-            return cls(_client(path, ""), collection, dim=dim, metric=metric, lite=True)
+            return cls(
+                _client(path, ""), collection, dim=dim, metric=metric, lite=True, lite_path=path
+            )
         if parsed.scheme != "milvus" or not parsed.hostname:
             raise ConfigError(f"{url!r} is not milvus://host:port/collection")
         collection = parsed.path.strip("/") or "faces"
@@ -117,6 +135,9 @@ class MilvusIndex:
 
         c = self._client
         if c.has_collection(self.collection):
+            # A collection is searchable only while loaded; one made by an earlier process
+            # (always, with Milvus Lite) or released by an operator is not: load it.
+            c.load_collection(self.collection)
             return
         schema = MilvusClient.create_schema(auto_id=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
@@ -244,6 +265,8 @@ class MilvusIndex:
 
     def close(self) -> None:
         self._call(self._client.close)
+        if self._lite_path:
+            _release_lite(self._lite_path)
 
     # -- upkeep -----------------------------------------------------------------------------
 

@@ -5,11 +5,16 @@ The IVF-PQ codes only rank candidates; the distances users see are recomputed fr
 rows. The rows stay on disk (the OS pages in the few read per query), so RAM holds only the
 map: 16 bytes per face. Re-adding an id appends a new row and leaves the old one as garbage
 until :meth:`RawStore.compact`. ``idmap.npz`` is the commit point: rows written after the
-last :meth:`save` are ignored (and overwritten) when the store is opened again.
+last :meth:`save` are ignored when the store is opened again.
+
+Several processes may hold the same directory (a server and a CLI ingest): rows are
+appended at the end of the file as it is on disk, under an exclusive lock, so no process
+overwrites rows another one's map points at; rows no saved map names are garbage.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import mmap
 import os
@@ -76,14 +81,29 @@ class RawStore:
     def append(self, ids: np.ndarray, vecs: np.ndarray) -> None:
         """Store vectors under ids (already de-duplicated, not present in the map)."""
         path = self.vectors_path
+        data = np.ascontiguousarray(vecs, dtype=np.float32).tobytes()
+        # A missing file with rows recorded means another process compacted it away.
+        flags = os.O_RDWR | (os.O_CREAT if self.rows == 0 else 0)
         try:
-            with open(path, "r+b" if path.exists() else "wb") as fh:
-                fh.seek(self.rows * self._row_bytes)
-                fh.write(np.ascontiguousarray(vecs, dtype=np.float32).tobytes())
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write {path}: {exc} (replaced by another process? reopen the index)"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            start = max(self.rows, -(-size // self._row_bytes))  # past every row written
+            offset, view = start * self._row_bytes, memoryview(data)
+            while view:
+                done = os.pwrite(fd, view, offset)
+                offset, view = offset + done, view[done:]
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc}") from exc
-        new_slots = np.arange(self.rows, self.rows + len(ids), dtype=np.int64)
-        self.rows += len(ids)
+        finally:
+            os.close(fd)
+        new_slots = np.arange(start, start + len(ids), dtype=np.int64)
+        self.rows = start + len(ids)
         in_order = len(ids) and bool(np.all(np.diff(ids) > 0))
         if in_order and (not len(self.keys) or ids[0] > self.keys[-1]):
             self.keys = np.concatenate([self.keys, ids])  # the usual case: catalog ids grow

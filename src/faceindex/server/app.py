@@ -18,6 +18,7 @@ from faceindex.config import Settings
 from faceindex.engine import Engine
 from faceindex.governance.roles import Actor
 from faceindex.governance.service import Governance
+from faceindex.index.synced import SyncedIndex
 from faceindex.pipeline.runner import Progress
 from faceindex.server.accounts import AccountStore
 from faceindex.server.concurrency import EnginePool, EngineRunner, LockedIndex
@@ -43,8 +44,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     either way the app closes the engine when it shuts down."""
     engine = engine or Engine.open(settings)
     settings = engine.settings
-    if not isinstance(engine.index, LockedIndex):
-        engine.index = LockedIndex(engine.index)
+    _lock_index(engine)
     pool = EnginePool(engine, settings.server_threads)
     ingest_engine = pool.view()
     gov = Governance.open(engine)
@@ -100,6 +100,18 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_docs(app)
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
+
+
+def _lock_index(engine: Engine) -> None:
+    """Searches share the index, changes wait for them. An engine's own index follows the
+    catalog (what other processes write is applied before each search and count), so the
+    lock goes inside it, around the backend, where those changes are applied."""
+    index = engine.index
+    if isinstance(index, SyncedIndex):
+        if not isinstance(index.inner, LockedIndex):
+            index.inner = LockedIndex(index.inner)
+    elif not isinstance(index, LockedIndex):
+        engine.index = LockedIndex(index)
 
 
 def close_state(st: State, engine: Engine) -> None:
