@@ -98,6 +98,17 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=30, ge=1, description="requests per token at once")
     request_timeout_s: float = Field(default=30.0, gt=0, description="engine call limit (503)")
 
+    # bounded probes (issue 9, item 5): see docs/BENCHMARKS.md, "Bounded probes"
+    detect_cnn_max_pixels: int = Field(
+        default=500_000, ge=10_000, description="pixels the CNN detector sees at most"
+    )
+    server_analysis: Literal["process", "thread"] = Field(
+        default="process", description="server probes analysed in worker processes or threads"
+    )
+    analysis_worker_max_rss_mb: int = Field(
+        default=2048, ge=256, description="restart a server analysis worker holding more"
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

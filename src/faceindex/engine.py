@@ -20,8 +20,7 @@ from faceindex.pipeline.worker import WorkerState
 from faceindex.search.searcher import match_faces
 from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
 from faceindex.types import IngestSummary, SearchResult
-from faceindex.vision.analyze import FaceAnalyzer
-from faceindex.vision.decode import decode_image
+from faceindex.vision.analyze import Analyzer, FaceAnalyzer
 from faceindex.vision.embed import descriptor_name
 
 __all__ = ["Engine", "build_analyzer", "build_source"]
@@ -34,10 +33,11 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
     from faceindex.vision.align import DlibAligner
     from faceindex.vision.base import Detector
     from faceindex.vision.detect import (
+        BoundedDetector,
         CnnDetector,
-        FallbackDetector,
         HogDetector,
         WholeImageDetector,
+        bounded_fallback,
     )
     from faceindex.vision.embed import DlibEmbedder
 
@@ -47,14 +47,19 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
     if settings.detector == "whole":
         detector = WholeImageDetector(HogDetector(upsample=2, max_side=0))
     elif settings.detector == "cnn":
-        detector = CnnDetector(upsample=up, **common)
+        detector = BoundedDetector(
+            CnnDetector(upsample=0, max_side=0),
+            max_pixels=settings.detect_cnn_max_pixels,
+            max_scale=2.0**up,
+            min_size=settings.min_face_size,
+        )
     elif settings.detect_fallback:
-        detector = FallbackDetector(
-            [
-                HogDetector(upsample=up, **common),
-                HogDetector(upsample=up + 1, **common),
-                CnnDetector(upsample=up, **common),
-            ]
+        detector = bounded_fallback(
+            CnnDetector(upsample=0, max_side=0),  # the fallback policy scales its input
+            upsample=up,
+            max_side=settings.detect_max_side,
+            min_size=settings.min_face_size,
+            cnn_max_pixels=settings.detect_cnn_max_pixels,
         )
     else:
         detector = HogDetector(upsample=up, **common)
@@ -89,6 +94,9 @@ class Engine:
         self.catalog = catalog
         self.index = index
         self._analyzer: FaceAnalyzer | None = None
+        # Where probe photos are analysed; None: this process's models. The server puts
+        # worker processes here (server/workers.py) so an analysis never holds its GIL.
+        self.probe_analyzer: Analyzer | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, create: bool = False) -> Engine:
@@ -245,8 +253,9 @@ class Engine:
         sources: Collection[str] | None = None,
     ) -> list[SearchResult]:
         s = self.settings
-        rgb = decode_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
-        faces = self.analyzer.analyze(rgb)
+        analyzer = self.probe_analyzer or self.analyzer
+        found = analyzer.analyze_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
+        faces = list(found.faces)
         if not faces:
             raise NoFaceError("no face found in the probe image")
         if largest:
