@@ -30,6 +30,7 @@ from faceindex.server.routes import governance as governance_routes
 from faceindex.server.routes import ops, search, sources, web
 from faceindex.server.routes.common import State
 from faceindex.server.searches import ShownFaces
+from faceindex.server.workers import AnalysisWorker, RemoteAnalyzer
 from faceindex.types import IngestSummary
 
 __all__ = ["create_app"]
@@ -44,7 +45,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     settings = engine.settings
     if not isinstance(engine.index, LockedIndex):
         engine.index = LockedIndex(engine.index)
-    pool = EnginePool(engine, settings.server_threads)
+    pool = EnginePool(engine, settings.server_threads, remote_analyzers(settings))
     ingest_engine = pool.view()
     gov = Governance.open(engine)
 
@@ -98,8 +99,20 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     return app
 
 
+def remote_analyzers(settings: Settings) -> list[RemoteAnalyzer]:
+    """One analysis worker process per engine slot, started at its first probe (dlib holds
+    the GIL for a whole detection, so in a thread it would stall every other request)."""
+    if settings.server_analysis != "process":
+        return []
+    return [
+        RemoteAnalyzer(AnalysisWorker(settings, max_rss_mb=settings.analysis_worker_max_rss_mb))
+        for _ in range(settings.server_threads)
+    ]
+
+
 def close_state(st: State, engine: Engine) -> None:
     st.jobs.shutdown()
+    st.runner.pool.close()
     st.accounts.close()
     st.governance.close()
     engine.close()

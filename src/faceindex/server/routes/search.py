@@ -28,7 +28,6 @@ from faceindex.server.schemas import (
 )
 from faceindex.sources.base import SourceItem
 from faceindex.types import SearchResult
-from faceindex.vision.decode import decode_image
 
 __all__ = ["router"]
 
@@ -57,12 +56,14 @@ async def probe_faces(
 
     def detect(engine: Engine) -> ProbeOut:
         s = engine.settings
-        rgb = decode_image(data, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
-        found = engine.analyzer.detector.detect(rgb)
+        analyzer = engine.probe_analyzer or engine.analyzer  # a worker process in the server
+        found = analyzer.detect_image(data, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
         return ProbeOut(
-            width=int(rgb.shape[1]),
-            height=int(rgb.shape[0]),
-            faces=[ProbeBoxOut(box=d.bbox.as_list(), score=round(d.score, 4)) for d in found],
+            width=found.width,
+            height=found.height,
+            faces=[
+                ProbeBoxOut(box=d.bbox.as_list(), score=round(d.score, 4)) for d in found.detections
+            ],
         )
 
     return await st.runner.run(detect)
