@@ -1,10 +1,12 @@
 """A heavy probe does not hold the server: health answers meanwhile, the request timeout
 answers 503 on time, and the abandoned analysis is stopped (issue 9, item 5).
 
-Real uvicorn on 127.0.0.1, real dlib in the server's analysis worker processes. The heavy
-probe is a valid 7700x7700 PNG with no face: decoding it and running every detector pass
-takes seconds on any machine, far longer than the 1 s timeout set for it here. Timings are asserted
-loosely (the latency goals are measured in benchmarks/probe_latency.py).
+Real uvicorn on 127.0.0.1, real dlib in the server's analysis worker processes. The server
+here detects with dlib's CNN on a 1 MP copy: seconds of work that holds the GIL from the
+moment the probe is decoded, far longer than the 1 s timeout set for the heavy probe.
+Timings are asserted loosely (the latency goals are measured in
+benchmarks/probe_latency.py); with ``server_analysis=thread`` (the old design) this test
+fails: health and the 503 wait for dlib.
 """
 
 from __future__ import annotations
@@ -24,16 +26,18 @@ from PIL import Image
 
 from faceindex.config import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]  # 20-60 s: models, a 59 MP probe
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # 20-60 s of CNN detection
 
 TIMEOUT_S = 1.0
 
 
-def huge_blank_png(side: int = 7700) -> bytes:
-    ramp = np.linspace(0, 255, side, dtype=np.float32)
-    grey = ((ramp[:, None] + ramp[None, :]) / 2).astype(np.uint8)
+def plain_photo(size: tuple[int, int] = (1600, 1200)) -> bytes:
+    """A real scene with no face (scikit-image's coffee cup), enlarged."""
+    from skimage import data
+
+    scene = Image.fromarray(np.asarray(data.coffee())).resize(size, Image.Resampling.BICUBIC)
     buf = io.BytesIO()
-    Image.fromarray(grey).save(buf, format="PNG")
+    scene.save(buf, format="JPEG", quality=90)
     return buf.getvalue()
 
 
@@ -121,14 +125,16 @@ def test_health_answers_and_the_timeout_answers_while_a_heavy_probe_runs(
     ok, _, _ = search(live, jpeg(astronaut))
     assert ok == 200
     runner.timeout_s = TIMEOUT_S
-    heavy = huge_blank_png()
+    heavy = plain_photo()
     outcome: list[tuple[int, dict[str, object], float]] = []
     client = threading.Thread(target=lambda: outcome.append(search(live, heavy)))
     client.start()
     time.sleep(0.3)  # the upload is in and the analysis under way
     busy_pid = worker_pid(live)
     health = []
-    while client.is_alive() and len(health) < 5:
+    # Also after the 503: work left running in an abandoned thread would hold the GIL still.
+    polls_until = time.monotonic() + TIMEOUT_S + 2.0
+    while client.is_alive() or time.monotonic() < polls_until:
         t0 = time.monotonic()
         assert httpx.get(live.url + "/v1/health", timeout=120).status_code == 200
         health.append(time.monotonic() - t0)
@@ -136,9 +142,8 @@ def test_health_answers_and_the_timeout_answers_while_a_heavy_probe_runs(
     client.join(timeout=300)
     runner.timeout_s = 60.0
     status, body, took = outcome[0]
-    assert health, "the heavy search ended before health was asked"
-    # Held by the GIL, health waited for the whole detection (tens of seconds).
-    assert max(health) < 0.5, health
+    # Held by the GIL, health waited for the whole detection (seconds; 74 s in issue 9).
+    assert max(health) < 1.5, health
     assert status == 503 and body["type"] == "urn:faceindex:problem:timeout", body
     assert took < TIMEOUT_S + 2.0, took  # on time, not when the analysis would have ended
     # The abandoned analysis was stopped at the deadline, not left to run: its process is
