@@ -162,14 +162,37 @@ class WholeImageDetector:
         return [Detection(box, 1.0, f"{self.name}+{self._refine.name}")]
 
 
+def _mapped(
+    found: list[Detection], back: float, shape: tuple[int, ...], min_size: int
+) -> list[Detection]:
+    """Detections on a copy scaled by 1/``back`` -> boxes in the image, small ones dropped."""
+    h, w = shape[:2]
+    out = []
+    for d in found:
+        b = d.bbox
+        box = (
+            b
+            if back == 1.0
+            else BBox(
+                max(0, round(b.left * back)),
+                max(0, round(b.top * back)),
+                min(w, round(b.right * back)),
+                min(h, round(b.bottom * back)),
+            )
+        )
+        if min(box.width, box.height) >= max(min_size, 1):
+            out.append(Detection(box, d.score, d.detector))
+    return out
+
+
 class BoundedDetector:
     """Any detector on a pixel budget: it sees a copy of at most ``max_pixels`` pixels,
     enlarged up to ``max_scale`` (for small faces) when the image is small enough.
 
     The inner detector should not rescale again (dlib's CNN: ``upsample=0, max_side=0``):
     the budget is then exactly what it processes, which is what its time and memory follow
-    (dlib's CNN: about 0.5 GB and 1.5 s per million pixels on one core, see
-    docs/BENCHMARKS.md). Boxes come back in the image's coordinates.
+    (dlib's CNN: about 0.95 GiB and, on one idle core, 4-5 s per million pixels; see
+    docs/BENCHMARKS.md, "Bounded probes"). Boxes come back in the image's coordinates.
     """
 
     def __init__(
@@ -185,31 +208,28 @@ class BoundedDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         copy, back = rescale(rgb, max_pixels=self.max_pixels, max_scale=self.max_scale)
-        h, w = rgb.shape[:2]
-        out = []
-        for d in self.inner.detect(copy):
-            b = d.bbox
-            box = BBox(
-                max(0, round(b.left * back)),
-                max(0, round(b.top * back)),
-                min(w, round(b.right * back)),
-                min(h, round(b.bottom * back)),
-            )
-            if min(box.width, box.height) >= max(self.min_size, 1):
-                out.append(Detection(box, d.score, self.name))
-        return out
+        found = [Detection(d.bbox, d.score, self.name) for d in self.inner.detect(copy)]
+        return _mapped(found, back, rgb.shape, self.min_size)
 
 
 class FallbackDetector:
-    """Runs detectors in order and returns the first non-empty answer."""
+    """Runs detectors in order and returns the first non-empty answer.
 
-    def __init__(self, chain: Sequence[Detector]) -> None:
+    With ``max_side`` the image is shrunk once for the whole chain (a 59 MP probe is then
+    resized once, not once per pass) and ``min_size`` applies to each pass's boxes in the
+    image's own pixels; the passes themselves should then not shrink or filter again.
+    """
+
+    def __init__(self, chain: Sequence[Detector], *, max_side: int = 0, min_size: int = 0) -> None:
         self.chain = tuple(chain)
+        self.max_side = max_side
+        self.min_size = min_size
         self.name = "+".join(d.name for d in self.chain)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
+        copy, back = rescale(rgb, max_side=self.max_side)
         for detector in self.chain:
-            found = detector.detect(rgb)
+            found = _mapped(detector.detect(copy), back, rgb.shape, self.min_size)
             if found:
                 return found
         return []
@@ -228,23 +248,19 @@ def bounded_fallback(
     that runs at the scale it is given) on a copy of at most ``cnn_max_pixels`` pixels,
     enlarged as far as ``upsample`` would where the image is small enough.
 
-    Only photos where HOG finds nothing pay for the later passes, and each has a pixel
-    budget, so the worst case is a constant: the second HOG pass sees at most
+    Every pass works on one copy of at most ``max_side``. Only photos where HOG finds
+    nothing pay for the later passes, and each has a pixel budget, so the worst case is a
+    constant: the second HOG pass sees at most
     :data:`SECOND_HOG_MAX_PIXELS`, and the CNN its budget (the old CNN pass, upsampling the
     1600 px copy, cost 35 s and 7.6 GB on a 1600x1200 photo without a face).
     docs/BENCHMARKS.md ("Bounded probes") has recall against cost for each budget.
     """
     return FallbackDetector(
         [
-            HogDetector(upsample=upsample, max_side=max_side, min_size=min_size),
-            HogDetector(
-                upsample=upsample + 1,
-                max_side=max_side,
-                min_size=min_size,
-                max_pixels=SECOND_HOG_MAX_PIXELS,
-            ),
-            BoundedDetector(
-                cnn, max_pixels=cnn_max_pixels, max_scale=2.0**upsample, min_size=min_size
-            ),
-        ]
+            HogDetector(upsample=upsample, max_side=0),
+            HogDetector(upsample=upsample + 1, max_side=0, max_pixels=SECOND_HOG_MAX_PIXELS),
+            BoundedDetector(cnn, max_pixels=cnn_max_pixels, max_scale=2.0**upsample),
+        ],
+        max_side=max_side,
+        min_size=min_size,
     )
