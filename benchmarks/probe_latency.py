@@ -126,14 +126,50 @@ def ingest_worker_child() -> None:
     print(json.dumps({"images": rows, "peak_rss_mib": round(peak)}))
 
 
+def cpu_seconds() -> None:
+    """The analysis each probe costs the server's worker, in CPU seconds on one core: what
+    its latency would be on an idle machine, whatever else shares this one."""
+    from faceindex.config import Settings
+    from faceindex.engine import build_analyzer
+
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    analyzer = build_analyzer(Settings.load("/nonexistent-home-for-cpu"))
+    cpu: dict[str, float] = {}
+    probes = [(str(p.relative_to(FACES)), p.read_bytes()) for p in wild_photos()]
+    hostile = [("generated/blank-7700x7700.png", huge_blank_png()),
+               ("generated/plain-1600x1200.jpg", plain_photo())]  # fmt: skip
+    for name, data in probes + hostile:
+        t0 = time.process_time()
+        analyzer.analyze_image(data, max_pixels=60_000_000, max_bytes=64 << 20)
+        cpu[name] = time.process_time() - t0
+    wild = [cpu[n] for n, _ in probes]
+    slowest = sorted(cpu.items(), key=lambda kv: -kv[1])[:5]
+    print(json.dumps({
+        "photos": len(wild),
+        "cpu_p50_s": round(pct(wild, 50), 3),
+        "cpu_p95_s": round(pct(wild, 95), 3),
+        "cpu_max_s": round(max(wild), 3),
+        "hostile_cpu_s": {n: round(cpu[n], 2) for n, _ in hostile},
+        "slowest": {n: round(c, 2) for n, c in slowest},
+    }, indent=2))  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=8766)
     ap.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+    ap.add_argument(
+        "--cpu",
+        action="store_true",
+        help="instead: CPU seconds of each probe's analysis in this process (load-independent)",
+    )
     ap.add_argument("--ingest-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.ingest_child:
         ingest_worker_child()
+        return
+    if args.cpu:
+        cpu_seconds()
         return
     import httpx
 
