@@ -43,7 +43,7 @@ _IMAGE: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/probe/faces",
     response_model=ProbeOut,
-    responses=errors(400, 403, 413),
+    responses=errors(400, 403, 413, 503),  # 503: the request timeout
     summary="Find the faces in a photo (boxes only; the gallery is not searched)",
 )
 async def probe_faces(
@@ -72,7 +72,7 @@ async def probe_faces(
 @router.post(
     "/searches",
     response_model=SearchOut,
-    responses=errors(400, 403, 413),
+    responses=errors(400, 403, 413, 503),  # 503: the request timeout
     summary="Search the gallery for every face in an uploaded photo",
 )
 async def search(
