@@ -60,3 +60,17 @@ def test_a_call_past_its_deadline_stops_the_process(
     assert worker.pid != pid  # killed at the deadline; a fresh one is loading
     again = worker.call("analyze_image", photo, far(), **LIMITS)
     assert again.faces
+
+
+def test_a_worker_over_its_memory_limit_is_replaced(astronaut: np.ndarray) -> None:
+    # glibc may keep a big analysis's heap: a worker holding more than its limit after a
+    # call is restarted, so no worker stays large.
+    small = AnalysisWorker(Settings.load("/nonexistent-home-for-workers"), max_rss_mb=1)
+    try:
+        small.start()
+        pid = small.pid
+        found = small.call("analyze_image", to_jpeg(astronaut), far(), **LIMITS)
+        assert found.faces  # the answer still comes back ...
+        assert small.pid != pid  # ... and the worker that gave it is replaced
+    finally:
+        small.stop()
