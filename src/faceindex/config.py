@@ -128,6 +128,17 @@ class Settings(BaseSettings):
         default=None, description="the audit HMAC key itself (FACEINDEX_AUDIT_KEY); wins"
     )
 
+    # bounded probes (issue 9, item 5): see docs/BENCHMARKS.md, "Bounded probes"
+    detect_cnn_max_pixels: int = Field(
+        default=500_000, ge=10_000, description="pixels the CNN detector sees at most"
+    )
+    server_analysis: Literal["process", "thread"] = Field(
+        default="process", description="server probes analysed in worker processes or threads"
+    )
+    analysis_worker_max_rss_mb: int = Field(
+        default=2048, ge=256, description="restart a server analysis worker holding more"
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

@@ -24,10 +24,8 @@ from faceindex.pipeline.worker import WorkerState
 from faceindex.search.searcher import match_faces
 from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
 from faceindex.types import IngestSummary, SearchResult
-from faceindex.vision.analyze import FaceAnalyzer
-from faceindex.vision.decode import decode_image
+from faceindex.vision.analyze import Analyzer, FaceAnalyzer
 from faceindex.vision.factory import build_analyzer, model_tag, settings_pack
-from faceindex.vision.minsize import too_small_for_faces
 from faceindex.vision.pack import ModelPack, Thresholds, thresholds_for
 
 __all__ = ["Engine", "build_analyzer", "build_source"]
@@ -65,6 +63,9 @@ class Engine:
         self.index = index
         self.pack = pack or settings_pack(settings)  # the face models, dim, metric, thresholds
         self._analyzer: FaceAnalyzer | None = None
+        # Where probe photos are analysed; None: this process's models. The server puts
+        # worker processes here (server/workers.py) so an analysis never holds its GIL.
+        self.probe_analyzer: Analyzer | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, create: bool = False) -> Engine:
@@ -255,13 +256,9 @@ class Engine:
         sources: Collection[str] | None = None,
     ) -> list[SearchResult]:
         s = self.settings
-        rgb = decode_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
-        small = too_small_for_faces(
-            rgb.shape, min_face_size=s.min_face_size, detect_max_side=s.detect_max_side
-        )
-        if small is not None:  # dlib's CNN can abort the process on a few-pixel image
-            raise NoFaceError(f"no face found in the probe image: {small}")
-        faces = self.analyzer.analyze(rgb)
+        analyzer = self.probe_analyzer or self.analyzer
+        found = analyzer.analyze_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
+        faces = list(found.faces)
         if not faces:
             raise NoFaceError("no face found in the probe image")
         if largest:

@@ -22,6 +22,7 @@ from faceindex.errors import ConfigError, NotFoundError, StorageError
 from faceindex.governance.faults import FaultInjected, RaiseAt, faults_from_env
 from faceindex.governance.service import Governance
 from faceindex.governance.store import GovernanceStore
+from faceindex.vision.pack import DLIB_PACK
 from tests.conftest import to_jpeg
 
 pytestmark = pytest.mark.integration
@@ -96,7 +97,7 @@ def test_an_image_erasure_stopped_after_its_commit_is_finished_by_the_next_erasu
     eng, server = _open(home)  # a long-lived process (the server) opened before the crash
     with eng, server:
         first, second = eng.catalog.image_ids_of_source(eng.catalog.get_source("press").id)
-        store = GovernanceStore(home / "governance.db")
+        store = GovernanceStore(home / "governance.db", dim=eng.pack.dim)
         dying = Governance(
             eng, server.audit, store, server.actor, faults=RaiseAt(["erasure-committed"])
         )
@@ -113,7 +114,7 @@ def test_an_image_erasure_stopped_after_its_commit_is_finished_by_the_next_erasu
 
 def test_a_running_erasure_is_not_recovered_by_another_open(home: Path) -> None:
     _crash(home, "erasure-intent", "erase_source", "press")
-    holder = GovernanceStore(home / "governance.db")
+    holder = GovernanceStore(home / "governance.db", dim=DLIB_PACK.dim)
     with holder.erasure_lock():  # another process mid-erasure: its intent is alive
         eng, gov = _open(home)
         with eng, gov:

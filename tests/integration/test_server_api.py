@@ -239,3 +239,11 @@ def test_health_and_metrics(api: Any, photo: bytes) -> None:
     text = client.get("/metrics").text
     assert 'faceindex_searches_total{outcome="ok"}' in text
     assert 'route="/v1/searches"' in text and "faceindex_gallery_faces" in text
+
+
+def test_engine_routes_document_the_timeout(api: Any) -> None:
+    # A probe's analysis can pass request_timeout_s: its 503 is part of the contract.
+    client, _ = api
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/searches", "/v1/probe/faces"):
+        assert "503" in paths[path]["post"]["responses"], path

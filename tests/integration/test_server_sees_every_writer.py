@@ -172,11 +172,12 @@ def test_the_server_sees_what_other_processes_write(
 
     # A suppression another process registers is honoured at once, before any sweep.
     from faceindex.governance.store import GovernanceStore
+    from faceindex.vision.pack import DLIB_PACK
     from faceindex.vision.decode import decode_image
 
     faces = analyzer.analyze(decode_image(probe, max_pixels=10**7, max_bytes=10**7))
     template = max(faces, key=lambda f: f.bbox.area).embedding
-    store = GovernanceStore(home / "governance.db")
+    store = GovernanceStore(home / "governance.db", dim=DLIB_PACK.dim)
     store.add_suppression(np.asarray(template)[None, :], actor="privacy", reference="OPT-0")
     store.close()
     held = catalog_faces(home)

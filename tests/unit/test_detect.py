@@ -7,7 +7,13 @@ import pytest
 
 from faceindex.types import BBox
 from faceindex.vision.base import Detection
-from faceindex.vision.detect import FallbackDetector, WholeImageDetector, downscale
+from faceindex.vision.detect import (
+    BoundedDetector,
+    FallbackDetector,
+    WholeImageDetector,
+    downscale,
+    rescale,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -59,3 +65,34 @@ def test_downscale_factor() -> None:
     assert small.shape[:2] == (1600, 800) and back == pytest.approx(1.25)
     same, one = downscale(np.zeros((100, 50, 3), np.uint8), 1600)
     assert same.shape[:2] == (100, 50) and one == 1.0
+
+
+def test_bounded_detector_never_shows_more_than_its_budget() -> None:
+    # The 7700x7700 probe of issue 9: the inner detector sees at most max_pixels, whatever
+    # the image, and boxes found on the copy come back in the image's coordinates.
+    inner = FixedDetector("cnn", [BBox(100, 200, 150, 250)])
+    bounded = BoundedDetector(inner, max_pixels=1_000_000, max_scale=2.0)
+    found = bounded.detect(np.zeros((7700, 7700, 3), np.uint8))
+    (h, w, _) = inner.seen[0]
+    assert h * w <= 1_000_000 and (h, w) == (1000, 1000)
+    assert [d.bbox for d in found] == [BBox(770, 1540, 1155, 1925)]
+    assert found[0].detector == "cnn@1mp"
+
+
+def test_bounded_detector_enlarges_small_images_up_to_its_scale() -> None:
+    inner = FixedDetector("cnn", [BBox(20, 20, 60, 60), BBox(0, 0, 10, 10)])
+    found = BoundedDetector(inner, max_pixels=1_000_000, max_scale=2.0, min_size=20).detect(
+        np.zeros((300, 400, 3), np.uint8)
+    )
+    assert inner.seen == [(600, 800, 3)]  # doubled: 0.48 MP, inside the budget
+    assert [d.bbox for d in found] == [BBox(10, 10, 30, 30)]  # the 5 px box is dropped
+
+
+def test_rescale_keeps_every_limit() -> None:
+    img = np.zeros((1200, 1600, 3), np.uint8)
+    copy, back = rescale(img, max_side=1000, max_pixels=2_000_000, max_scale=2.0)
+    assert copy.shape[:2] == (750, 1000) and back == pytest.approx(1.6)
+    copy, back = rescale(img, max_pixels=480_000)
+    assert copy.shape[:2] == (600, 800) and back == pytest.approx(2.0)
+    same, one = rescale(img)
+    assert same is img and one == 1.0

@@ -59,7 +59,7 @@ class FakePool:
     def __init__(self) -> None:
         self.primary = object()
 
-    def borrow(self):  # type: ignore[no-untyped-def]
+    def borrow(self, deadline: float = 0.0):  # type: ignore[no-untyped-def]
         from contextlib import nullcontext
 
         return nullcontext(self.primary)

@@ -22,7 +22,6 @@ from faceindex.governance.erasure import Erasure
 from faceindex.governance.roles import Permission
 from faceindex.governance.screen import min_distances
 from faceindex.governance.store import GovernanceStore
-from faceindex.vision.decode import decode_image
 
 __all__ = ["Lifecycle", "OptOut"]
 
@@ -59,9 +58,12 @@ class Lifecycle:
         vecs, shas = [], []
         for n, image in enumerate(probes, 1):
             shas.append(hashlib.sha256(image).hexdigest())
-            faces = self.engine.analyzer.analyze(
-                decode_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
-            )
+            # The server's analysis worker where there is one (dlib holds the GIL); the
+            # probe path also answers "no face" for images too small to hold one.
+            analyzer = self.engine.probe_analyzer or self.engine.analyzer
+            faces = analyzer.analyze_image(
+                image, max_pixels=s.max_pixels, max_bytes=s.max_bytes
+            ).faces
             if not faces:
                 raise NoFaceError(f"no face found in probe photo {n}")
             vecs.append(np.asarray(max(faces, key=lambda f: f.bbox.area).embedding, np.float32))

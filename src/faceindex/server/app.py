@@ -32,6 +32,7 @@ from faceindex.server.routes import governance as governance_routes
 from faceindex.server.routes import ops, search, sources, web
 from faceindex.server.routes.common import State
 from faceindex.server.searches import ShownFaces
+from faceindex.server.workers import AnalysisWorker, RemoteAnalyzer
 from faceindex.types import IngestSummary
 
 __all__ = ["create_app"]
@@ -45,7 +46,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     engine = engine or Engine.open(settings)
     settings = engine.settings
     _lock_index(engine)
-    pool = EnginePool(engine, settings.server_threads)
+    pool = EnginePool(engine, settings.server_threads, remote_analyzers(settings))
     ingest_engine = pool.view()
     gov = Governance.open(engine)
 
@@ -114,8 +115,20 @@ def _lock_index(engine: Engine) -> None:
         engine.index = LockedIndex(index)
 
 
+def remote_analyzers(settings: Settings) -> list[RemoteAnalyzer]:
+    """One analysis worker process per engine slot, started at its first probe (dlib holds
+    the GIL for a whole detection, so in a thread it would stall every other request)."""
+    if settings.server_analysis != "process":
+        return []
+    return [
+        RemoteAnalyzer(AnalysisWorker(settings, max_rss_mb=settings.analysis_worker_max_rss_mb))
+        for _ in range(settings.server_threads)
+    ]
+
+
 def close_state(st: State, engine: Engine) -> None:
     st.jobs.shutdown()
+    st.runner.pool.close()
     st.accounts.close()
     st.governance.close()
     engine.close()

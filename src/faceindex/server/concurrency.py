@@ -5,19 +5,24 @@
   while another thread searches).
 * :class:`EnginePool` holds one :class:`Engine` view per thread slot. The views share the
   catalog (thread-safe) and the locked index, but each has its own face models, because a
-  dlib network keeps per-call state and must not run in two threads at once.
+  dlib network keeps per-call state and must not run in two threads at once. With
+  ``analyzers`` (server/workers.py), each view's probe analysis runs in its own worker
+  process instead: dlib holds the GIL, which would stall every other request.
 * :class:`EngineRunner` admits a call only while fewer than ``threads + queue`` are in
   flight (otherwise :class:`Busy`, answered 429), runs it in a worker thread with a free
-  engine, and stops waiting after the request timeout (:class:`TimedOut`, answered 503).
+  engine, and answers :class:`TimedOut` (503) when the request timeout passes, counted from
+  admission; the view's worker process, if any, is stopped at that deadline too, so
+  abandoned work does not pile up behind new requests.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import numpy as np
@@ -25,6 +30,9 @@ from anyio import to_thread
 
 from faceindex.engine import Engine
 from faceindex.index.base import VectorIndex
+
+if TYPE_CHECKING:
+    from faceindex.server.workers import RemoteAnalyzer
 
 __all__ = ["Busy", "EnginePool", "EngineRunner", "LockedIndex", "TimedOut"]
 
@@ -123,21 +131,38 @@ class LockedIndex:
 
 
 class EnginePool:
-    """``size`` engine views over one catalog and one locked index, lent one per thread."""
+    """``size`` engine views over one catalog and one locked index, lent one per thread;
+    with ``analyzers`` (one per view), each view analyses probes in its worker process."""
 
-    def __init__(self, primary: Engine, size: int) -> None:
+    def __init__(
+        self, primary: Engine, size: int, analyzers: Sequence[RemoteAnalyzer] = ()
+    ) -> None:
+        if analyzers and len(analyzers) != size:
+            raise ValueError("one remote analyzer per engine view")
         self.primary = primary
-        self._free: queue.Queue[Engine] = queue.Queue()
-        for _ in range(size):
-            self._free.put(Engine(primary.settings, primary.catalog, primary.index, primary.pack))
+        self.analyzers = list(analyzers)
+        self._free: queue.Queue[tuple[Engine, RemoteAnalyzer | None]] = queue.Queue()
+        for n in range(size):
+            view = Engine(primary.settings, primary.catalog, primary.index, primary.pack)
+            remote = self.analyzers[n] if self.analyzers else None
+            view.probe_analyzer = remote
+            self._free.put((view, remote))
 
     @contextmanager
-    def borrow(self) -> Iterator[Engine]:
-        engine = self._free.get()
+    def borrow(self, deadline: float = float("inf")) -> Iterator[Engine]:
+        """An engine view whose probe analysis must finish by ``deadline`` (monotonic)."""
+        engine, remote = self._free.get()
+        if remote is not None:
+            remote.deadline = deadline
         try:
             yield engine
         finally:
-            self._free.put(engine)
+            self._free.put((engine, remote))
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        for remote in self.analyzers:
+            remote.worker.stop()
 
     def view(self) -> Engine:
         """A fresh view with its own models (for a long job that must not hold a slot)."""
@@ -162,15 +187,19 @@ class EngineRunner:
         if self._in_flight >= self.capacity:
             raise Busy(retry_after=1)
         self._in_flight += 1
+        deadline = time.monotonic() + self.timeout_s
 
         def call() -> T:
-            with self.pool.borrow() as engine:
+            if time.monotonic() >= deadline:  # waited its whole time for a thread
+                raise TimedOut(f"the engine did not answer within {self.timeout_s:g} s")
+            with self.pool.borrow(deadline) as engine:
                 return fn(engine)
 
         try:
             with anyio.move_on_after(self.timeout_s) as scope:
-                # An abandoned thread finishes on its own and returns its engine to the
-                # pool; the pool, not the limiter, is what bounds the models in use.
+                # An abandoned thread returns its engine to the pool once its call ends: at
+                # the deadline where the analysis runs in a worker process (the process is
+                # stopped then); the pool, not the limiter, bounds the models in use.
                 return await to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
             if scope.cancelled_caught:
                 raise TimedOut(f"the engine did not answer within {self.timeout_s:g} s")

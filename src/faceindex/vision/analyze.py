@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Protocol
+
 import numpy as np
 from PIL import Image
 
+from faceindex.errors import NoFaceError
 from faceindex.types import BBox, DetectedFace
-from faceindex.vision.base import Aligner, Detector, Embedder
-from faceindex.vision.decode import encode_jpeg
+from faceindex.vision.base import Aligner, Detection, Detector, Embedder
+from faceindex.vision.decode import decode_image, encode_jpeg
+from faceindex.vision.minsize import too_small_for_faces
 from faceindex.vision.quality import assess
 
-__all__ = ["FaceAnalyzer", "thumbnail"]
+__all__ = ["Analyzer", "FaceAnalyzer", "ImageBoxes", "ImageFaces", "thumbnail"]
+
+
+@dataclass(frozen=True)
+class ImageFaces:
+    """An image's size and every face in it."""
+
+    width: int
+    height: int
+    faces: tuple[DetectedFace, ...]
+
+
+@dataclass(frozen=True)
+class ImageBoxes:
+    """An image's size and the face boxes found in it (no alignment, no descriptor)."""
+
+    width: int
+    height: int
+    detections: tuple[Detection, ...]
+
+
+class Analyzer(Protocol):
+    """Image bytes in, faces out: :class:`FaceAnalyzer` in this process, or a stand-in that
+    runs one in a worker process (the server's, so a long analysis never holds its GIL)."""
+
+    def analyze_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageFaces:
+        """Decode (raising DecodeError or ImageTooLarge) and find every face."""
+        ...
+
+    def detect_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageBoxes:
+        """Decode and find the face boxes only."""
+        ...
 
 
 class FaceAnalyzer:
@@ -21,11 +57,34 @@ class FaceAnalyzer:
         embedder: Embedder,
         *,
         thumbnail_size: int = 112,
+        min_face_size: int = 0,
+        detect_max_side: int = 0,
     ) -> None:
         self.detector = detector
         self.aligner = aligner
         self.embedder = embedder
         self.thumbnail_size = thumbnail_size
+        self.min_face_size = min_face_size
+        self.detect_max_side = detect_max_side
+
+    def analyze_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageFaces:
+        rgb = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        return ImageFaces(int(rgb.shape[1]), int(rgb.shape[0]), tuple(self.analyze(rgb)))
+
+    def detect_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageBoxes:
+        rgb = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        return ImageBoxes(int(rgb.shape[1]), int(rgb.shape[0]), tuple(self.detector.detect(rgb)))
+
+    def _decode_probe(self, data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
+        """The probe's pixels; an image with no room for a face we would keep is "no face"
+        before any detector sees it (dlib's CNN can abort the process on a few pixels)."""
+        rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        small = too_small_for_faces(
+            rgb.shape, min_face_size=self.min_face_size, detect_max_side=self.detect_max_side
+        )
+        if small is not None:
+            raise NoFaceError(f"no face found in the probe image: {small}")
+        return rgb
 
     def analyze(self, rgb: np.ndarray) -> list[DetectedFace]:
         detections = self.detector.detect(rgb)

@@ -1,6 +1,9 @@
 """Face detectors: dlib HOG (default), dlib CNN/MMOD (opt-in), whole-image, and a fallback chain.
 
-Detection may run on a downscaled copy; boxes are mapped back to full resolution.
+Detection may run on a rescaled copy; boxes are mapped back to full resolution.
+:class:`BoundedDetector` puts any detector (dlib's CNN, or another implementation of the
+:class:`~faceindex.vision.base.Detector` Protocol) on a pixel budget: its time and memory grow
+with the pixels it sees, so the budget bounds both whatever the size of the image.
 """
 
 from __future__ import annotations
@@ -15,19 +18,42 @@ from faceindex.types import BBox
 from faceindex.vision.base import Detection, Detector
 from faceindex.vision.models import DLIB_CNN, model_path
 
-__all__ = ["CnnDetector", "FallbackDetector", "HogDetector", "WholeImageDetector", "downscale"]
+__all__ = [
+    "BoundedDetector",
+    "CnnDetector",
+    "FallbackDetector",
+    "SECOND_HOG_MAX_PIXELS",
+    "HogDetector",
+    "WholeImageDetector",
+    "bounded_fallback",
+    "downscale",
+    "rescale",
+]
+
+
+def rescale(
+    rgb: np.ndarray, *, max_side: int = 0, max_pixels: int = 0, max_scale: float = 1.0
+) -> tuple[np.ndarray, float]:
+    """The image scaled by the largest factor up to ``max_scale`` that keeps its longest side
+    within ``max_side`` and its area within ``max_pixels`` (0: no such limit), and the factor
+    that maps boxes found on the copy back to the image."""
+    h, w = rgb.shape[:2]
+    scale = max_scale
+    if max_side > 0:
+        scale = min(scale, max_side / max(h, w))
+    if max_pixels > 0:
+        scale = min(scale, (max_pixels / (h * w)) ** 0.5)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size == (w, h):
+        return rgb, 1.0
+    resample = Image.Resampling.BILINEAR if scale < 1 else Image.Resampling.BICUBIC
+    copy = np.asarray(Image.fromarray(rgb).resize(size, resample))
+    return copy, w / size[0]
 
 
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """A copy whose longest side is at most ``max_side``, and the factor to map boxes back."""
-    h, w = rgb.shape[:2]
-    longest = max(h, w)
-    if max_side <= 0 or longest <= max_side:
-        return rgb, 1.0
-    scale = max_side / longest
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
-    return small, 1.0 / scale
+    return rescale(rgb, max_side=max_side)
 
 
 class _Rect(Protocol):  # dlib.rectangle
@@ -62,17 +88,20 @@ def _detections(
 class HogDetector:
     """dlib's frontal HOG + linear SVM detector."""
 
-    def __init__(self, *, upsample: int = 1, max_side: int = 1600, min_size: int = 0) -> None:
+    def __init__(
+        self, *, upsample: int = 1, max_side: int = 1600, min_size: int = 0, max_pixels: int = 0
+    ) -> None:
         import dlib
 
         self.name = f"hog-u{upsample}"
         self._detector = dlib.get_frontal_face_detector()
         self._upsample = upsample
         self._max_side = max_side
+        self._max_pixels = max_pixels  # of the copy it upsamples (0: max_side alone)
         self._min_size = min_size
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        small, back = downscale(rgb, self._max_side)
+        small, back = rescale(rgb, max_side=self._max_side, max_pixels=self._max_pixels)
         # HOG on the luminance alone: 1.8x faster than on RGB, the same faces (73 of 73 on
         # the multi-face set; fHOG on colour only keeps each pixel's strongest channel).
         grey = np.asarray(Image.fromarray(small).convert("L"))
@@ -135,16 +164,105 @@ class WholeImageDetector:
         return [Detection(box, 1.0, f"{self.name}+{self._refine.name}", marks)]
 
 
-class FallbackDetector:
-    """Runs detectors in order and returns the first non-empty answer."""
+def _mapped(
+    found: list[Detection], back: float, shape: tuple[int, ...], min_size: int
+) -> list[Detection]:
+    """Detections on a copy scaled by 1/``back`` -> boxes in the image, small ones dropped."""
+    h, w = shape[:2]
+    out = []
+    for d in found:
+        b = d.bbox
+        box = (
+            b
+            if back == 1.0
+            else BBox(
+                max(0, round(b.left * back)),
+                max(0, round(b.top * back)),
+                min(w, round(b.right * back)),
+                min(h, round(b.bottom * back)),
+            )
+        )
+        if min(box.width, box.height) >= max(min_size, 1):
+            out.append(Detection(box, d.score, d.detector))
+    return out
 
-    def __init__(self, chain: Sequence[Detector]) -> None:
-        self._chain = list(chain)
-        self.name = "+".join(d.name for d in self._chain)
+
+class BoundedDetector:
+    """Any detector on a pixel budget: it sees a copy of at most ``max_pixels`` pixels,
+    enlarged up to ``max_scale`` (for small faces) when the image is small enough.
+
+    The inner detector should not rescale again (dlib's CNN: ``upsample=0, max_side=0``):
+    the budget is then exactly what it processes, which is what its time and memory follow
+    (dlib's CNN: about 0.95 GiB and, on one idle core, 4-5 s per million pixels; see
+    docs/BENCHMARKS.md, "Bounded probes"). Boxes come back in the image's coordinates.
+    """
+
+    def __init__(
+        self, inner: Detector, *, max_pixels: int, max_scale: float = 1.0, min_size: int = 0
+    ) -> None:
+        if max_pixels <= 0:
+            raise ValueError("a bounded detector needs a positive pixel budget")
+        self.inner = inner
+        self.max_pixels = max_pixels
+        self.max_scale = max_scale
+        self.min_size = min_size
+        self.name = f"{inner.name}@{max_pixels / 1e6:g}mp"
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        for detector in self._chain:
-            found = detector.detect(rgb)
+        copy, back = rescale(rgb, max_pixels=self.max_pixels, max_scale=self.max_scale)
+        found = [Detection(d.bbox, d.score, self.name) for d in self.inner.detect(copy)]
+        return _mapped(found, back, rgb.shape, self.min_size)
+
+
+class FallbackDetector:
+    """Runs detectors in order and returns the first non-empty answer.
+
+    With ``max_side`` the image is shrunk once for the whole chain (a 59 MP probe is then
+    resized once, not once per pass) and ``min_size`` applies to each pass's boxes in the
+    image's own pixels; the passes themselves should then not shrink or filter again.
+    """
+
+    def __init__(self, chain: Sequence[Detector], *, max_side: int = 0, min_size: int = 0) -> None:
+        self.chain = tuple(chain)
+        self.max_side = max_side
+        self.min_size = min_size
+        self.name = "+".join(d.name for d in self.chain)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        copy, back = rescale(rgb, max_side=self.max_side)
+        for detector in self.chain:
+            found = _mapped(detector.detect(copy), back, rgb.shape, self.min_size)
             if found:
                 return found
         return []
+
+
+# The second HOG pass upsamples once more (16x the pixels at upsample 2): on at most 1 MP it
+# still found a face in each in-the-wild photo the first pass missed (the largest 0.79 MP),
+# at half the cost of the whole 1600x1200 copy.
+SECOND_HOG_MAX_PIXELS = 1_000_000
+
+
+def bounded_fallback(
+    cnn: Detector, *, upsample: int, max_side: int, min_size: int, cnn_max_pixels: int
+) -> FallbackDetector:
+    """The default detector: HOG, then HOG with one more upsampling, then ``cnn`` (any CNN
+    that runs at the scale it is given) on a copy of at most ``cnn_max_pixels`` pixels,
+    enlarged as far as ``upsample`` would where the image is small enough.
+
+    Every pass works on one copy of at most ``max_side``. Only photos where HOG finds
+    nothing pay for the later passes, and each has a pixel budget, so the worst case is a
+    constant: the second HOG pass sees at most
+    :data:`SECOND_HOG_MAX_PIXELS`, and the CNN its budget (the old CNN pass, upsampling the
+    1600 px copy, cost 35 s and 7.6 GB on a 1600x1200 photo without a face).
+    docs/BENCHMARKS.md ("Bounded probes") has recall against cost for each budget.
+    """
+    return FallbackDetector(
+        [
+            HogDetector(upsample=upsample, max_side=0),
+            HogDetector(upsample=upsample + 1, max_side=0, max_pixels=SECOND_HOG_MAX_PIXELS),
+            BoundedDetector(cnn, max_pixels=cnn_max_pixels, max_scale=2.0**upsample),
+        ],
+        max_side=max_side,
+        min_size=min_size,
+    )

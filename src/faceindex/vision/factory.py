@@ -37,7 +37,7 @@ def build_analyzer(
     detector = _pack_detector(settings, pack, threads)
     aligner = _pack_aligner(pack)
     embedder = _pack_embedder(settings, pack, threads)
-    return FaceAnalyzer(detector, aligner, embedder, thumbnail_size=settings.thumbnail_size)
+    return _analyzer(settings, detector, aligner, embedder)
 
 
 def model_tag(settings: Settings, pack: ModelPack) -> str:
@@ -52,35 +52,55 @@ def model_tag(settings: Settings, pack: ModelPack) -> str:
 def _dlib(settings: Settings) -> FaceAnalyzer:
     from faceindex.vision.align import DlibAligner
     from faceindex.vision.detect import (
+        BoundedDetector,
         CnnDetector,
-        FallbackDetector,
         HogDetector,
         WholeImageDetector,
+        bounded_fallback,
     )
     from faceindex.vision.embed import DlibEmbedder
 
-    common = {"max_side": settings.detect_max_side, "min_size": settings.min_face_size}
     up = settings.detect_upsample
     detector: Detector
     if settings.detector == "whole":
         detector = WholeImageDetector(HogDetector(upsample=2, max_side=0))
     elif settings.detector == "cnn":
-        detector = CnnDetector(upsample=up, **common)
+        detector = BoundedDetector(
+            CnnDetector(upsample=0, max_side=0),
+            max_pixels=settings.detect_cnn_max_pixels,
+            max_scale=2.0**up,
+            min_size=settings.min_face_size,
+        )
     elif settings.detect_fallback:
-        detector = FallbackDetector(
-            [
-                HogDetector(upsample=up, **common),
-                HogDetector(upsample=up + 1, **common),
-                CnnDetector(upsample=up, **common),
-            ]
+        detector = bounded_fallback(
+            CnnDetector(upsample=0, max_side=0),  # the fallback policy scales its input
+            upsample=up,
+            max_side=settings.detect_max_side,
+            min_size=settings.min_face_size,
+            cnn_max_pixels=settings.detect_cnn_max_pixels,
         )
     else:
-        detector = HogDetector(upsample=up, **common)
-    return FaceAnalyzer(
+        detector = HogDetector(
+            upsample=up, max_side=settings.detect_max_side, min_size=settings.min_face_size
+        )
+    return _analyzer(
+        settings,
         detector,
         DlibAligner(),
         DlibEmbedder(mirror=settings.mirror, jitters=settings.jitters),
+    )
+
+
+def _analyzer(
+    settings: Settings, detector: Detector, aligner: Aligner, embedder: Embedder
+) -> FaceAnalyzer:
+    return FaceAnalyzer(
+        detector,
+        aligner,
+        embedder,
         thumbnail_size=settings.thumbnail_size,
+        min_face_size=settings.min_face_size,
+        detect_max_side=settings.detect_max_side,
     )
 
 

@@ -28,7 +28,6 @@ from faceindex.server.schemas import (
 )
 from faceindex.sources.base import SourceItem
 from faceindex.types import SearchResult
-from faceindex.vision.decode import decode_image
 
 __all__ = ["router"]
 
@@ -44,7 +43,7 @@ _IMAGE: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/probe/faces",
     response_model=ProbeOut,
-    responses=errors(400, 403, 413),
+    responses=errors(400, 403, 413, 503),  # 503: the request timeout
     summary="Find the faces in a photo (boxes only; the gallery is not searched)",
 )
 async def probe_faces(
@@ -57,12 +56,14 @@ async def probe_faces(
 
     def detect(engine: Engine) -> ProbeOut:
         s = engine.settings
-        rgb = decode_image(data, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
-        found = engine.analyzer.detector.detect(rgb)
+        analyzer = engine.probe_analyzer or engine.analyzer  # a worker process in the server
+        found = analyzer.detect_image(data, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
         return ProbeOut(
-            width=int(rgb.shape[1]),
-            height=int(rgb.shape[0]),
-            faces=[ProbeBoxOut(box=d.bbox.as_list(), score=round(d.score, 4)) for d in found],
+            width=found.width,
+            height=found.height,
+            faces=[
+                ProbeBoxOut(box=d.bbox.as_list(), score=round(d.score, 4)) for d in found.detections
+            ],
         )
 
     return await st.runner.run(detect)
@@ -71,7 +72,7 @@ async def probe_faces(
 @router.post(
     "/searches",
     response_model=SearchOut,
-    responses=errors(400, 403, 413),
+    responses=errors(400, 403, 413, 503),  # 503: the request timeout
     summary="Search the gallery for every face in an uploaded photo",
 )
 async def search(
