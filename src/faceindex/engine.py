@@ -39,7 +39,8 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
         HogDetector,
         WholeImageDetector,
     )
-    from faceindex.vision.embed import DlibEmbedder
+    from faceindex.vision.embed import build_embedder
+    from faceindex.vision.onnx.runtime import threads_per_worker
 
     common = {"max_side": settings.detect_max_side, "min_size": settings.min_face_size}
     up = settings.detect_upsample
@@ -61,7 +62,14 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
     return FaceAnalyzer(
         detector,
         DlibAligner(),
-        DlibEmbedder(mirror=settings.mirror, jitters=settings.jitters),
+        build_embedder(
+            settings.embedder_runtime,
+            mirror=settings.mirror,
+            jitters=settings.jitters,
+            threads=threads_per_worker(settings.effective_workers(), settings.onnx_threads),
+            provider=settings.onnx_provider,
+            cache_dir=settings.onnx_cache_dir,
+        ),
         thumbnail_size=settings.thumbnail_size,
     )
 
