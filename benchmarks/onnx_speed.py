@@ -1,17 +1,20 @@
 """dlib's networks on ONNX Runtime against dlib itself, measured in one run.
 
     .venv/bin/python benchmarks/onnx_speed.py [--bin-python /tmp/dlib-bin/bin/python]
-        [--threads N] [--repeat 5]
+        [--threads N] [--repeat 5] [--tasks desc1,desc32,cnn480p,cnn1080p,cnnnoface]
 
-Figures: descriptor ms/face at batch 1 and batch 32 (the raw network, no mirror), and the
-MMOD CNN detector's ms per image at 480p (640x480) and 1080p (1920x1080) with no upsampling
-(the network over dlib's tiled pyramid, decoding included), each with the peak memory of
-the process that ran it. Sides: ``ort`` (faceindex's converted graphs), ``dlib`` (the dlib
-this interpreter imports: the source build with OpenBLAS under `make install`), and, with
-``--bin-python``, ``dlib-bin`` (an interpreter whose venv holds the dlib-bin wheel, numpy
-and pillow: `make bench-deps` builds one as .venv-peer). Every side runs in its own
-subprocess with the same thread budget: ORT intra-op threads, or OpenBLAS/OpenMP threads
-for dlib. The CPU model, core count and load average are printed with the figures.
+Figures: descriptor ms/face at batch 1 and batch 32 (the raw network, no mirror); the MMOD
+CNN detector's ms per image at 480p (640x480) and 1080p (1920x1080) with no upsampling (the
+network over dlib's tiled pyramid, decoding included); and a 1600x1200 photo with no face,
+upsampled once (the CNN fallback's worst case; ORT only unless --dlib-noface). Each figure
+comes with the peak memory of the process that ran it.
+
+Sides: ``ort`` (faceindex's converted graphs); ``dlib``, the dlib this interpreter imports
+(the source build with OpenBLAS under `make install`); with ``--bin-python``, ``dlib-bin``,
+an interpreter whose venv holds the dlib-bin wheel, numpy and pillow (`make bench-deps`
+builds one as .venv-peer). Every side runs in its own subprocess with the same thread
+budget: ORT intra-op threads, or OpenBLAS/OpenMP threads for dlib. The CPU model, core
+count and load average are printed with the figures.
 """
 
 from __future__ import annotations
@@ -75,11 +78,12 @@ def run_side(side: str, task: str, data: Path, threads: int, repeat: int) -> dic
         ms = _ms(fn, repeat if batch == 1 else max(2, repeat // 2)) / batch
         return {"ms": ms, "peak_mb": _peak_mb()}
     img = np.load(data / f"{task[3:]}.npy")
+    up = 1 if task == "cnnnoface" else 0
     if side == "ort":
         from faceindex.vision.onnx.detector import OnnxCnnDetector
 
         det = OnnxCnnDetector(
-            upsample=0, max_side=0, threads=threads, cache_dir=Path(models["cache"])
+            upsample=up, max_side=0, threads=threads, cache_dir=Path(models["cache"])
         )
         fn = lambda: det.find(img)  # noqa: E731
         count = lambda: len(det.find(img))  # noqa: E731
@@ -87,8 +91,8 @@ def run_side(side: str, task: str, data: Path, threads: int, repeat: int) -> dic
         import dlib
 
         cnn = dlib.cnn_face_detection_model_v1(models["cnn"])
-        fn = lambda: cnn(img, 0)  # noqa: E731
-        count = lambda: len(cnn(img, 0))  # noqa: E731
+        fn = lambda: cnn(img, up)  # noqa: E731
+        count = lambda: len(cnn(img, up))  # noqa: E731
     ms = _ms(fn, max(1, repeat // 2))
     return {"ms": ms, "faces": count(), "peak_mb": _peak_mb()}
 
@@ -126,6 +130,10 @@ def prepare(data: Path) -> dict[str, str]:
         frame = np.full((h, w, 3), 96, dtype=np.uint8)
         frame[:, (w - side) // 2 : (w - side) // 2 + side] = face
         np.save(data / f"{name}.npy", frame)
+    # a 1600x1200 photo with no face (smooth noise), as the CNN fallback meets one
+    noise = np.random.default_rng(0).integers(0, 256, size=(150, 200, 3), dtype=np.uint8)
+    blank = Image.fromarray(noise).resize((1600, 1200), Image.Resampling.BICUBIC)
+    np.save(data / "noface.npy", np.asarray(blank))
     models = {
         "resnet": str(model_path(DLIB_RESNET)),
         "cnn": str(model_path(DLIB_CNN)),
@@ -163,7 +171,12 @@ def main() -> None:
     ap.add_argument("--bin-python", help="an interpreter whose venv has the dlib-bin wheel")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--tasks", default="desc1,desc32,cnn480p,cnn1080p")
+    ap.add_argument("--tasks", default="desc1,desc32,cnn480p,cnn1080p,cnnnoface")
+    ap.add_argument(
+        "--dlib-noface",
+        action="store_true",
+        help="run dlib on the no-face photo too (tens of seconds and ~8 GB each)",
+    )
     ap.add_argument("--side", help=argparse.SUPPRESS)
     ap.add_argument("--task", help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -190,9 +203,12 @@ def main() -> None:
             "desc32": "descriptor ms/face, batch 32",
             "cnn480p": "CNN detector ms, 640x480",
             "cnn1080p": "CNN detector ms, 1920x1080",
+            "cnnnoface": "CNN u1 ms, 1600x1200 no face",
         }
         for task in tasks:
             for side, python in sides:
+                if task == "cnnnoface" and side != "ort" and not args.dlib_noface:
+                    continue
                 got = spawn(python, side, task, data, args.threads, args.repeat)
                 extra = f"  faces {got['faces']}" if "faces" in got else ""
                 print(

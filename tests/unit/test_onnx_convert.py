@@ -171,3 +171,19 @@ def test_embedder_edges(tmp_path: Path) -> None:
     np.testing.assert_allclose(one[0], two[0], atol=1e-6)
     plain = OnnxDlibEmbedder(mirror=False, cache_dir=tmp_path).embed([chip])
     assert np.abs(plain - one).max() > 1e-4
+
+
+def test_the_runtime_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from faceindex.config import Settings
+    from faceindex.vision.embed import DlibEmbedder, build_embedder
+    from faceindex.vision.onnx.embedder import OnnxDlibEmbedder
+
+    assert Settings.load(tmp_path / "home").embedder_runtime == "onnx"
+    monkeypatch.setenv("FACEINDEX_EMBEDDER_RUNTIME", "dlib")
+    runtime = Settings.load(tmp_path / "home").embedder_runtime
+    assert isinstance(build_embedder(runtime), DlibEmbedder)
+    onnx = build_embedder("onnx", cache_dir=tmp_path)
+    assert isinstance(onnx, OnnxDlibEmbedder)
+    assert onnx.name == build_embedder("dlib").name
+    with pytest.raises(ConfigError):
+        Settings.load(tmp_path / "home", embedder_runtime="tensorflow")

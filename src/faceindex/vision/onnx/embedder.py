@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from faceindex.errors import ConfigError, InputError
+from faceindex.vision.embed import descriptor_name
 from faceindex.vision.models import DLIB_RESNET
 from faceindex.vision.onnx.cache import SOURCE_KEY, check_source, load_converted
 from faceindex.vision.onnx.networks import RESNET_FACE_DESCRIPTOR
@@ -41,8 +42,6 @@ class OnnxDlibEmbedder:
         provider: Provider = "cpu",
         cache_dir: Path | None = None,
     ) -> None:
-        from faceindex.vision.embed import descriptor_name
-
         if jitters > 1:
             raise ConfigError(
                 f"jitters={jitters}: dlib's random jitter runs only on dlib; "
