@@ -187,3 +187,12 @@ def test_the_runtime_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert onnx.name == build_embedder("dlib").name
     with pytest.raises(ConfigError):
         Settings.load(tmp_path / "home", embedder_runtime="tensorflow")
+
+
+def test_sessions_for_changing_sizes_keep_no_arena() -> None:
+    data, _ = small_network_bytes(np.random.default_rng(0))
+    model = to_onnx(read_network(data, SPEC))
+    assert open_session(model, threads=1).get_session_options().enable_cpu_mem_arena
+    opts = open_session(model, threads=3, arena=False).get_session_options()
+    assert not opts.enable_cpu_mem_arena
+    assert opts.intra_op_num_threads == 3

@@ -58,6 +58,7 @@ class OnnxCnnDetector:
             load_converted(DLIB_CNN, MMOD_FACE_DETECTOR, cache_dir),
             threads=threads,
             provider=provider,
+            arena=False,
         )
         check_source(self._session.get_modelmeta().custom_metadata_map.get(SOURCE_KEY), DLIB_CNN)
         self._input_name = self._session.get_inputs()[0].name

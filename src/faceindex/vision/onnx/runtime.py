@@ -40,8 +40,15 @@ def _providers(ort: Any, provider: Provider) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def open_session(model: bytes, *, threads: int, provider: Provider = "cpu") -> Any:
-    """An ``onnxruntime.InferenceSession`` for a serialised model."""
+def open_session(
+    model: bytes, *, threads: int, provider: Provider = "cpu", arena: bool = True
+) -> Any:
+    """An ``onnxruntime.InferenceSession`` for a serialised model.
+
+    ``arena=False`` for inputs whose size changes call to call (the CNN detector's image
+    pyramids): ORT's CPU arena keeps every block it ever grew to, which took a worker from
+    1.2 GB to 2.0 GB over three 1600x1200 photos; without it the peak stays at 1.2 GB, as fast.
+    """
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -54,6 +61,8 @@ def open_session(model: bytes, *, threads: int, provider: Provider = "cpu") -> A
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = arena
+    options.enable_mem_pattern = arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: ORT's warnings go to stderr, not logging
     session = ort.InferenceSession(model, options, providers=_providers(ort, provider))
