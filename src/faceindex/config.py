@@ -139,6 +139,23 @@ class Settings(BaseSettings):
         default=2048, ge=256, description="restart a server analysis worker holding more"
     )
 
+    # ONNX Runtime for dlib's networks (issue 12): see docs/BENCHMARKS.md
+    embedder_runtime: Literal["onnx", "dlib"] = Field(
+        default="onnx", description="run dlib's ResNet on onnx (converted once) or dlib itself"
+    )
+    cnn_runtime: Literal["onnx", "dlib"] = Field(
+        default="onnx", description="run dlib's MMOD CNN detector on onnx or dlib itself"
+    )
+    onnx_provider: Literal["cpu", "cuda", "auto"] = Field(
+        default="cpu", description="cpu, cuda, or auto (CUDA where onnxruntime-gpu sees a GPU)"
+    )
+    onnx_threads: int = Field(
+        default=0, ge=0, le=256, description="intra-op threads per worker; 0 = cores / workers"
+    )
+    onnx_cache_dir: Path | None = Field(
+        default=None, description="converted graphs (default ~/.cache/faceindex/onnx)"
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

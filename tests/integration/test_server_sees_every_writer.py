@@ -172,8 +172,8 @@ def test_the_server_sees_what_other_processes_write(
 
     # A suppression another process registers is honoured at once, before any sweep.
     from faceindex.governance.store import GovernanceStore
-    from faceindex.vision.pack import DLIB_PACK
     from faceindex.vision.decode import decode_image
+    from faceindex.vision.pack import DLIB_PACK
 
     faces = analyzer.analyze(decode_image(probe, max_pixels=10**7, max_bytes=10**7))
     template = max(faces, key=lambda f: f.bbox.area).embedding

@@ -1,13 +1,21 @@
-"""dlib's ResNet face descriptor, computed in batches, optionally mirror-averaged."""
+"""dlib's ResNet face descriptor, computed in batches, optionally mirror-averaged.
+
+Two runtimes give the same descriptors: ONNX Runtime (the default: the network converted
+from dlib's file, ``vision/onnx``) and dlib itself.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 import numpy as np
 
+from faceindex.vision.base import Embedder
 from faceindex.vision.models import DLIB_RESNET, model_path
 from faceindex.vision.pack import DLIB_PACK, Metric
 
-__all__ = ["DlibEmbedder", "descriptor_name"]
+__all__ = ["DlibEmbedder", "build_embedder", "descriptor_name"]
 
 
 def descriptor_name(*, mirror: bool, jitters: int) -> str:
@@ -48,3 +56,22 @@ class DlibEmbedder:
             n = len(chips)
             vecs = (vecs[:n] + vecs[n:]) / 2.0
         return vecs
+
+
+def build_embedder(
+    runtime: Literal["onnx", "dlib"] = "onnx",
+    *,
+    mirror: bool = True,
+    jitters: int = 0,
+    threads: int = 1,
+    provider: Literal["cpu", "cuda", "auto"] = "cpu",
+    cache_dir: Path | None = None,
+) -> Embedder:
+    """dlib's ResNet on the runtime asked for; both carry the same model tag."""
+    if runtime == "dlib":
+        return DlibEmbedder(mirror=mirror, jitters=jitters)
+    from faceindex.vision.onnx.embedder import OnnxDlibEmbedder
+
+    return OnnxDlibEmbedder(
+        mirror=mirror, jitters=jitters, threads=threads, provider=provider, cache_dir=cache_dir
+    )

@@ -33,7 +33,7 @@ def build_analyzer(
     """
     pack = pack or settings_pack(settings)
     if pack.detector == "dlib":
-        return _dlib(settings)
+        return _dlib(settings, threads)
     detector = _pack_detector(settings, pack, threads)
     aligner = _pack_aligner(pack)
     embedder = _pack_embedder(settings, pack, threads)
@@ -49,7 +49,7 @@ def model_tag(settings: Settings, pack: ModelPack) -> str:
     return pack.descriptor_name(mirror=settings.mirror)
 
 
-def _dlib(settings: Settings) -> FaceAnalyzer:
+def _dlib(settings: Settings, threads: int = 0) -> FaceAnalyzer:
     from faceindex.vision.align import DlibAligner
     from faceindex.vision.detect import (
         BoundedDetector,
@@ -58,22 +58,37 @@ def _dlib(settings: Settings) -> FaceAnalyzer:
         WholeImageDetector,
         bounded_fallback,
     )
-    from faceindex.vision.embed import DlibEmbedder
+    from faceindex.vision.embed import build_embedder
+    from faceindex.vision.onnx.runtime import threads_per_worker
 
+    threads = threads or threads_per_worker(settings.effective_workers(), settings.onnx_threads)
+    cnn: Detector
+    if settings.cnn_runtime == "onnx":
+        from faceindex.vision.onnx.detector import OnnxCnnDetector
+
+        cnn = OnnxCnnDetector(
+            upsample=0,
+            max_side=0,  # the policy below scales its input
+            threads=threads,
+            provider=settings.onnx_provider,
+            cache_dir=settings.onnx_cache_dir,
+        )
+    else:
+        cnn = CnnDetector(upsample=0, max_side=0)
     up = settings.detect_upsample
     detector: Detector
     if settings.detector == "whole":
         detector = WholeImageDetector(HogDetector(upsample=2, max_side=0))
     elif settings.detector == "cnn":
         detector = BoundedDetector(
-            CnnDetector(upsample=0, max_side=0),
+            cnn,
             max_pixels=settings.detect_cnn_max_pixels,
             max_scale=2.0**up,
             min_size=settings.min_face_size,
         )
     elif settings.detect_fallback:
         detector = bounded_fallback(
-            CnnDetector(upsample=0, max_side=0),  # the fallback policy scales its input
+            cnn,  # the fallback policy scales its input
             upsample=up,
             max_side=settings.detect_max_side,
             min_size=settings.min_face_size,
@@ -83,12 +98,15 @@ def _dlib(settings: Settings) -> FaceAnalyzer:
         detector = HogDetector(
             upsample=up, max_side=settings.detect_max_side, min_size=settings.min_face_size
         )
-    return _analyzer(
-        settings,
-        detector,
-        DlibAligner(),
-        DlibEmbedder(mirror=settings.mirror, jitters=settings.jitters),
+    embedder = build_embedder(
+        settings.embedder_runtime,
+        mirror=settings.mirror,
+        jitters=settings.jitters,
+        threads=threads,
+        provider=settings.onnx_provider,
+        cache_dir=settings.onnx_cache_dir,
     )
+    return _analyzer(settings, detector, DlibAligner(), embedder)
 
 
 def _analyzer(
