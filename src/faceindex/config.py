@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     quality_floor: float = Field(default=0.0, ge=0.0, le=1.0, description="skip faces below")
 
     # search
-    match_threshold: float = Field(default=0.6, gt=0, description="L2 distance for 'match'")
-    possible_threshold: float = Field(default=0.65, gt=0, description="'possible' band edge")
+    match_threshold: float = Field(
+        default=0.6, gt=0, description="L2 distance of eval reports (search bands: calibration)"
+    )
     top_k: int = Field(default=10, ge=1, le=1000)
 
     # ingest
@@ -97,6 +98,23 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, ge=1, description="requests per token")
     rate_limit_burst: int = Field(default=30, ge=1, description="requests per token at once")
     request_timeout_s: float = Field(default=30.0, gt=0, description="engine call limit (503)")
+
+    # calibrated search decisions (issue 13): see search/scoring.py and docs/API.md
+    calibration_path: Path | None = Field(
+        default=None, description="the home's calibration JSON (default: the model's own)"
+    )
+    match_bound: float = Field(
+        default=0.01, gt=0, lt=1, description="'match': chance of any stranger this close below"
+    )
+    possible_strangers: float = Field(
+        default=10.0, ge=0, description="'possible': at most this many strangers expected"
+    )
+    possible_fmr: float = Field(
+        default=0.01, gt=0, le=1, description="'possible': per-comparison FMR at most"
+    )
+    probe_quality_warn: float = Field(
+        default=0.0, ge=0, le=1, description="warn on probe faces below this quality"
+    )
 
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:

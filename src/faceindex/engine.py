@@ -17,14 +17,16 @@ from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
 from faceindex.pipeline.runner import FaceScreen, Progress_cb, run_ingest
 from faceindex.pipeline.worker import WorkerState
+from faceindex.search.scoring import Decider
 from faceindex.search.searcher import match_faces
 from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
 from faceindex.types import IngestSummary, SearchResult
 from faceindex.vision.analyze import FaceAnalyzer
+from faceindex.vision.calibration import Calibration, default_calibration, load_calibration
 from faceindex.vision.decode import decode_image
 from faceindex.vision.embed import descriptor_name
 
-__all__ = ["Engine", "build_analyzer", "build_source"]
+__all__ = ["Engine", "build_analyzer", "build_calibration", "build_source"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,22 @@ def build_analyzer(settings: Settings) -> FaceAnalyzer:
     )
 
 
+def build_calibration(settings: Settings) -> Calibration:
+    """The home's own calibration (``calibration_path``), else the one the model ships."""
+    model = descriptor_name(mirror=settings.mirror, jitters=settings.jitters)
+    if settings.calibration_path is not None:
+        cal = load_calibration(settings.calibration_path)
+        if cal.model != model:
+            log.warning(
+                "calibration %s is for %s, the home embeds with %s",
+                settings.calibration_path,
+                cal.model,
+                model,
+            )
+        return cal
+    return default_calibration(model)
+
+
 def build_source(record: SourceRecord, settings: Settings) -> ImageSource:
     if record.kind == "folder":
         from faceindex.sources.folder import FolderSource
@@ -89,6 +107,7 @@ class Engine:
         self.catalog = catalog
         self.index = index
         self._analyzer: FaceAnalyzer | None = None
+        self._calibration: Calibration | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, create: bool = False) -> Engine:
@@ -122,6 +141,21 @@ class Engine:
         if self._analyzer is None:
             self._analyzer = build_analyzer(self.settings)
         return self._analyzer
+
+    @property
+    def calibration(self) -> Calibration:
+        if self._calibration is None:
+            self._calibration = build_calibration(self.settings)
+        return self._calibration
+
+    def decider(self, match_bound: float | None = None) -> Decider:
+        s = self.settings
+        return Decider(
+            self.calibration,
+            match_bound=s.match_bound if match_bound is None else match_bound,
+            possible_strangers=s.possible_strangers,
+            possible_fmr=s.possible_fmr,
+        )
 
     # -- consistency ----------------------------------------------------------------------
 
@@ -243,6 +277,7 @@ class Engine:
         top_k: int | None = None,
         largest: bool = False,
         sources: Collection[str] | None = None,
+        match_bound: float | None = None,
     ) -> list[SearchResult]:
         s = self.settings
         rgb = decode_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
@@ -256,9 +291,9 @@ class Engine:
             self.index,
             faces,
             top_k=top_k or s.top_k,
-            threshold=s.match_threshold,
-            possible=s.possible_threshold,
+            decider=self.decider(match_bound),
             sources=sources,
+            probe_quality_warn=s.probe_quality_warn,
         )
 
     def stats(self) -> dict[str, object]:
