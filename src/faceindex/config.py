@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     possible_fmr: float = Field(
         default=0.01, gt=0, le=1, description="'possible': per-comparison FMR at most"
     )
-    probe_quality_warn: float = Field(
-        default=0.0, ge=0, le=1, description="warn on probe faces below this quality"
+    match_quality: float = Field(
+        default=0.3, ge=0, le=1, description="'match' needs probe and gallery face this good"
     )
 
     @classmethod

@@ -155,6 +155,7 @@ class Engine:
             match_bound=s.match_bound if match_bound is None else match_bound,
             possible_strangers=s.possible_strangers,
             possible_fmr=s.possible_fmr,
+            match_quality=s.match_quality,
         )
 
     # -- consistency ----------------------------------------------------------------------
@@ -293,7 +294,7 @@ class Engine:
             top_k=top_k or s.top_k,
             decider=self.decider(match_bound),
             sources=sources,
-            probe_quality_warn=s.probe_quality_warn,
+            match_quality=s.match_quality,
         )
 
     def stats(self) -> dict[str, object]:

@@ -92,7 +92,9 @@ def test_search_finds_the_face_with_provenance_and_links(api: Any, photo: bytes)
     body = r.json()
     assert body["case_reference"] == "CASE-7" and len(body["faces"]) >= 1
     best = body["faces"][0]["matches"][0]
-    assert best["decision"] == "match" and best["similarity"] > 90
+    assert best["decision"] == "match" and best["stranger_chance"] < 0.01
+    assert body["faces"][0]["gallery_size"] >= 1 and 0 <= best["quality"] <= 1
+    assert "shows a stranger this close" in best["stranger_chance_words"]
     assert best["provenance"] == [
         {
             "source": "nasa",

@@ -125,3 +125,9 @@ def test_chance_in_words() -> None:
     assert in_words(1 / 1234).startswith("about 1 search in 1,200 ")
     assert in_words(1e-9).startswith("fewer than 1 search in a million")
     assert in_words(0.8).startswith("most searches (80%)")
+
+
+def test_a_poor_face_is_never_called_a_match() -> None:
+    decider = Decider(synthetic(), match_quality=0.3)
+    assert decider.decide(0.3, 100, quality=0.9) == "match"
+    assert decider.decide(0.3, 100, quality=0.24) == "possible"

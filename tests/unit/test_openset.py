@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 
 class Fixed:
-    def decide(self, distance: float, gallery_size: int) -> str:
+    def decide(self, distance: float, gallery_size: int, quality: float = 1.0) -> str:
         return "match" if distance <= 0.6 else "no-match"
 
 
@@ -43,7 +43,7 @@ def test_open_set_counts_wrong_person_matches_and_stranger_matches() -> None:
         "bob": [Probe("bob", 0.9, vec(5)), Probe("bob", 0.9, vec(5.5))],  # 0.5 from his own
         "cat": [Probe("cat", 0.9, vec(0.3))],  # held out: 0.3 from ann
     }
-    distractors = np.stack([vec(5.5, 0.3)])  # 0.3 from bob's probe, nearer than his own
+    distractors = [Probe("", 0.9, vec(5.5, 0.3))]  # 0.3 from bob's probe, nearer than his own
     gallery, mated, nonmated = build_open_set(people, distractors, {"cat"})
     assert gallery.enrolled == ("ann", "bob") and len(mated) == 2 and len(nonmated) == 1
     reports = evaluate_open_set(gallery, mated, nonmated, Fixed(), sizes=[0, 1])

@@ -199,12 +199,13 @@ def open_set(
     }
     rng = np.random.default_rng(seed)
     held = set(rng.choice(sorted(probes), size=nonmated, replace=False)) if nonmated else set()
-    vectors = [f.vector for p in extra for f in faces[p]]
-    dis = np.stack(vectors) if vectors else np.empty((0, 128))
+    dis = [Probe("", f.quality, f.vector) for p in extra for f in faces[p]]
     gallery, mated, strangers = build_open_set(probes, dis, held)
     cal = build_calibration(settings)
     bound = settings.match_bound if match_bound is None else match_bound
-    decider = Decider(cal, bound, settings.possible_strangers, settings.possible_fmr)
+    decider = Decider(
+        cal, bound, settings.possible_strangers, settings.possible_fmr, settings.match_quality
+    )
     sizes = size_steps(len(gallery.distractors), steps)
     reports = evaluate_open_set(gallery, mated, strangers, decider, sizes=sizes, seed=seed)
     if as_json:

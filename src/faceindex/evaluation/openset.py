@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from faceindex.errors import InputError
 from faceindex.search.scoring import Decider
 
 __all__ = [
@@ -56,6 +57,7 @@ class OpenSetGallery:
     enrolled: tuple[str, ...]  # the person of each enrolled face
     vectors: np.ndarray = field(repr=False, compare=False)  # enrolled faces first
     distractors: np.ndarray = field(repr=False, compare=False)
+    qualities: np.ndarray = field(repr=False, compare=False)  # enrolled, then distractors
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ class Ranked:
     cohort_mean: float
     cohort_std: float
     band: str  # decision of the rank-1 result
-    quality: float
+    quality: float  # the probe's
+    rank1_quality: float  # the rank-1 gallery face's
 
 
 @dataclass
@@ -86,17 +89,18 @@ class SizeReport:
     match_fnir: float
     wrong_person_matches: float  # share of mated probes whose rank-1 is someone else, "match"
     possible_rank1: float  # mated probes whose right face is rank-1 in match or possible
+    listed_fpir: float  # non-mated probes whose rank-1 is in match or possible
     fnir_at_fpir: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 def build_open_set(
     people: dict[str, list[Probe]],
-    distractors: np.ndarray,
+    distractors: Sequence[Probe],
     nonmated: Collection[str],
 ) -> tuple[OpenSetGallery, list[Probe], list[Probe]]:
     """Enrol each person's first face (in file order), except the ``nonmated`` people, whose
     every face becomes a non-mated probe; everyone else's other faces are mated probes."""
-    enrolled, vectors, mated, strangers = [], [], [], []
+    enrolled, faces_in, mated, strangers = [], [], [], []
     for person, faces in people.items():
         if not faces:
             continue
@@ -104,13 +108,21 @@ def build_open_set(
             strangers += [Probe("", f.quality, f.vector) for f in faces]
             continue
         enrolled.append(person)
-        vectors.append(faces[0].vector)
+        faces_in.append(faces[0])
         mated += [Probe(person, f.quality, f.vector) for f in faces[1:]]
-    dim = len(vectors[0]) if vectors else distractors.shape[1] if distractors.ndim == 2 else 128
+    every = [*faces_in, *distractors]
+    if not faces_in:
+        raise InputError("nobody is enrolled: the gallery needs people with a face found")
+    dim = len(faces_in[0].vector)
+
+    def stack(ps: Sequence[Probe]) -> np.ndarray:
+        return np.stack([p.vector for p in ps]).astype(np.float64) if ps else np.empty((0, dim))
+
     gallery = OpenSetGallery(
         tuple(enrolled),
-        np.stack(vectors).astype(np.float64) if vectors else np.empty((0, dim)),
-        np.asarray(distractors, dtype=np.float64).reshape(-1, dim),
+        stack(faces_in),
+        stack(distractors),
+        np.array([p.quality for p in every], dtype=np.float64),
     )
     return gallery, mated, strangers
 
@@ -153,8 +165,9 @@ def fnir_at_fpir(
 def _rank(
     probe: Probe,
     vectors: np.ndarray,
+    qualities: np.ndarray,
     identities: Sequence[str],
-    decide: Callable[[float], str],
+    decide: Callable[[float, float], str],
 ) -> Ranked:
     d = np.sqrt(np.maximum(((vectors - probe.vector[None, :]) ** 2).sum(1), 0.0))
     order = np.argsort(d, kind="stable")
@@ -176,13 +189,14 @@ def _rank(
         d_other=float(other),
         cohort_mean=float(cohort.mean()) if len(cohort) else 0.0,
         cohort_std=float(cohort.std()) if len(cohort) > 1 else 1.0,
-        band=decide(float(d[order[0]])),
+        band=decide(float(d[order[0]]), min(probe.quality, float(qualities[order[0]]))),
         quality=probe.quality,
+        rank1_quality=float(qualities[order[0]]),
     )
 
 
 class Bands(Protocol):
-    def decide(self, distance: float, gallery_size: int) -> str: ...
+    def decide(self, distance: float, gallery_size: int, quality: float = 1.0) -> str: ...
 
 
 def rank_all(
@@ -196,15 +210,19 @@ def rank_all(
     """Every probe ranked against the enrolled faces plus ``count`` distractors (a seeded,
     nested draw: a larger count holds the smaller one's distractors)."""
     shuffled = np.random.default_rng(seed).permutation(len(gallery.distractors))
-    extra = gallery.distractors[shuffled[:count]]
-    vectors = np.concatenate([gallery.vectors, extra]) if count else gallery.vectors
+    take = shuffled[:count]
+    n_enrolled = len(gallery.enrolled)
+    vectors = np.concatenate([gallery.vectors, gallery.distractors[take]])
+    qualities = np.concatenate(
+        [gallery.qualities[:n_enrolled], gallery.qualities[n_enrolled + take]]
+    )
     identities = list(gallery.enrolled) + [f"\0distractor{i}" for i in range(count)]
     n = len(vectors)
 
-    def band(d: float) -> str:
-        return bands.decide(d, n)
+    def band(d: float, quality: float) -> str:
+        return bands.decide(d, n, quality)
 
-    return [_rank(p, vectors, identities, band) for p in probes]
+    return [_rank(p, vectors, qualities, identities, band) for p in probes]
 
 
 def size_steps(distractors: int, steps: int = 4) -> list[int]:
@@ -242,6 +260,7 @@ def summarise(
     matched_m = np.array([r.band == "match" for r in rows_m], dtype=bool)
     listed_m = np.array([r.band in ("match", "possible") for r in rows_m], dtype=bool)
     matched_n = np.array([r.band == "match" for r in rows_n], dtype=bool)
+    listed_n = np.array([r.band in ("match", "possible") for r in rows_n], dtype=bool)
 
     def share(x: np.ndarray) -> float:
         return float(x.mean()) if len(x) else float("nan")
@@ -258,6 +277,7 @@ def summarise(
         match_fnir=share(~(hit1 & matched_m)),
         wrong_person_matches=share(~hit1 & matched_m),
         possible_rank1=share(hit1 & listed_m),
+        listed_fpir=share(listed_n),
     )
     if rows_m and rows_n:
         sm, sn = _lever_scores(rows_m), _lever_scores(rows_n)
@@ -286,7 +306,7 @@ def scale_up(
     out = []
     for n in sizes:
         lam = np.array([decider.calibration.expected_strangers(d, n) for d in g])
-        bands = [decider.decide(float(d), n) for d in g]
+        bands = [decider.decide(float(d), n) for d in g]  # good faces: quality not applied
         out.append(
             {
                 "gallery": float(n),

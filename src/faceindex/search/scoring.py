@@ -17,6 +17,11 @@ Bands:
   and a per-comparison rate of at most ``possible_fmr`` (beyond it same-person pairs are rare
   and the list would be padded with anyone in a small gallery);
 - else ``no-match``.
+
+A match also needs both faces, probe and gallery, at or above ``match_quality``: below it
+(tiny, blurred or turned faces) strangers come close several times more often than the
+calibration, measured mostly on good faces, says (docs/BENCHMARKS.md), so such a result is
+listed as ``possible`` at best.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class Decider:
     match_bound: float = 0.01
     possible_strangers: float = 10.0
     possible_fmr: float = 0.01
+    match_quality: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.match_bound < 1:
@@ -52,12 +58,13 @@ class Decider:
         if self.possible_strangers < 0 or not 0 < self.possible_fmr <= 1:
             raise InputError("possible_strangers must be >= 0 and possible_fmr in (0, 1]")
 
-    def assess(self, distance: float, gallery_size: int) -> Assessment:
+    def assess(self, distance: float, gallery_size: int, quality: float = 1.0) -> Assessment:
+        """``quality``: the lower of the probe face's and the gallery face's."""
         cal = self.calibration
         fmr = cal.fmr_at(distance)
         expected = fmr * max(0, gallery_size)
         chance = cal.stranger_chance(distance, gallery_size)
-        if chance < self.match_bound:
+        if chance < self.match_bound and quality >= self.match_quality:
             band = "match"
         elif expected <= self.possible_strangers and fmr <= self.possible_fmr:
             band = "possible"
@@ -65,8 +72,8 @@ class Decider:
             band = "no-match"
         return Assessment(fmr, expected, chance, band)
 
-    def decide(self, distance: float, gallery_size: int) -> str:
-        return self.assess(distance, gallery_size).decision
+    def decide(self, distance: float, gallery_size: int, quality: float = 1.0) -> str:
+        return self.assess(distance, gallery_size, quality).decision
 
 
 def in_words(stranger_chance: float) -> str:

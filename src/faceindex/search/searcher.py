@@ -89,7 +89,7 @@ def match_faces(
     top_k: int,
     decider: Decider,
     sources: Collection[str] | None = None,
-    probe_quality_warn: float = 0.0,
+    match_quality: float = 0.0,
 ) -> list[SearchResult]:
     """The top-k gallery faces of each probe face, each judged against the gallery searched."""
     if not probe_faces:
@@ -100,8 +100,9 @@ def match_faces(
     results = []
     for face, hits in zip(probe_faces, neighbours, strict=True):
         matches = []
+        q = face.quality.score
         for d, row in hits:
-            a = decider.assess(d, n)
+            a = decider.assess(d, n, min(q, row.quality))
             matches.append(
                 Match(
                     face_id=row.id,
@@ -119,12 +120,11 @@ def match_faces(
                     ),
                 )
             )
-        q = face.quality.score
         warnings: tuple[str, ...] = ()
-        if q < probe_quality_warn:
+        if q < match_quality:
             warnings = (
-                f"probe face quality {q:.2f} is below {probe_quality_warn:.2f}: its distances "
-                "are less reliable than the calibration assumes; treat every band as weaker",
+                f"probe face quality {q:.2f} is below {match_quality:.2f}: strangers come "
+                "this close more often than for good faces, so no result is called a match",
             )
         probe = ProbeFace(face.bbox, q, warnings)
         results.append(SearchResult(probe, tuple(matches), n, decider.match_bound))
