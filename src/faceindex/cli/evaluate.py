@@ -97,6 +97,11 @@ def _show(report: Any, as_json: bool) -> None:
             f"rank-1 ({data['rank1_probes']} probes, 1 enrolled/person)", f"{data['rank1']:.4f}"
         )
     console.print(table)
+    console.print(
+        "FPIR / FNIR / wrong: of the match band (strangers called a match; enrolled people not "
+        "found as a match; enrolled people matched to someone else). The last column: a "
+        "raw-distance threshold at that FPIR ('-': too few non-mated probes to tell)."
+    )
 
 
 @app.command("folder")
@@ -219,8 +224,8 @@ def open_set(
         console.print_json(json.dumps(body, default=float))
         return
     table = Table(title=f"open set {root.name}: match below a {bound:g} chance of a stranger")
-    columns = ["gallery", "mated", "non-mated", "rank-1", "rank-10", "match FPIR",
-               "match FNIR", "wrong-person match", "FNIR@FPIR .1/.01/.001 (distance)"]  # fmt: skip
+    columns = ["faces", "mated", "non-mated", "rank-1", "rank-10", "FPIR", "FNIR",
+               "wrong", "FNIR@FPIR .1/.01/.001"]  # fmt: skip
     for col in columns:
         table.add_column(col, justify="right")
     for r in reports:
@@ -232,3 +237,8 @@ def open_set(
             fnirs or "-",
         )  # fmt: skip
     console.print(table)
+    console.print(
+        "FPIR / FNIR / wrong: of the match band (strangers called a match; enrolled people not "
+        "found as a match; enrolled people matched to someone else). The last column: a "
+        "raw-distance threshold at that FPIR ('-': too few non-mated probes to tell)."
+    )
