@@ -42,13 +42,14 @@ from faceindex.evaluation.openset import (
     Ranked,
     build_open_set,
     fnir_at_fpir,
+    lever_scores,
     rank_all,
     scale_up,
     size_steps,
     summarise,
 )
 from faceindex.search.scoring import Decider
-from faceindex.vision.calibration import Calibration, fit_calibration
+from faceindex.vision.calibration import Calibration, data_name, fit_calibration
 from faceindex.vision.embed import descriptor_name
 
 HERE = Path(__file__).resolve().parent
@@ -88,9 +89,12 @@ def labelled(faces: Path) -> dict[str, dict[str, list[Path]]]:
     return out
 
 
+MIRROR = True  # --no-mirror measures the descriptors of a home with mirror = false
+
+
 def embed(paths: list[Path]) -> dict[Path, list[FaceSample]]:
     CACHE.mkdir(parents=True, exist_ok=True)
-    cache = CACHE / "faces.npz"
+    cache = CACHE / ("faces.npz" if MIRROR else "faces-no-mirror.npz")
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
         out: dict[Path, list[FaceSample]] = {Path(p): [] for p in z["paths"]}
@@ -99,7 +103,7 @@ def embed(paths: list[Path]) -> dict[Path, list[FaceSample]]:
         if set(out) >= set(paths):
             return out
     t0 = time.perf_counter()
-    settings = Settings.load(CACHE / "home")
+    settings = Settings.load(CACHE / "home", mirror=MIRROR)
     out = embed_faces(paths, settings)
     rows = [(str(p), f) for p, fs in out.items() for f in fs]
     np.savez(
@@ -139,7 +143,7 @@ def calibrate(probes: dict[str, list[Probe]], what: str) -> Calibration:
     return fit_calibration(
         d[~same],
         d[same],
-        model=descriptor_name(mirror=True, jitters=0),
+        model=descriptor_name(mirror=MIRROR, jitters=0),
         measured_on=what,
         identities=len(probes),
     )
@@ -160,30 +164,34 @@ def quality_study(probes: dict[str, list[Probe]], cal: Calibration) -> list[dict
     return out
 
 
+def crowd_quality(
+    probes: dict[str, list[Probe]], crowd: list[FaceSample]
+) -> list[dict[str, float]]:
+    """Crowd faces (nobody of the labelled sets) against every labelled face, by quality."""
+    labelled = np.stack([p.vector for ps in probes.values() for p in ps]).astype(np.float64)
+    out = []
+    for lo, hi in ((0.0, 0.2), (0.2, 0.3), (0.3, 0.5), (0.5, 1.01)):
+        faces = [f.vector for f in crowd if lo <= f.quality < hi]
+        if not faces:
+            continue
+        c = np.stack(faces).astype(np.float64)
+        d = np.sqrt(np.maximum(((c[:, None, :] - labelled[None, :, :]) ** 2).sum(-1), 0)).ravel()
+        row = {"quality_from": lo, "quality_to": min(hi, 1.0), "faces": float(len(faces))}
+        row.update({f"fmr@{t}": float((d <= t).mean()) for t in (0.45, 0.5, 0.55)})
+        out.append(row)
+    return out
+
+
 def lever_table(rows_m: list[Ranked], rows_n: list[Ranked]) -> dict[str, dict[str, float | None]]:
     hit = np.array([r.hit_rank == 1 for r in rows_m])
+    scores_m, scores_n = lever_scores(rows_m), lever_scores(rows_n)
     out = {}
     for lever in LEVERS:
-        sm = _score(lever, rows_m)
-        sn = _score(lever, rows_n)
+        sm, sn = scores_m[lever], scores_n[lever]
         out[lever] = {f"{f:g}": fnir_at_fpir(sm, hit, sn, f) for f in (0.2, *FPIRS)}
         # No non-mated probe through: the threshold just below the closest stranger.
         out[lever]["0"] = float(1.0 - ((sm < sn.min()) & hit).mean())
     return out
-
-
-def _score(lever: str, rows: list[Ranked]) -> np.ndarray:
-    d1 = np.array([r.d1 for r in rows])
-    other = np.array([r.d_other for r in rows])
-    if lever == "distance":
-        return d1
-    if lever == "gap":
-        return -(other - d1)
-    if lever == "ratio":
-        return d1 / np.maximum(other, 1e-6)
-    mean = np.array([r.cohort_mean for r in rows])
-    std = np.maximum(np.array([r.cohort_std for r in rows]), 1e-6)
-    return (d1 - mean) / std
 
 
 def main() -> None:
@@ -191,7 +199,10 @@ def main() -> None:
     ap.add_argument("--faces", type=Path, default=HERE.parents[1] / "shared" / "faces")
     ap.add_argument("--write-calibration", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "openset.json")
+    ap.add_argument("--no-mirror", action="store_true", help="descriptors without mirroring")
     args = ap.parse_args()
+    global MIRROR
+    MIRROR = not args.no_mirror
 
     sets = labelled(args.faces)
     crowd = sorted(p for p in (args.faces / "multi-face").iterdir() if p.suffix == ".jpg")
@@ -213,7 +224,7 @@ def main() -> None:
     shipped = calibrate(everyone, "all labelled sets of ../shared/faces: " + ", ".join(SETS))
     if args.write_calibration:
         DATA.mkdir(parents=True, exist_ok=True)
-        shipped.save(DATA / "dlib-resnet-v1-mirror-v1.calibration.json")
+        shipped.save(DATA / data_name(shipped.model))
     result: dict[str, object] = {
         "images": len(all_paths),
         "no_face": no_face,
@@ -226,6 +237,7 @@ def main() -> None:
             "tmr": {f"{d:.2f}": shipped.tmr_at(d) for d in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)},
         },
         "quality": quality_study(everyone, shipped),
+        "crowd_quality": crowd_quality(everyone, [f for p in crowd for f in faces.get(p, [])]),
     }
 
     pooled: dict[str, tuple[list[Ranked], list[Ranked]]] = {}

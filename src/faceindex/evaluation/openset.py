@@ -35,6 +35,7 @@ __all__ = [
     "build_open_set",
     "evaluate_open_set",
     "fnir_at_fpir",
+    "lever_scores",
     "rank_all",
     "scale_up",
     "size_steps",
@@ -127,8 +128,8 @@ def build_open_set(
     return gallery, mated, strangers
 
 
-def _lever_scores(rows: Sequence[Ranked]) -> dict[str, np.ndarray]:
-    """Lower = more like a match, for each lever."""
+def lever_scores(rows: Sequence[Ranked]) -> dict[str, np.ndarray]:
+    """Each lever's score of each ranked probe; lower = more like a match."""
     d1 = np.array([r.d1 for r in rows])
     other = np.array([r.d_other for r in rows])
     mean = np.array([r.cohort_mean for r in rows])
@@ -280,7 +281,7 @@ def summarise(
         listed_fpir=share(listed_n),
     )
     if rows_m and rows_n:
-        sm, sn = _lever_scores(rows_m), _lever_scores(rows_n)
+        sm, sn = lever_scores(rows_m), lever_scores(rows_n)
         for lever in LEVERS:
             report.fnir_at_fpir[lever] = {
                 f"{f:g}": fnir_at_fpir(sm[lever], hit1, sn[lever], f) for f in FPIRS

@@ -34,6 +34,7 @@ __all__ = [
     "Calibration",
     "TAIL_FIT",
     "TAIL_PAIRS",
+    "data_name",
     "default_calibration",
     "fit_calibration",
     "load_calibration",
@@ -154,13 +155,14 @@ def load_calibration(path: Path) -> Calibration:
     return Calibration.from_dict(data)
 
 
-def _data_name(model: str) -> str:
+def data_name(model: str) -> str:
+    """The package-data file of a model's calibration, by its descriptor tag."""
     return model.replace("@", "-v").replace("+", "-") + ".calibration.json"
 
 
 def default_calibration(model: str) -> Calibration:
     """The calibration shipped with a model (by its descriptor tag); ModelError if none."""
-    name = _data_name(model)
+    name = data_name(model)
     ref = resources.files("faceindex.vision") / "data" / name
     try:
         text = ref.read_text()
