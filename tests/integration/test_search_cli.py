@@ -63,6 +63,9 @@ def test_json_is_the_http_schema_with_bands_and_quality(
     assert face["gallery_size"] == faces >= 1 and face["match_bound"] == 0.01
     assert best["decision"] == "match" and best["provenance"][0]["locator"] == "a.jpg"
     assert best["stranger_chance"] < 0.01 and 0 < best["quality"] <= 1
+    code, table = run(home, "search", str(probe), "--case", "C-1", "--purpose", "check")
+    assert code == 0 and "faces searched" in table and "match" in table
+    assert "'match' needs fewer than 1 in 100 and both faces of good quality" in table
     # The same face with a bound no distance meets is no longer called a match: exit 1.
     code, strict = search(home, probe, "--match-bound", "1e-9")
     assert code == 1

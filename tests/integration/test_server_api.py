@@ -241,3 +241,14 @@ def test_health_and_metrics(api: Any, photo: bytes) -> None:
     text = client.get("/metrics").text
     assert 'faceindex_searches_total{outcome="ok"}' in text
     assert 'route="/v1/searches"' in text and "faceindex_gallery_faces" in text
+
+
+def test_a_search_may_set_its_own_match_bound(api: Any, photo: bytes) -> None:
+    client, tokens = api
+    strict = search(client, tokens["investigator"], photo, match_bound="1e-12")
+    assert strict.status_code == 200, strict.text
+    face = strict.json()["faces"][0]
+    assert face["match_bound"] == 1e-12
+    assert all(m["decision"] != "match" for m in face["matches"])
+    bad = search(client, tokens["investigator"], photo, match_bound="1.5")
+    assert bad.status_code == 422 and "Traceback" not in bad.text

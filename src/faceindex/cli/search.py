@@ -13,7 +13,7 @@ from faceindex.cli.errors import EXIT_NO_MATCH
 from faceindex.cli.governed import open_governance
 from faceindex.errors import InputError
 from faceindex.search.result import search_dict
-from faceindex.search.scoring import in_words
+from faceindex.search.scoring import one_in
 from faceindex.types import SearchResult
 
 __all__ = ["search"]
@@ -68,12 +68,12 @@ def _print(results: list[SearchResult]) -> None:
         box = r.probe.bbox.as_list()
         console.print(
             f"[bold]probe face {n}[/bold] at {box} (quality {r.probe.quality:.2f}); "
-            f"{r.gallery_size:,} faces searched, match below a {r.match_bound:g} chance "
-            "of any stranger this close"
+            f"{r.gallery_size:,} faces searched",
+            soft_wrap=True,
         )
         for warning in r.probe.warnings:
-            console.print(f"[yellow]warning:[/yellow] {warning}")
-        table = Table("#", "decision", "dist", "strangers this close", "quality", "image", "seen")
+            console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        table = Table("#", "decision", "dist", "quality", "stranger this close", "image", "seen")
         for rank, m in enumerate(r.matches, 1):
             colour = {"match": "green", "possible": "yellow"}.get(m.decision, "dim")
             where = "\n".join(f"{p.source}:{p.locator}" for p in m.locations) or "-"
@@ -82,9 +82,15 @@ def _print(results: list[SearchResult]) -> None:
                 str(rank),
                 f"[{colour}]{m.decision}[/{colour}]",
                 f"{m.distance:.3f}",
-                f"{m.expected_strangers:.3g} expected: {in_words(m.stranger_chance)}",
                 f"{m.quality:.2f}",
+                one_in(m.stranger_chance),
                 where,
                 ingested,
             )
         console.print(table)
+        console.print(
+            "stranger this close: how many searches of a gallery this size show a stranger at "
+            f"least this close; 'match' needs fewer than 1 in {round(1 / r.match_bound):,} and "
+            "both faces of good quality, 'possible' is a candidate for a person to check.",
+            soft_wrap=True,
+        )

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from faceindex.errors import InputError
 from faceindex.vision.calibration import Calibration
 
-__all__ = ["DECISIONS", "Assessment", "Decider", "in_words"]
+__all__ = ["DECISIONS", "Assessment", "Decider", "in_words", "one_in"]
 
 DECISIONS = ("match", "possible", "no-match")
 
@@ -76,17 +76,23 @@ class Decider:
         return self.assess(distance, gallery_size, quality).decision
 
 
+def one_in(stranger_chance: float) -> str:
+    """'1 search in 40', 'most searches (80%)', 'fewer than 1 search in a million'."""
+    if stranger_chance >= 0.5:
+        return f"most searches ({stranger_chance:.0%})"
+    if stranger_chance <= 0:
+        return "no search"
+    n = 1.0 / stranger_chance
+    if n >= 1e6:
+        return "fewer than 1 search in a million"
+    return f"1 search in {_round(n)}"
+
+
 def in_words(stranger_chance: float) -> str:
     """'about 1 search in 40 of a gallery this size shows a stranger this close'."""
-    tail = "of a gallery this size shows a stranger this close"
-    if stranger_chance >= 0.5:
-        return f"most searches ({stranger_chance:.0%}) {tail}"
-    if stranger_chance <= 0:
-        return f"no search {tail}"
-    one_in = 1.0 / stranger_chance
-    if one_in >= 1e6:
-        return f"fewer than 1 search in a million {tail}"
-    return f"about 1 search in {_round(one_in)} {tail}"
+    short = one_in(stranger_chance)
+    about = "about " if short.startswith("1 ") else ""
+    return f"{about}{short} of a gallery this size shows a stranger this close"
 
 
 def _round(x: float) -> str:
