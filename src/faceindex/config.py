@@ -110,7 +110,7 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="'possible': at most this many strangers expected"
     )
     possible_fmr: float = Field(
-        default=0.01, gt=0, le=1, description="'possible': per-comparison FMR at most"
+        default=0.05, gt=0, le=1, description="'possible': per-comparison FMR at most"
     )
     match_quality: float = Field(
         default=0.3, ge=0, le=1, description="'match' needs probe and gallery face this good"

@@ -16,6 +16,7 @@ from faceindex.vision.calibration import (
     default_calibration,
     fit_calibration,
     load_calibration,
+    worst_of,
 )
 
 pytestmark = pytest.mark.unit
@@ -93,8 +94,9 @@ def test_a_model_without_a_calibration_says_how_to_make_one() -> None:
 def test_the_dlib_model_ships_a_calibration() -> None:
     cal = default_calibration("dlib-resnet-v1+mirror@1")
     assert cal.metric == "l2" and cal.impostor_pairs > 10_000 and cal.identities > 50
-    # dlib's own threshold 0.6 lets a few in a thousand strangers through per comparison.
-    assert 1e-4 < cal.fmr_at(0.6) < 0.05
+    # dlib's own threshold 0.6 lets several in a hundred look-alike strangers through.
+    assert 1e-3 < cal.fmr_at(0.6) < 0.3
+    assert cal.fmr_at(0.4) < 1e-3 < cal.fmr_at(0.5)
     assert cal.tmr_at(0.6) > 0.8
 
 
@@ -131,3 +133,22 @@ def test_a_poor_face_is_never_called_a_match() -> None:
     decider = Decider(synthetic(), match_quality=0.3)
     assert decider.decide(0.3, 100, quality=0.9) == "match"
     assert decider.decide(0.3, 100, quality=0.24) == "possible"
+
+
+def test_worst_of_keeps_the_hardest_collection_at_every_distance() -> None:
+    easy = synthetic()
+    hard = fit_calibration(
+        RNG.normal(0.70, 0.08, 20_000),  # look-alike strangers: much closer
+        GENUINE,
+        model="test-model@1",
+        measured_on="look-alikes",
+        identities=15,
+    )
+    both = worst_of([easy, hard], measured_on="both")
+    for d in (0.3, 0.45, 0.6, 0.9):
+        assert both.fmr_at(d) == pytest.approx(max(easy.fmr_at(d), hard.fmr_at(d)), rel=1e-6)
+    assert both.fmr_at(0.45) > 10 * easy.fmr_at(0.45)
+    assert both.impostor_pairs == easy.impostor_pairs + hard.impostor_pairs
+    other = fit_calibration(IMPOSTOR, GENUINE, model="other@1", measured_on="x", identities=1)
+    with pytest.raises(InputError):
+        worst_of([easy, other], measured_on="mixed models")

@@ -49,7 +49,7 @@ class Decider:
     calibration: Calibration
     match_bound: float = 0.01
     possible_strangers: float = 10.0
-    possible_fmr: float = 0.01
+    possible_fmr: float = 0.05
     match_quality: float = 0.0
 
     def __post_init__(self) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "TAIL_PAIRS",
     "data_name",
     "default_calibration",
+    "worst_of",
     "fit_calibration",
     "load_calibration",
 ]
@@ -228,4 +229,32 @@ def fit_calibration(
         impostor_pairs=n,
         genuine_pairs=len(gen),
         tail=tail,
+    )
+
+
+def worst_of(cals: list[Calibration], *, measured_on: str) -> Calibration:
+    """One calibration that, at every distance, takes the highest false-match rate of
+    ``cals`` (each measured on one collection: strangers photographed alike come closer than
+    strangers across collections, so pooling would dilute the hardest). TMR is the
+    pair-weighted mean."""
+    if not cals:
+        raise InputError("worst_of needs at least one calibration")
+    first = cals[0]
+    if any(c.distances != first.distances or c.model != first.model for c in cals):
+        raise InputError("calibrations on different grids or models cannot be combined")
+    fmr = np.max(np.array([c.fmr for c in cals]), axis=0)
+    weights = np.array([c.genuine_pairs for c in cals], dtype=np.float64)
+    tmr = (np.array([c.tmr for c in cals]) * weights[:, None]).sum(0) / max(weights.sum(), 1)
+    return Calibration(
+        model=first.model,
+        metric=first.metric,
+        distances=first.distances,
+        fmr=tuple(float(x) for x in np.maximum.accumulate(fmr)),
+        tmr=tuple(float(x) for x in tmr),
+        measured_on=measured_on,
+        identities=sum(c.identities for c in cals),
+        impostor_pairs=sum(c.impostor_pairs for c in cals),
+        genuine_pairs=sum(c.genuine_pairs for c in cals),
+        tail="the highest FMR of, at each distance: "
+        + "; ".join(f"[{c.measured_on}] {c.tail}" for c in cals),
     )
