@@ -31,7 +31,9 @@ def test_open_set_reports_every_gallery_size(shared_faces: Path, tmp_path: Path)
     assert [s["distractors"] for s in sizes] == [0, 6, 12]  # knn's 12 photos, one face each
     assert all(s["gallery"] == 10 + s["distractors"] for s in sizes)  # 15 people, 5 held out
     assert all(s["mated"] + s["nonmated"] + 10 == 164 for s in sizes)  # yale's photos
-    assert all(s["match_fpir"] <= body["match_bound"] for s in sizes)
+    # 55 strangers resolve FPIR in steps of 1.8%: at a true rate of 1% three or more false
+    # matches happen 2% of the time (binomial); the pooled all-pairs table gave 3 here.
+    assert all(round(s["match_fpir"] * s["nonmated"]) <= 2 for s in sizes)
     assert sizes[0]["rank1"] >= 0.95 and "distance" in sizes[0]["fnir_at_fpir"]
 
 
