@@ -127,6 +127,7 @@ def test_chance_in_words() -> None:
     assert in_words(1 / 1234).startswith("about 1 search in 1,200 ")
     assert in_words(1e-9).startswith("fewer than 1 search in a million")
     assert in_words(0.8).startswith("most searches (80%)")
+    assert in_words(0.9999).startswith("nearly every search of a gallery")
 
 
 def test_a_poor_face_is_never_called_a_match() -> None:

@@ -78,6 +78,8 @@ class Decider:
 
 def one_in(stranger_chance: float) -> str:
     """'1 search in 40', 'most searches (80%)', 'fewer than 1 search in a million'."""
+    if stranger_chance >= 0.995:
+        return "nearly every search"
     if stranger_chance >= 0.5:
         return f"most searches ({stranger_chance:.0%})"
     if stranger_chance <= 0:
