@@ -55,10 +55,10 @@ class Settings(BaseSettings):
 
     # search
     match_threshold: float | None = Field(
-        default=None, gt=0, description="distance for 'match' (default: the model pack's)"
-    )
-    possible_threshold: float | None = Field(
-        default=None, gt=0, description="'possible' band edge (default: the model pack's)"
+        default=None,
+        gt=0,
+        description="distance of eval reports and subject access (default: the model pack's; "
+        "search bands use the calibration)",
     )
     top_k: int = Field(default=10, ge=1, le=1000)
 
@@ -154,6 +154,23 @@ class Settings(BaseSettings):
     )
     onnx_cache_dir: Path | None = Field(
         default=None, description="converted graphs (default ~/.cache/faceindex/onnx)"
+    )
+
+    # calibrated search decisions (issue 13): see search/scoring.py and docs/API.md
+    calibration_path: Path | None = Field(
+        default=None, description="the home's calibration JSON (default: the model's own)"
+    )
+    match_bound: float = Field(
+        default=0.01, gt=0, lt=1, description="'match': chance of any stranger this close below"
+    )
+    possible_strangers: float = Field(
+        default=10.0, ge=0, description="'possible': at most this many strangers expected"
+    )
+    possible_fmr: float = Field(
+        default=0.05, gt=0, le=1, description="'possible': per-comparison FMR at most"
+    )
+    match_quality: float = Field(
+        default=0.3, ge=0, le=1, description="'match' needs probe and gallery face this good"
     )
 
     @classmethod

@@ -13,7 +13,7 @@ import numpy as np
 from faceindex.backends import open_catalog, open_index
 from faceindex.catalog.base import Catalog, NewSource
 from faceindex.config import Settings
-from faceindex.errors import ConfigError, InputError, NoFaceError
+from faceindex.errors import ConfigError, InputError, ModelError, NoFaceError
 from faceindex.home_switch import complete_switch
 from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
@@ -21,16 +21,43 @@ from faceindex.index.synced import SyncedIndex
 from faceindex.model_record import check_model
 from faceindex.pipeline.runner import FaceScreen, ImageScreen, Progress_cb, run_ingest
 from faceindex.pipeline.worker import WorkerState
+from faceindex.search.scoring import Decider
 from faceindex.search.searcher import match_faces
 from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
 from faceindex.types import IngestSummary, SearchResult
 from faceindex.vision.analyze import Analyzer, FaceAnalyzer
+from faceindex.vision.calibration import Calibration, default_calibration, load_calibration
 from faceindex.vision.factory import build_analyzer, model_tag, settings_pack
-from faceindex.vision.pack import ModelPack, Thresholds, thresholds_for
+from faceindex.vision.pack import (
+    ModelPack,
+    Thresholds,
+    calibration_name,
+    calibration_path,
+    thresholds_for,
+)
 
-__all__ = ["Engine", "build_analyzer", "build_source"]
+__all__ = ["Engine", "build_analyzer", "build_calibration", "build_source"]
 
 log = logging.getLogger(__name__)
+
+
+def build_calibration(settings: Settings, pack: ModelPack) -> Calibration:
+    """The home's own calibration (``calibration_path``), else the one its model pack
+    ships (inside the pack directory, or with faceindex for a built-in pack)."""
+    model = model_tag(settings, pack)
+    path = settings.calibration_path or calibration_path(pack, model)
+    if path is not None:
+        cal = load_calibration(path)
+        if cal.model != model:
+            log.warning("calibration %s is for %s, the home embeds with %s", path, cal.model, model)
+        return cal
+    name = calibration_name(pack, model)
+    if name is None:
+        raise ModelError(
+            f"model pack {pack.name!r} ships no calibration: measure one with "
+            "`faceindex eval folder ROOT --calibrate FILE` and set calibration_path"
+        )
+    return default_calibration(name)
 
 
 def build_source(record: SourceRecord, settings: Settings) -> ImageSource:
@@ -66,6 +93,7 @@ class Engine:
         # Where probe photos are analysed; None: this process's models. The server puts
         # worker processes here (server/workers.py) so an analysis never holds its GIL.
         self.probe_analyzer: Analyzer | None = None
+        self._calibration: Calibration | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, create: bool = False) -> Engine:
@@ -125,9 +153,24 @@ class Engine:
         return thresholds_for(
             self.pack,
             match=s.match_threshold,
-            possible=s.possible_threshold,
             erase=s.erase_threshold,
             suppress=s.suppress_threshold,
+        )
+
+    @property
+    def calibration(self) -> Calibration:
+        if self._calibration is None:
+            self._calibration = build_calibration(self.settings, self.pack)
+        return self._calibration
+
+    def decider(self, match_bound: float | None = None) -> Decider:
+        s = self.settings
+        return Decider(
+            self.calibration,
+            match_bound=s.match_bound if match_bound is None else match_bound,
+            possible_strangers=s.possible_strangers,
+            possible_fmr=s.possible_fmr,
+            match_quality=s.match_quality,
         )
 
     # -- consistency ----------------------------------------------------------------------
@@ -254,6 +297,7 @@ class Engine:
         top_k: int | None = None,
         largest: bool = False,
         sources: Collection[str] | None = None,
+        match_bound: float | None = None,
     ) -> list[SearchResult]:
         s = self.settings
         analyzer = self.probe_analyzer or self.analyzer
@@ -268,9 +312,9 @@ class Engine:
             self.index,
             faces,
             top_k=top_k or s.top_k,
-            threshold=self.thresholds.match,
-            possible=self.thresholds.possible,
+            decider=self.decider(match_bound),
             sources=sources,
+            match_quality=s.match_quality,
         )
 
     def stats(self) -> dict[str, object]:

@@ -84,12 +84,17 @@ class Provenance:
 
 @dataclass(frozen=True)
 class Match:
-    """One gallery face returned for one probe face. Never carries the embedding."""
+    """One gallery face returned for one probe face. Never carries the embedding.
+
+    ``fmr``, ``expected_strangers`` and ``stranger_chance`` come from the model's calibration
+    and the number of faces searched (search/scoring.py); ``decision`` follows from them."""
 
     face_id: int
     image_id: int
     distance: float
-    similarity: float  # 0-100, a readable score; see search/scoring.py
+    fmr: float  # per-comparison false-match rate at this distance
+    expected_strangers: float  # different people this close expected in the gallery searched
+    stranger_chance: float  # probability the gallery searched holds any stranger this close
     decision: str  # "match" | "possible" | "no-match"
     bbox: BBox
     quality: float
@@ -101,14 +106,17 @@ class Match:
 class ProbeFace:
     bbox: BBox
     quality: float
+    warnings: tuple[str, ...] = ()  # e.g. a probe face below the quality the bands assume
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The matches for one face of the probe image."""
+    """The matches for one face of the probe image, and what they were decided against."""
 
     probe: ProbeFace
     matches: tuple[Match, ...]
+    gallery_size: int = 0  # live faces in the sources searched (N of the bands)
+    match_bound: float = 0.01  # a match: chance of any stranger this close below this
 
 
 @dataclass

@@ -97,7 +97,11 @@ def test_investigator_finds_the_right_person_and_compares(
 
     best = page.locator(".card").first
     assert "obama/obama.jpg" in best.inner_text()
-    assert "match" in (best.get_attribute("class") or "")
+    assert "match" in (best.get_attribute("class") or "").split()
+    text = best.inner_text()
+    assert "of a gallery this size shows a stranger this close" in text
+    assert "quality" in text and "distance" in text
+    assert "faces searched" in page.inner_text("#results")
     wait_until(lambda: loaded(page, ".card .thumb"))
     for other in ("biden", "kit_harington", "rose_leslie"):
         card = page.locator(".card", has_text=f"{other}/")

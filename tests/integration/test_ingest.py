@@ -88,7 +88,9 @@ def test_search_returns_matches_with_provenance(
     results = engine.search(probe, top_k=5, largest=True)
     assert len(results) == 1
     best = results[0].matches[0]
-    assert best.decision == "match" and best.distance < 0.6 and best.similarity > 50
+    assert best.decision == "match" and best.distance < 0.6
+    assert best.stranger_chance < 0.01 and results[0].gallery_size == engine.catalog.count_faces()
+    assert best.expected_strangers == pytest.approx(best.fmr * results[0].gallery_size, rel=0.01)
     assert {p.locator for p in best.locations} == {"astronaut.jpg", "sub/copy-of-astronaut.jpg"}
     assert all(p.source == "photos" for p in best.locations)
     assert best.bbox.width > 50 and 0 <= best.quality <= 1

@@ -92,7 +92,9 @@ def test_search_finds_the_face_with_provenance_and_links(api: Any, photo: bytes)
     body = r.json()
     assert body["case_reference"] == "CASE-7" and len(body["faces"]) >= 1
     best = body["faces"][0]["matches"][0]
-    assert best["decision"] == "match" and best["similarity"] > 90
+    assert best["decision"] == "match" and best["stranger_chance"] < 0.01
+    assert body["faces"][0]["gallery_size"] >= 1 and 0 <= best["quality"] <= 1
+    assert "shows a stranger this close" in best["stranger_chance_words"]
     assert best["provenance"] == [
         {
             "source": "nasa",
@@ -247,3 +249,14 @@ def test_engine_routes_document_the_timeout(api: Any) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/v1/searches", "/v1/probe/faces"):
         assert "503" in paths[path]["post"]["responses"], path
+
+
+def test_a_search_may_set_its_own_match_bound(api: Any, photo: bytes) -> None:
+    client, tokens = api
+    strict = search(client, tokens["investigator"], photo, match_bound="1e-12")
+    assert strict.status_code == 200, strict.text
+    face = strict.json()["faces"][0]
+    assert face["match_bound"] == 1e-12
+    assert all(m["decision"] != "match" for m in face["matches"])
+    bad = search(client, tokens["investigator"], photo, match_bound="1.5")
+    assert bad.status_code == 422 and "Traceback" not in bad.text

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from faceindex.errors import ModelError
-from faceindex.search.scoring import decide, similarity
 from faceindex.vision.models import DLIB_CNN, DLIB_LANDMARKS_5, DLIB_RESNET, model_path
 
 pytestmark = pytest.mark.unit
@@ -52,15 +51,3 @@ def test_missing_model_package_is_an_error() -> None:
     missing = dataclasses.replace(DLIB_RESNET, package="no_such_models_package")
     with pytest.raises(ModelError, match="pip install"):
         model_path(missing)
-
-
-def test_similarity_and_bands() -> None:
-    assert similarity(0.6, 0.6) == 50.0
-    assert similarity(0.4, 0.6) > 95 > 5 > similarity(0.8, 0.6)
-    assert similarity(float("inf"), 0.6) == 0.0
-    assert [decide(d, 0.6, 0.65) for d in (0.3, 0.6, 0.62, 0.9)] == [
-        "match",
-        "match",
-        "possible",
-        "no-match",
-    ]

@@ -12,36 +12,11 @@ from faceindex.cli.common import HomeOpt, console, handle_errors
 from faceindex.cli.errors import EXIT_NO_MATCH
 from faceindex.cli.governed import open_governance
 from faceindex.errors import InputError
+from faceindex.search.result import search_dict
+from faceindex.search.scoring import one_in
 from faceindex.types import SearchResult
 
-__all__ = ["search", "results_to_json"]
-
-
-def results_to_json(results: list[SearchResult]) -> list[dict[str, object]]:
-    """Results as plain data. Never includes embeddings."""
-    return [
-        {
-            "probe_face": {"box": r.probe.bbox.as_list(), "quality": r.probe.quality},
-            "matches": [
-                {
-                    "face_id": m.face_id,
-                    "image_id": m.image_id,
-                    "distance": m.distance,
-                    "similarity": m.similarity,
-                    "decision": m.decision,
-                    "box": m.bbox.as_list(),
-                    "quality": m.quality,
-                    "image_sha256": m.image_sha256,
-                    "locations": [
-                        {"source": p.source, "item": p.locator, "ingested_at": p.ingested_at}
-                        for p in m.locations
-                    ],
-                }
-                for m in r.matches
-            ],
-        }
-        for r in results
-    ]
+__all__ = ["search"]
 
 
 @handle_errors
@@ -52,6 +27,13 @@ def search(
     top: int = typer.Option(10, "--top", min=1, max=1000, help="matches per probe face"),
     largest: bool = typer.Option(False, "--largest", help="only the largest face in the probe"),
     source: list[str] = typer.Option([], "--source", help="search only these sources"),
+    match_bound: float | None = typer.Option(
+        None,
+        "--match-bound",
+        min=1e-9,
+        max=0.5,
+        help="call a match only below this chance of any stranger this close (default 0.01)",
+    ),
     as_json: bool = typer.Option(False, "--json"),
     home: HomeOpt = None,
 ) -> None:
@@ -64,12 +46,17 @@ def search(
         raise InputError(f"cannot read probe {probe}: {exc.strerror or exc}") from exc
     with open_governance(home) as gov:  # audited before results are shown; fails closed
         results = gov.search(
-            data, case=case, purpose=purpose, top_k=top, largest=largest, sources=source or None
+            data,
+            case=case,
+            purpose=purpose,
+            top_k=top,
+            largest=largest,
+            sources=source or None,
+            match_bound=match_bound,
         )
     if as_json:
-        console.print_json(
-            json.dumps({"case": case, "purpose": purpose, "faces": results_to_json(results)})
-        )
+        body = search_dict(results, case_reference=case, purpose=purpose)
+        console.print_json(json.dumps(body))
     else:
         _print(results)
     if not any(m.decision == "match" for r in results for m in r.matches):
@@ -79,18 +66,31 @@ def search(
 def _print(results: list[SearchResult]) -> None:
     for n, r in enumerate(results, 1):
         box = r.probe.bbox.as_list()
-        console.print(f"[bold]probe face {n}[/bold] at {box} (quality {r.probe.quality:.2f})")
-        table = Table("#", "sim", "decision", "dist", "image (source:item)", "ingested")
+        console.print(
+            f"[bold]probe face {n}[/bold] at {box} (quality {r.probe.quality:.2f}); "
+            f"{r.gallery_size:,} faces searched",
+            soft_wrap=True,
+        )
+        for warning in r.probe.warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        table = Table("#", "decision", "dist", "quality", "stranger this close", "image", "seen")
         for rank, m in enumerate(r.matches, 1):
             colour = {"match": "green", "possible": "yellow"}.get(m.decision, "dim")
             where = "\n".join(f"{p.source}:{p.locator}" for p in m.locations) or "-"
             ingested = m.locations[0].ingested_at[:10] if m.locations else "-"
             table.add_row(
                 str(rank),
-                f"{m.similarity:.1f}",
                 f"[{colour}]{m.decision}[/{colour}]",
                 f"{m.distance:.3f}",
+                f"{m.quality:.2f}",
+                one_in(m.stranger_chance),
                 where,
                 ingested,
             )
         console.print(table)
+        console.print(
+            "stranger this close: how many searches of a gallery this size show a stranger at "
+            f"least this close; 'match' needs fewer than 1 in {round(1 / r.match_bound):,} and "
+            "both faces of good quality, 'possible' is a candidate for a person to check.",
+            soft_wrap=True,
+        )

@@ -1,9 +1,10 @@
-"""Embed image files with the engine's models, one largest face per file, on every core."""
+"""Embed image files with the engine's models on every core: the descriptors ingest stores."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,19 @@ from faceindex.pipeline.runner import pool_context
 from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.decode import decode_image
 
-__all__ = ["embed_files"]
+__all__ = ["FaceSample", "embed_faces", "embed_files", "largest"]
 
-Embedded = tuple[str, "np.ndarray | None", str]
+
+@dataclass(frozen=True)
+class FaceSample:
+    """One face of one file: its descriptor, quality score and box area (for 'largest')."""
+
+    quality: float
+    area: int
+    vector: np.ndarray = field(repr=False, compare=False)
+
+
+Embedded = tuple[str, list[FaceSample], str]
 
 
 def _embed_one(analyzer: FaceAnalyzer, settings: Settings, path: str) -> Embedded:
@@ -26,11 +37,11 @@ def _embed_one(analyzer: FaceAnalyzer, settings: Settings, path: str) -> Embedde
             Path(path).read_bytes(), max_pixels=settings.max_pixels, max_bytes=settings.max_bytes
         )
     except (OSError, FaceIndexError) as exc:
-        return path, None, f"unreadable: {exc}"
+        return path, [], f"unreadable: {exc}"
     faces = analyzer.analyze(rgb)
     if not faces:
-        return path, None, "no face found"
-    return path, max(faces, key=lambda f: f.bbox.area).embedding, ""
+        return path, [], "no face found"
+    return path, [FaceSample(f.quality.score, f.bbox.area, f.embedding) for f in faces], ""
 
 
 def _embed_chunk(paths: list[str]) -> list[Embedded]:
@@ -38,15 +49,19 @@ def _embed_chunk(paths: list[str]) -> list[Embedded]:
     return [_embed_one(state.analyzer, state.settings, p) for p in paths]
 
 
-def embed_files(
+def largest(faces: Sequence[FaceSample]) -> FaceSample | None:
+    return max(faces, key=lambda f: f.area) if faces else None
+
+
+def embed_faces(
     paths: Sequence[Path],
     settings: Settings,
     *,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[Path, np.ndarray | None]:
-    """Descriptor of the largest face in each file (None where no face is found)."""
+) -> dict[Path, list[FaceSample]]:
+    """Every face of each file (an empty list where none is found or the file is bad)."""
     unique = sorted({str(p) for p in paths})
-    out: dict[Path, np.ndarray | None] = {}
+    out: dict[Path, list[FaceSample]] = {}
     workers = settings.effective_workers()
     chunks = [unique[i : i + 4] for i in range(0, len(unique), 4)]
     if workers == 1:
@@ -63,14 +78,25 @@ def embed_files(
     return out
 
 
+def embed_files(
+    paths: Sequence[Path],
+    settings: Settings,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[Path, np.ndarray | None]:
+    """Descriptor of the largest face in each file (None where no face is found)."""
+    faces = embed_faces(paths, settings, progress=progress)
+    return {p: (f.vector if (f := largest(fs)) else None) for p, fs in faces.items()}
+
+
 def _collect(
     results: Iterable[list[Embedded]],
-    out: dict[Path, np.ndarray | None],
+    out: dict[Path, list[FaceSample]],
     total: int,
     progress: Callable[[int, int], None] | None,
 ) -> None:
     for chunk in results:
-        for path, vec, _reason in chunk:
-            out[Path(path)] = vec
+        for path, faces, _reason in chunk:
+            out[Path(path)] = faces
         if progress is not None:
             progress(len(out), total)

@@ -38,6 +38,12 @@ class Report:
         return asdict(self)
 
 
+def pair_distances(pairs: PairSet, vectors: Vectors) -> tuple[np.ndarray, np.ndarray]:
+    """(distance, same person) of every pair (inf where a face was not found)."""
+    d, s, _ = _score_pairs(pairs, vectors)
+    return d, s
+
+
 def _score_pairs(pairs: PairSet, vectors: Vectors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     d, s, f = [], [], []
     for a, b, same, fold in zip(pairs.left, pairs.right, pairs.same, pairs.folds, strict=True):

@@ -27,7 +27,7 @@ __all__ = ["Exports", "result_rows", "source_rows", "write_csv"]
 P = Permission
 
 RESULT_COLUMNS = [
-    "probe_face", "rank", "face_id", "image_id", "distance", "similarity", "decision",
+    "probe_face", "rank", "face_id", "image_id", "distance", "stranger_chance", "decision",
     "box", "quality", "image_sha256", "source", "item", "ingested_at",
 ]  # fmt: skip
 SOURCE_COLUMNS = [
@@ -48,7 +48,7 @@ def result_rows(results: Sequence[SearchResult]) -> tuple[list[dict[str, object]
                         "face_id": m.face_id,
                         "image_id": m.image_id,
                         "distance": m.distance,
-                        "similarity": m.similarity,
+                        "stranger_chance": m.stranger_chance,
                         "decision": m.decision,
                         "box": " ".join(str(v) for v in m.bbox.as_list()),
                         "quality": m.quality,

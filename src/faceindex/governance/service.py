@@ -212,6 +212,7 @@ class Governance:
         top_k: int | None = None,
         largest: bool = False,
         sources: Sequence[str] | None = None,
+        match_bound: float | None = None,
     ) -> list[SearchResult]:
         sha = hashlib.sha256(image).hexdigest()
         self._require(P.SEARCH, action="search", case=case, purpose=purpose, probe_sha256=sha)
@@ -222,7 +223,11 @@ class Governance:
         try:
             everything = not sources and len(scope) == len(self.engine.catalog.list_sources())
             results = self.engine.search(
-                image, top_k=top_k, largest=largest, sources=None if everything else scope
+                image,
+                top_k=top_k,
+                largest=largest,
+                sources=None if everything else scope,
+                match_bound=match_bound,
             )
         except Exception as exc:
             self._record(
@@ -243,7 +248,12 @@ class Governance:
             probe_sha256=sha,
             sources=tuple(scope),
             face_ids=tuple(m.face_id for r in results for m in r.matches),
-            details={"probe_faces": len(results), "top_k": top_k or 0, "largest": largest},
+            details={
+                "probe_faces": len(results),
+                "top_k": top_k or 0,
+                "largest": largest,
+                "match_bound": results[0].match_bound if results else match_bound,
+            },
         )
         return results
 

@@ -9,10 +9,10 @@ import numpy as np
 from faceindex.catalog.base import Catalog, FaceRow
 from faceindex.errors import NoFaceError
 from faceindex.index.base import VectorIndex
-from faceindex.search.scoring import decide, similarity
+from faceindex.search.scoring import Decider
 from faceindex.types import DetectedFace, Match, ProbeFace, SearchResult
 
-__all__ = ["PUSHDOWN_AFTER", "knn", "match_faces"]
+__all__ = ["PUSHDOWN_AFTER", "gallery_size", "knn", "match_faces"]
 
 PUSHDOWN_AFTER = 1024  # candidates filtered before a restricted search asks the catalog
 
@@ -74,35 +74,58 @@ def _live(
     return kept
 
 
+def gallery_size(catalog: Catalog, sources: Collection[str] | None) -> int:
+    """Live faces a search compares the probe with: N of the decision bands."""
+    if sources is None:
+        return catalog.count_faces()
+    return len(catalog.face_ids_in_sources(sources))
+
+
 def match_faces(
     catalog: Catalog,
     index: VectorIndex,
     probe_faces: list[DetectedFace],
     *,
     top_k: int,
-    threshold: float,
-    possible: float,
+    decider: Decider,
     sources: Collection[str] | None = None,
+    match_quality: float = 0.0,
 ) -> list[SearchResult]:
+    """The top-k gallery faces of each probe face, each judged against the gallery searched."""
     if not probe_faces:
         raise NoFaceError("no face found in the probe image")
     vectors = np.stack([f.embedding for f in probe_faces]).astype(np.float32)
     neighbours = knn(catalog, index, vectors, top_k, sources=sources)
+    n = gallery_size(catalog, sources)
     results = []
     for face, hits in zip(probe_faces, neighbours, strict=True):
-        matches = tuple(
-            Match(
-                face_id=row.id,
-                image_id=row.image_id,
-                distance=round(d, 4),
-                similarity=similarity(d, threshold),
-                decision=decide(d, threshold, possible),
-                bbox=row.bbox,
-                quality=row.quality,
-                image_sha256=row.image_sha256,
-                locations=tuple(p for p in row.locations if sources is None or p.source in sources),
+        matches = []
+        q = face.quality.score
+        for d, row in hits:
+            a = decider.assess(d, n, min(q, row.quality))
+            matches.append(
+                Match(
+                    face_id=row.id,
+                    image_id=row.image_id,
+                    distance=round(d, 4),
+                    fmr=float(f"{a.fmr:.4g}"),
+                    expected_strangers=float(f"{a.expected_strangers:.4g}"),
+                    stranger_chance=float(f"{a.stranger_chance:.4g}"),
+                    decision=a.decision,
+                    bbox=row.bbox,
+                    quality=row.quality,
+                    image_sha256=row.image_sha256,
+                    locations=tuple(
+                        p for p in row.locations if sources is None or p.source in sources
+                    ),
+                )
             )
-            for d, row in hits
-        )
-        results.append(SearchResult(ProbeFace(face.bbox, face.quality.score), matches))
+        warnings: tuple[str, ...] = ()
+        if q < match_quality:
+            warnings = (
+                f"probe face quality {q:.2f} is below {match_quality:.2f}: strangers come "
+                "this close more often than for good faces, so no result is called a match",
+            )
+        probe = ProbeFace(face.bbox, q, warnings)
+        results.append(SearchResult(probe, tuple(matches), n, decider.match_bound))
     return results

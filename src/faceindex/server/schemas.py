@@ -99,22 +99,37 @@ class ProvenanceOut(_Out):
 
 
 class MatchOut(_Out):
+    """One gallery face; mirrors ``search/result.py:match_dict`` field for field."""
+
     face_id: int
     image_id: int
-    similarity: float = Field(ge=0, le=100, description="0-100 reading aid, not a probability")
-    distance: float
-    decision: str = Field(description="match | possible | no-match")
+    decision: str = Field(
+        description="match: the chance of any stranger this close in the gallery searched is "
+        "below match_bound; possible: investigative candidate; no-match"
+    )
+    distance: float = Field(description="L2 distance between the descriptors (smaller = closer)")
+    fmr: float = Field(ge=0, le=1, description="per-comparison false-match rate at this distance")
+    expected_strangers: float = Field(
+        ge=0, description="different people this close expected among the faces searched"
+    )
+    stranger_chance: float = Field(
+        ge=0, le=1, description="probability the gallery searched holds any stranger this close"
+    )
+    stranger_chance_words: str = Field(
+        examples=["about 1 search in 40 of a gallery this size shows a stranger this close"]
+    )
     box: list[int] = Field(min_length=4, max_length=4, description="left, top, right, bottom")
-    quality: float
+    quality: float = Field(ge=0, le=1, description="gallery face quality (size, sharpness, pose)")
     image_sha256: str
     provenance: list[ProvenanceOut]
-    thumbnail_url: str
+    thumbnail_url: str | None = Field(description="null outside the HTTP API")
     original_url: str | None = Field(description="null unless the role may view originals")
 
 
 class ProbeFaceOut(_Out):
     box: list[int] = Field(min_length=4, max_length=4)
-    quality: float
+    quality: float = Field(ge=0, le=1)
+    warnings: list[str] = Field(description="e.g. a probe face of low quality")
 
 
 class ProbeBoxOut(_Out):
@@ -130,11 +145,15 @@ class ProbeOut(_Out):
 
 class SearchFaceOut(_Out):
     probe: ProbeFaceOut
+    gallery_size: int = Field(ge=0, description="live faces in the sources searched (N)")
+    match_bound: float = Field(gt=0, lt=1, description="the bound the match band used")
     matches: list[MatchOut]
 
 
 class SearchOut(_Out):
-    search_id: str
+    """One search; mirrors ``search/result.py:search_dict`` (the CLI's --json)."""
+
+    search_id: str | None = Field(description="null from the CLI")
     case_reference: str
     purpose: str
     faces: list[SearchFaceOut]

@@ -12,22 +12,19 @@ from pydantic import Field
 from faceindex.engine import Engine, build_source
 from faceindex.errors import FaceIndexError, NotFoundError
 from faceindex.governance.roles import Actor, Permission
+from faceindex.search.result import search_dict
 from faceindex.server.auth import allow
 from faceindex.server.routes.common import errors, read_upload, state
 from faceindex.server.schemas import (
     MAX_ID,
     NAME_PATTERN,
     TEXT_PATTERN,
-    MatchOut,
     ProbeBoxOut,
-    ProbeFaceOut,
     ProbeOut,
-    ProvenanceOut,
-    SearchFaceOut,
     SearchOut,
 )
 from faceindex.sources.base import SourceItem
-from faceindex.types import SearchResult
+from faceindex.types import Match, SearchResult
 
 __all__ = ["router"]
 
@@ -86,6 +83,10 @@ async def search(
         list[Annotated[str, Field(pattern=NAME_PATTERN)]] | None,
         Form(description="search only these sources (default: all the purpose allows)"),
     ] = None,
+    match_bound: Annotated[
+        float | None,
+        Form(gt=0, lt=1, description="this search's match bound (default: the setting)"),
+    ] = None,
     actor: Actor = Depends(allow(Permission.SEARCH)),
 ) -> SearchOut:
     """Audited before any result is returned; if the audit log cannot be written the
@@ -102,6 +103,7 @@ async def search(
             top_k=top_k,
             largest=largest,
             sources=sources or None,
+            match_bound=match_bound,
         )
 
     try:
@@ -113,35 +115,16 @@ async def search(
     shown = {m.face_id for r in results for m in r.matches}
     search_id = st.shown.record(actor.name, shown)
     originals = actor.can(Permission.VIEW_ORIGINALS)
-    return SearchOut(
-        search_id=search_id,
-        case_reference=case_reference,
-        purpose=purpose,
-        faces=[_face(r, search_id, originals) for r in results],
-    )
-
-
-def _face(result: SearchResult, search_id: str, originals: bool) -> SearchFaceOut:
     base = f"/v1/searches/{search_id}/faces"
-    return SearchFaceOut(
-        probe=ProbeFaceOut(box=result.probe.bbox.as_list(), quality=result.probe.quality),
-        matches=[
-            MatchOut(
-                face_id=m.face_id,
-                image_id=m.image_id,
-                similarity=m.similarity,
-                distance=m.distance,
-                decision=m.decision,
-                box=m.bbox.as_list(),
-                quality=m.quality,
-                image_sha256=m.image_sha256,
-                provenance=[ProvenanceOut(**vars(p)) for p in m.locations],
-                thumbnail_url=f"{base}/{m.face_id}/thumbnail",
-                original_url=f"{base}/{m.face_id}/original" if originals else None,
-            )
-            for m in result.matches
-        ],
+
+    def links(m: Match) -> tuple[str | None, str | None]:
+        original = f"{base}/{m.face_id}/original" if originals else None
+        return f"{base}/{m.face_id}/thumbnail", original
+
+    body = search_dict(
+        results, case_reference=case_reference, purpose=purpose, search_id=search_id, links=links
     )
+    return SearchOut.model_validate(body)
 
 
 @router.get(

@@ -125,8 +125,17 @@ async function runSearch(ev) {
   } catch (e) { $("results").replaceChildren(); $("search-error").textContent = e.message; }
 }
 
+const BAND_TEXT = { match: "match", possible: "possible: a candidate to check", "no-match": "no match" };
+
 function showResults(answer) {
   const list = el("div", { class: "cards" });
+  const notes = [];
+  for (const f of answer.faces) {
+    notes.push(el("p", { class: "gallery" }, `${f.gallery_size.toLocaleString()} faces searched; ` +
+      `"match" only where fewer than 1 search in ${Math.round(1 / f.match_bound)} of a gallery this size ` +
+      `would show a stranger this close. Probe face quality ${f.probe.quality.toFixed(2)}.`));
+    for (const w of f.probe.warnings) notes.push(el("p", { class: "warning" }, `Warning: ${w}`));
+  }
   const matches = answer.faces.flatMap((f) => f.matches);
   if (!matches.length) list.append(el("p", {}, "No faces in the gallery are close to this one."));
   for (const m of matches) {
@@ -136,8 +145,9 @@ function showResults(answer) {
     const card = el("article", { class: `card ${m.decision}`, "data-face-id": String(m.face_id) },
       thumb,
       el("div", { class: "meta" },
-        el("strong", { class: "sim" }, `${m.similarity.toFixed(1)}`),
-        el("span", { class: `band ${m.decision}` }, m.decision),
+        el("span", { class: `band ${m.decision}` }, BAND_TEXT[m.decision] || m.decision),
+        el("div", { class: "chance" }, capitalise(m.stranger_chance_words) + "."),
+        el("div", { class: "numbers" }, `distance ${m.distance.toFixed(3)}, quality ${m.quality.toFixed(2)}`),
         el("div", {}, `${where.source}: ${where.locator}`),
         el("div", { class: "date" }, where.ingested_at.slice(0, 10))));
     if (m.original_url) {
@@ -145,8 +155,10 @@ function showResults(answer) {
     }
     list.append(card);
   }
-  $("results").replaceChildren(el("p", { class: "case" }, `Search ${answer.search_id} for case ${answer.case_reference}`), list);
+  $("results").replaceChildren(el("p", { class: "case" }, `Search ${answer.search_id} for case ${answer.case_reference}`), ...notes, list);
 }
+
+const capitalise = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
 async function compare(m) {
   $("compare").hidden = false;
@@ -154,7 +166,7 @@ async function compare(m) {
   const probeStage = $("cmp-probe").parentElement;
   drawBoxes(probeStage, state.size, [state.faces[state.chosen].box], null, 0);
   const where = m.provenance[0];
-  $("cmp-caption").textContent = `${where.source}: ${where.locator} (${m.similarity.toFixed(1)}, ${m.decision})`;
+  $("cmp-caption").textContent = `${where.source}: ${where.locator} (${m.decision}; ${m.stranger_chance_words})`;
   try {
     const img = $("cmp-match"); img.src = await blobUrl(m.original_url);
     await img.decode();

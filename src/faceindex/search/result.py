@@ -1,0 +1,72 @@
+"""The search result as plain data: the one shape the CLI's --json and the HTTP API return.
+
+``server/schemas.py`` mirrors it in pydantic for the OpenAPI schema; a test checks the two
+agree. Never includes an embedding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from faceindex.search.scoring import in_words
+from faceindex.types import Match, SearchResult
+
+__all__ = ["Links", "face_dict", "match_dict", "search_dict"]
+
+Links = Callable[[Match], tuple[str | None, str | None]]  # (thumbnail_url, original_url)
+
+
+def _no_links(_m: Match) -> tuple[str | None, str | None]:
+    return None, None
+
+
+def match_dict(m: Match, links: Links = _no_links) -> dict[str, object]:
+    thumbnail_url, original_url = links(m)
+    return {
+        "face_id": m.face_id,
+        "image_id": m.image_id,
+        "decision": m.decision,
+        "distance": m.distance,
+        "fmr": m.fmr,
+        "expected_strangers": m.expected_strangers,
+        "stranger_chance": m.stranger_chance,
+        "stranger_chance_words": in_words(m.stranger_chance),
+        "box": m.bbox.as_list(),
+        "quality": m.quality,
+        "image_sha256": m.image_sha256,
+        "provenance": [
+            {"source": p.source, "locator": p.locator, "ingested_at": p.ingested_at}
+            for p in m.locations
+        ],
+        "thumbnail_url": thumbnail_url,
+        "original_url": original_url,
+    }
+
+
+def face_dict(r: SearchResult, links: Links = _no_links) -> dict[str, object]:
+    return {
+        "probe": {
+            "box": r.probe.bbox.as_list(),
+            "quality": r.probe.quality,
+            "warnings": list(r.probe.warnings),
+        },
+        "gallery_size": r.gallery_size,
+        "match_bound": r.match_bound,
+        "matches": [match_dict(m, links) for m in r.matches],
+    }
+
+
+def search_dict(
+    results: Sequence[SearchResult],
+    *,
+    case_reference: str,
+    purpose: str,
+    search_id: str | None = None,
+    links: Links = _no_links,
+) -> dict[str, object]:
+    return {
+        "search_id": search_id,
+        "case_reference": case_reference,
+        "purpose": purpose,
+        "faces": [face_dict(r, links) for r in results],
+    }
