@@ -2,15 +2,17 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# How dlib is installed: "source" (compiled against OpenBLAS; ~8 min once, then cached by pip)
-# or "bin" (the dlib-bin wheel, no BLAS). docs/BENCHMARKS.md has the measurements.
-DLIB   ?= source
+# How dlib is installed: "bin" (the prebuilt dlib-bin wheel: no compiler; dlib only runs HOG
+# and the 5-point landmarks, where it is as fast as a native build, since the ResNet and the
+# CNN run on ONNX Runtime) or "source" (compiled against OpenBLAS, ~10 min once; only for
+# embedder_runtime=dlib / cnn_runtime=dlib). docs/BENCHMARKS.md has the measurements.
+DLIB   ?= bin
 EXTRAS := dev,server,postgres,milvus
 
 .PHONY: install demo test test-slow lint bench-deps bench-ingest clean
 
 $(VENV)/.installed: pyproject.toml Makefile scripts/install-dlib.sh
-	bash scripts/install-system-deps.sh
+	DLIB=$(DLIB) bash scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
 	bash scripts/install-dlib.sh $(BIN)/pip $(DLIB)

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Install dlib into a virtual environment: $1 = its pip, $2 = "source" (default) or "bin".
+# Install dlib into a virtual environment: $1 = its pip, $2 = "bin" (default) or "source".
 #   source: dlib compiled here against OpenBLAS with -O3 -march=native (needs cmake, g++,
 #           libopenblas-dev). The wheel is kept in ~/.cache/faceindex/wheels/<flags>/, so
 #           only the first install on a machine compiles (8-20 minutes on 2 cores).
-#   bin:    the dlib-bin wheel (no BLAS): installs in seconds, descriptors ~5x slower.
+#   bin:    the dlib-bin wheel (no BLAS): installs in seconds. faceindex runs dlib's ResNet and
+#           CNN on ONNX Runtime, so dlib itself only runs HOG and the landmarks (BLAS-free).
 # docs/BENCHMARKS.md has the measurements behind the default.
 set -euo pipefail
 pip=$1
-mode=${2:-source}
+mode=${2:-bin}
 version=20.0.1
 if [ "$mode" = "bin" ]; then
+  "$pip" uninstall -q -y dlib 2>/dev/null || true
   exec "$pip" install -q "dlib-bin==${version}.post1"
 fi
 export CXXFLAGS="${CXXFLAGS:--O3 -march=native}" CFLAGS="${CFLAGS:--O3 -march=native}"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # System packages faceindex's build and tests use, from Debian's archive:
-#   libopenblas-dev, cmake  - dlib is compiled against OpenBLAS (docs/BENCHMARKS.md says why)
+#   libopenblas-dev, cmake  - only for `make DLIB=source` (dlib compiled against OpenBLAS)
 #   postgresql              - the PostgreSQL catalog's tests (scripts/start-postgres.sh)
 #   chromium                - the web page's end-to-end tests (playwright drives it)
 # Installs only what is missing; needs root (or passwordless sudo) and apt-get, else it says
 # what to install and carries on (tests that need a missing piece skip with a reason).
 set -u
-want=(libopenblas-dev cmake postgresql chromium)
+want=(postgresql chromium)
+[ "${DLIB:-bin}" = "source" ] && want+=(libopenblas-dev cmake)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
