@@ -196,7 +196,25 @@ def write_pack(
             ),
         }
         (root / "pack.json").write_text(json.dumps(body))
+    _calibration(root, name, match, possible)
     return root
+
+
+def _calibration(root: Path, name: str, match: float, possible: float) -> None:
+    """The pack's own calibration (``<name>.calibration.json`` beside pack.toml): made-up
+    distances with the stand-in's separation, same people within ``match`` and strangers
+    beyond ``possible``, so its bands behave as a real pack's would."""
+    from faceindex.vision.calibration import fit_calibration
+
+    rng = np.random.default_rng(0)
+    cal = fit_calibration(
+        rng.uniform(possible, 1.41, 4000),
+        rng.uniform(0.0, match, 400),
+        model=name,
+        measured_on="stand-in distances (tests/packs.py)",
+        identities=40,
+    )
+    cal.save(root / f"{name}.calibration.json")
 
 
 def face_picture(person: int, quadrants: tuple[int, ...] = (3,), size: int = 128) -> np.ndarray:

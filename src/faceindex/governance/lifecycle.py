@@ -157,6 +157,7 @@ class Lifecycle:
         # A file replaced in place moved its location to the new bytes: the old image is
         # held for no source any more, so it goes too (on this receipt).
         unheld = set(self.engine.catalog.unheld_images()) - again
+        unheld_faces = set(self.engine.catalog.face_ids_of_images(sorted(unheld)))
         receipt = None
         faces_by_age: list[int] = []
         images_by_age = 0
@@ -172,7 +173,9 @@ class Lifecycle:
                 sorted(again | unheld),
             )
             receipt = rec.id
-            faces_by_age = [i for i in erased.face_ids if i not in hits | again_faces]
+            faces_by_age = [
+                i for i in erased.face_ids if i not in hits | again_faces | unheld_faces
+            ]
             suppressed = len(hits & set(erased.face_ids))
             erased_again = len(again & set(erased.image_ids))
             unheld_deleted = len(unheld & set(erased.image_ids))

@@ -253,6 +253,9 @@ class GcOut(_Out):
     probes_dropped: int
     receipt_id: str | None
     per_source: dict[str, int]
+    unheld_images_deleted: int = Field(
+        default=0, description="images no location held any more (files replaced in place)"
+    )
     erased_again: int = Field(default=0, description="images holding erased bytes again")
 
 
