@@ -125,6 +125,39 @@ def same_faces(ref: dict[str, list], got: dict[str, list]) -> tuple[int, int, in
     return total, found, extra
 
 
+def machine() -> dict[str, object]:
+    """What both sides run on: the CPU, its cores, and the thread settings that change speed
+    (the same figures differ 1.6x between two CPUs of this box's kind without them)."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    env = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "MKL_NUM_THREADS")
+    import dlib
+
+    return {
+        "cpu": model,
+        "cores": os.cpu_count() or 1,
+        "env": {k: os.environ.get(k, "") for k in env},
+        "dlib": f"{dlib.__version__} blas={getattr(dlib, 'DLIB_USE_BLAS', '?')}",
+    }
+
+
+def threads_of(workers: int, overrides: dict[str, object]) -> str:
+    """faceindex's threads: processes x ONNX Runtime intra-op threads each."""
+    from faceindex.config import Settings
+    from faceindex.vision.onnx.runtime import threads_per_worker
+
+    s = Settings(home=Path(tempfile.gettempdir()), workers=workers, **overrides)  # type: ignore[arg-type]
+    if s.embedder_runtime != "onnx":
+        return f"{workers} processes, dlib descriptors"
+    return f"{workers} processes x {threads_per_worker(workers, s.onnx_threads)} ORT threads"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--faces", type=Path, default=DEFAULT_FACES)
@@ -148,6 +181,9 @@ def main() -> None:
     files = collect(args.faces, args.sets.split(","))
     cores = os.cpu_count() or 1
     print(f"{len(files)} images from {args.sets}; {cores} cores", flush=True)
+    host = machine()
+    print(f"cpu: {host['cpu']}; dlib {host['dlib']}; env {host['env']}", flush=True)
+    print("face_recognition: 1 process, dlib's own threads (descriptors via dlib)", flush=True)
 
     peer_s, peer_boxes = peer(files)
     n_peer = sum(len(b) for b in peer_boxes.values())
@@ -174,7 +210,7 @@ def main() -> None:
         secs, boxes = ours(files, workers, **over)
         n = sum(len(b) for b in boxes.values())
         rows.append((label, secs, n, same_faces(peer_boxes, boxes)))
-        print(f"{label}: {secs:.1f}s, {n} faces", flush=True)
+        print(f"{label}: {secs:.1f}s, {n} faces ({threads_of(workers, over)})", flush=True)
     print()
     print(f"{'run':48} {'img/s':>7} {'faces/s':>8} {'faces':>6} {'x peer':>7}  same faces")
     print("(x peer: against face_recognition on the same dlib; same faces: of its boxes)")
@@ -186,7 +222,8 @@ def main() -> None:
         )
         results[label] = {"seconds": secs, "faces": n, "ratio": ratio, "same": same}
     if args.json:
-        args.json.write_text(json.dumps({"images": len(files), "runs": results}, indent=2))
+        body = {"images": len(files), "machine": host, "runs": results}
+        args.json.write_text(json.dumps(body, indent=2))
 
 
 if __name__ == "__main__":
