@@ -12,6 +12,7 @@ resident memory has grown past ``max_rss_mb``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -143,6 +144,10 @@ def _serve(conn: Connection, settings: Settings) -> None:
     # One BLAS thread: the server runs one analysis per worker, one worker per engine slot.
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = "1"
+    # Below the HTTP process: on a small box an analysis using every core would otherwise
+    # delay /v1/health and every other request by whole scheduler slices.
+    with contextlib.suppress(OSError):
+        os.nice(5)
     from faceindex.engine import build_analyzer
 
     analyzer: Any = None
