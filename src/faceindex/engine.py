@@ -8,8 +8,6 @@ import logging
 from collections.abc import Collection
 from pathlib import Path
 
-import numpy as np
-
 from faceindex.backends import open_catalog, open_index
 from faceindex.catalog.base import Catalog, NewSource
 from faceindex.config import Settings
@@ -17,7 +15,7 @@ from faceindex.errors import ConfigError, InputError, ModelError, NoFaceError
 from faceindex.home_switch import complete_switch
 from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
-from faceindex.index.synced import SyncedIndex
+from faceindex.index.synced import SyncedIndex, compare_all
 from faceindex.model_record import check_model
 from faceindex.pipeline.runner import FaceScreen, ImageScreen, Progress_cb, run_ingest
 from faceindex.pipeline.worker import WorkerState
@@ -185,18 +183,7 @@ class Engine:
             return self.index.reconcile(full=full)
         if not full and self.index.count() == self.catalog.count_faces():
             return 0, 0
-        held = self.index.ids()
-        live = self.catalog.live_face_ids()
-        extra = np.setdiff1d(held, live, assume_unique=False)
-        removed = self.index.remove(extra) if len(extra) else 0
-        missing = set(np.setdiff1d(live, held).tolist())
-        added = 0
-        if missing:
-            for ids, vecs in self.catalog.iter_embeddings():
-                mask = np.fromiter((i in missing for i in ids.tolist()), dtype=bool, count=len(ids))
-                if mask.any():
-                    self.index.add(ids[mask], vecs[mask])
-                    added += int(mask.sum())
+        added, removed = compare_all(self.index, self.catalog)
         if added or removed:
             log.warning("index reconciled with catalog: %d added, %d removed", added, removed)
             self.index.save()

@@ -43,7 +43,7 @@ from faceindex.index.base import Capabilities, Metric, VectorIndex
 from faceindex.index.faiss_options import atomic_write
 from faceindex.index.maintenance import Batches, IndexStats, Maintainable, Reloadable
 
-__all__ = ["STAMP_FILE", "SyncedIndex"]
+__all__ = ["STAMP_FILE", "SyncedIndex", "compare_all"]
 
 log = logging.getLogger(__name__)
 STAMP_FILE = "catalog-sync.json"
@@ -205,20 +205,8 @@ class SyncedIndex:
         return added, removed
 
     def _compare_all(self) -> tuple[int, int]:
-        """Every id of the index against every live id of the catalog (minutes at 100M)."""
         generation = self.catalog.generation()  # first: later writes are caught up after
-        held = self.inner.ids()
-        live = self.catalog.live_face_ids()
-        extra = np.setdiff1d(held, live)
-        removed = self.inner.remove(extra) if len(extra) else 0
-        missing = set(np.setdiff1d(live, held).tolist())
-        added = 0
-        if missing:
-            for ids, vecs in self.catalog.iter_embeddings():
-                mask = np.fromiter((i in missing for i in ids.tolist()), dtype=bool, count=len(ids))
-                if mask.any():
-                    self.inner.add(ids[mask], vecs[mask])
-                    added += int(mask.sum())
+        added, removed = compare_all(self.inner, self.catalog)
         self.generation = generation
         return added, removed
 
@@ -330,3 +318,21 @@ class SyncedIndex:
         text = json.dumps({"generation": self.generation, "replay_from": replay_from})
         atomic_write(self.stamp_path, lambda tmp: tmp.write_text(text))
         self._stamped = self.generation
+
+
+def compare_all(index: VectorIndex, catalog: Catalog) -> tuple[int, int]:
+    """Every id of the index against every live id of the catalog (minutes at 100M): drop
+    what the catalog no longer holds, add what it holds and the index lacks."""
+    held = index.ids()
+    live = catalog.live_face_ids()
+    extra = np.setdiff1d(held, live)
+    removed = index.remove(extra) if len(extra) else 0
+    missing = set(np.setdiff1d(live, held).tolist())
+    added = 0
+    if missing:
+        for ids, vecs in catalog.iter_embeddings():
+            mask = np.fromiter((i in missing for i in ids.tolist()), dtype=bool, count=len(ids))
+            if mask.any():
+                index.add(ids[mask], vecs[mask])
+                added += int(mask.sum())
+    return added, removed
