@@ -18,8 +18,8 @@ from faceindex.errors import ModelError
 from faceindex.types import BBox
 from faceindex.vision.align import pose_from_eyes_nose
 from faceindex.vision.base import Aligned
+from faceindex.vision.onnx.runtime import open_session, threads_per_worker
 from faceindex.vision.pack import Metric, ModelPack
-from faceindex.vision.runtime import open_session
 from faceindex.vision.similarity import apply, estimate_similarity, warp
 
 __all__ = ["ArcFaceEmbedder", "SimilarityAligner"]
@@ -73,7 +73,9 @@ class ArcFaceEmbedder:
     """Descriptors of aligned chips from an ONNX recogniser, one batch per call."""
 
     def __init__(self, path: Path, pack: ModelPack, *, mirror: bool, threads: int = 0) -> None:
-        self._session = open_session(path, threads)
+        self._session = open_session(
+            path.read_bytes(), threads=threads or threads_per_worker(1), name=str(path)
+        )
         inp = self._session.get_inputs()[0]
         self._input = inp.name
         self._fixed_batch = isinstance(inp.shape[0], int) and inp.shape[0] == 1

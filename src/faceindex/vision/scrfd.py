@@ -21,8 +21,8 @@ from PIL import Image
 from faceindex.errors import ModelError
 from faceindex.types import BBox
 from faceindex.vision.base import Detection
+from faceindex.vision.onnx.runtime import open_session, threads_per_worker
 from faceindex.vision.pack import Normalisation
-from faceindex.vision.runtime import open_session
 
 __all__ = ["STRIDES", "ScrfdDetector", "decode", "letterbox", "nms"]
 
@@ -120,7 +120,9 @@ class ScrfdDetector:
         min_size: int = 0,
         threads: int = 0,
     ) -> None:
-        self._session = open_session(path, threads)
+        self._session = open_session(
+            path.read_bytes(), threads=threads or threads_per_worker(1), name=str(path)
+        )
         inp = self._session.get_inputs()[0]
         self._input = inp.name
         fixed = [d for d in inp.shape[2:] if isinstance(d, int)]

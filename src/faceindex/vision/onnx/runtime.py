@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Any, Literal
 
-from faceindex.errors import ConfigError, MissingDependency
+from faceindex.errors import ConfigError, MissingDependency, ModelError
 
 __all__ = ["Provider", "open_session", "threads_per_worker"]
 
@@ -41,9 +41,15 @@ def _providers(ort: Any, provider: Provider) -> list[str]:
 
 
 def open_session(
-    model: bytes, *, threads: int, provider: Provider = "cpu", arena: bool = True
+    model: bytes,
+    *,
+    threads: int,
+    provider: Provider = "cpu",
+    arena: bool = True,
+    name: str = "the ONNX model",
 ) -> Any:
-    """An ``onnxruntime.InferenceSession`` for a serialised model.
+    """An ``onnxruntime.InferenceSession`` for a serialised model (dlib's converted networks,
+    or a model pack's graphs); a graph ORT cannot load is a :class:`ModelError` naming it.
 
     ``arena=False`` for inputs whose size changes call to call (the CNN detector's image
     pyramids): ORT's CPU arena keeps every block it ever grew to, which took a worker from
@@ -65,6 +71,10 @@ def open_session(
     options.enable_mem_pattern = arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: ORT's warnings go to stderr, not logging
-    session = ort.InferenceSession(model, options, providers=_providers(ort, provider))
+    providers = _providers(ort, provider)  # a ConfigError of its own when it cannot be had
+    try:
+        session = ort.InferenceSession(model, options, providers=providers)
+    except Exception as exc:  # ORT raises its own unrelated exception classes
+        raise ModelError(f"cannot load {name}: {exc}") from exc
     log.debug("onnxruntime session: %s, %d threads", session.get_providers(), threads)
     return session
