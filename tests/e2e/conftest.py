@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from faceindex.config import Settings
+from tests.live import serve_in_thread
 
 # One photo of each of four people; the probes in the tests are *other* photos of them.
 GALLERY = {
@@ -31,17 +29,10 @@ class LiveServer:
     knn: Path  # ../shared/faces/face-recognition-knn
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_server(
     shared_faces: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    import uvicorn
 
     from faceindex.engine import Engine
     from faceindex.server.accounts import AccountStore
@@ -66,15 +57,5 @@ def live_server(
     store.close()
 
     app = create_app(settings, engine=engine)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not server.started:
-        pytest.fail("uvicorn did not start within 20 s")
-    yield LiveServer(f"http://127.0.0.1:{port}", tokens, settings.home, knn)
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serve_in_thread(app) as url:
+        yield LiveServer(url, tokens, settings.home, knn)

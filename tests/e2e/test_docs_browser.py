@@ -4,8 +4,6 @@ app's own operations, and the browser asks nothing of any other origin."""
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,15 +12,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from faceindex.config import Settings
-from tests.e2e.conftest import free_port
 from tests.e2e.test_server_browser import CHROMIUM_ARGS
+from tests.live import serve_in_thread
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
 
     from faceindex.engine import Engine
     from faceindex.server.app import create_app
@@ -30,18 +27,8 @@ def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("docs") / "home"
     engine = Engine.open(Settings.load(home, workers=1), create=True)
     app = create_app(engine.settings, engine=engine)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not server.started:
-        pytest.fail("uvicorn did not start within 20 s")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import pytest
 from PIL import Image
 
 from faceindex.config import Settings
+from tests.live import serve_in_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # 20-60 s of CNN detection
 
@@ -54,15 +54,8 @@ class Live:
     app: object
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> Iterator[Live]:
-    import uvicorn
 
     from faceindex.engine import Engine
     from faceindex.server.accounts import AccountStore
@@ -81,18 +74,8 @@ def live(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> Ite
     token = store.add("investigator-1", "investigator")
     store.close()
     app = create_app(settings, engine=engine)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not server.started:
-        pytest.fail("uvicorn did not start within 20 s")
-    yield Live(f"http://127.0.0.1:{port}", token, app)
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve_in_thread(app, join_timeout=30) as url:
+        yield Live(url, token, app)
 
 
 def search(live: Live, image: bytes) -> tuple[int, dict[str, object], float]:

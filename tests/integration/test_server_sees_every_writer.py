@@ -7,7 +7,6 @@ A real ``faceindex serve`` (uvicorn) process and real CLI processes, real models
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import to_jpeg
+from tests.live import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -54,12 +54,6 @@ def catalog_faces(home: Path) -> int:
 def sources_of(hits: list[dict[str, Any]]) -> list[str]:
     """The sources of the hits that are the probe's person."""
     return sorted(h["provenance"][0]["source"] for h in hits if h["decision"] == "match")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
