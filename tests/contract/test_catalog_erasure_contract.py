@@ -110,8 +110,11 @@ def test_face_ids_in_sources_follow_every_location(cat: Catalog) -> None:
     assert cat.face_ids_in_sources(["one", "two", "absent"]).tolist() == everything
     assert cat.face_ids_in_sources(["absent"]).tolist() == []
     assert cat.face_ids_in_sources([]).dtype == np.int64
+    for names in (["two"], ["one"], ["one", "two", "absent"], ["absent"], []):
+        assert cat.count_faces_in_sources(names) == len(cat.face_ids_in_sources(names))
     cat.delete_faces(faces["shared.jpg"][:1])
     assert cat.face_ids_in_sources(["two"]).tolist() == faces["shared.jpg"][1:]
+    assert cat.count_faces_in_sources(["two"]) == len(faces["shared.jpg"]) - 1
 
 
 def test_delete_images_removes_faces_and_every_location(cat: Catalog) -> None:

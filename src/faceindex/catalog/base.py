@@ -134,6 +134,10 @@ class Catalog(Protocol):
         (what a search restricted to those sources may return)."""
         ...
 
+    def count_faces_in_sources(self, names: Collection[str]) -> int:
+        """How many ids :meth:`face_ids_in_sources` would return, without fetching them."""
+        ...
+
     def count_faces(self) -> int: ...
 
     # changes, for other processes' indexes (one generation per write transaction)

@@ -24,6 +24,13 @@ __all__ = ["EraseQueries"]
 CHUNK = 500
 
 
+# Live faces of images located in any of the named sources ({} is the IN list).
+_FACES_IN_SOURCES = (
+    "FROM faces f JOIN items it ON it.image_id = f.image_id"
+    " JOIN sources s ON s.id = it.source_id WHERE s.name IN ({})"
+)
+
+
 class _Tx(Protocol):
     generation: int
 
@@ -120,12 +127,17 @@ class EraseQueries:
         if not wanted:
             return np.empty(0, dtype=np.int64)
         rows = self.query(
-            "SELECT DISTINCT f.id FROM faces f JOIN items it ON it.image_id = f.image_id"
-            f" JOIN sources s ON s.id = it.source_id WHERE s.name IN ({_in(len(wanted))})"
-            " ORDER BY f.id",
+            f"SELECT DISTINCT f.id {_FACES_IN_SOURCES.format(_in(len(wanted)))} ORDER BY f.id",
             wanted,
         )
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def count_faces_in_sources(self: _Host, names: Collection[str]) -> int:
+        wanted = sorted(set(names))
+        if not wanted:
+            return 0
+        sql = f"SELECT COUNT(DISTINCT f.id) {_FACES_IN_SOURCES.format(_in(len(wanted)))}"
+        return int(self.query(sql, wanted)[0][0])
 
     def existing_images(self: _Host, image_ids: Sequence[int]) -> list[int]:
         return _select_ids(self.query, "SELECT id FROM images WHERE id IN ({})", image_ids)

@@ -78,7 +78,7 @@ def gallery_size(catalog: Catalog, sources: Collection[str] | None) -> int:
     """Live faces a search compares the probe with: N of the decision bands."""
     if sources is None:
         return catalog.count_faces()
-    return len(catalog.face_ids_in_sources(sources))
+    return catalog.count_faces_in_sources(sources)
 
 
 def match_faces(
