@@ -110,4 +110,24 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE INDEX face_removals_generation ON face_removals (generation)",
     ],
+    # v3: persons (faces clustered into people, catalog/sql_persons.py). A face belongs to
+    # at most one person; erasing the face drops its membership (ON DELETE CASCADE) and the
+    # same transaction drops a person left with no face. ``pinned`` marks a membership a user
+    # made (merge, split): an automatic rebuild keeps it.
+    3: [
+        """CREATE TABLE persons (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            label TEXT NOT NULL DEFAULT '',
+            labelled_by TEXT NOT NULL DEFAULT '',
+            representative INTEGER REFERENCES faces(id) ON DELETE SET NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE person_faces (
+            face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+            person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+            pinned INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX person_faces_person ON person_faces (person_id)",
+    ],
 }
