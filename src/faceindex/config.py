@@ -180,8 +180,14 @@ class Settings(BaseSettings):
     persons_neighbours: int = Field(
         default=20, ge=1, le=1000, description="links per face in the persons graph (kNN)"
     )
+    persons_link_fmr: float = Field(
+        default=0.002, gt=0, lt=1, description="link two faces when strangers are this rare"
+    )
+    persons_gate_fmr: float = Field(
+        default=0.002, gt=0, lt=1, description="components: join groups whose means are this close"
+    )
     template_fusion: Literal["best-of", "mean"] = Field(
-        default="best-of", description="how several photos / a person's faces rank results"
+        default="mean", description="how several photos / a person's faces rank results"
     )
 
     @classmethod

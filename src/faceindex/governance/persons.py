@@ -39,7 +39,13 @@ class PersonBook:
         """Place the faces in no person (``rebuild``: every face no user placed)."""
         self.acting.require(P.MANAGE_PERSONS, action="person-build")
         s = self.engine.settings
-        policy = policy_for(self.engine.thresholds, s.persons_method, s.persons_neighbours)
+        policy = policy_for(
+            self.engine.calibration,
+            s.persons_method,
+            s.persons_neighbours,
+            link_fmr=s.persons_link_fmr,
+            gate_fmr=s.persons_gate_fmr,
+        )
         catalog = self.engine.catalog
         before = {p.id for p in catalog.persons()}
         todo = plan(

@@ -25,7 +25,7 @@ from faceindex.catalog.base import Catalog
 from faceindex.index.base import VectorIndex
 from faceindex.persons.base import ClusterPolicy, Method, Placement
 from faceindex.persons.cluster import Graph, cluster, groups_of
-from faceindex.vision.pack import Thresholds
+from faceindex.vision.calibration import Calibration
 
 __all__ = ["Plan", "neighbour_links", "plan", "policy_for"]
 
@@ -35,15 +35,21 @@ BATCH = 2048  # queries per index search
 
 
 def policy_for(
-    thresholds: Thresholds, method: Method, neighbours: int, *, edge: float | None = None
+    calibration: Calibration,
+    method: Method,
+    neighbours: int,
+    *,
+    link_fmr: float,
+    gate_fmr: float,
 ) -> ClusterPolicy:
-    """The clustering in the model's own distances: links at the pack's strict ``erase``
-    distance (the one it trusts to erase a person by), groups kept apart unless their means
-    lie within its ``match`` distance (see docs/BENCHMARKS.md for how these were chosen)."""
+    """The clustering in the model's own distances, read from its calibration: two faces
+    are linked when a stranger comes that close at most ``link_fmr`` of the time, and (gated
+    components) two groups join only while their means are within the ``gate_fmr`` distance
+    (see docs/BENCHMARKS.md for how the defaults were chosen)."""
     return ClusterPolicy(
         method=method,
-        edge=thresholds.erase if edge is None else edge,
-        gate=thresholds.match,
+        edge=round(calibration.distance_for_fmr(link_fmr), 4),
+        gate=round(calibration.distance_for_fmr(gate_fmr), 4),
         neighbours=neighbours,
     )
 
