@@ -17,7 +17,7 @@ from faceindex.persons.base import ClusterPolicy, Placement
 from faceindex.persons.build import plan, policy_for
 from faceindex.persons.cluster import Graph, chinese_whispers, gated_components, groups_of
 from faceindex.types import BBox, DetectedFace, FaceQuality
-from faceindex.vision.pack import DLIB_PACK
+from faceindex.vision.calibration import default_calibration
 
 pytestmark = pytest.mark.unit
 
@@ -70,10 +70,12 @@ def test_isolated_nodes_get_their_own_label() -> None:
     assert groups_of(chinese_whispers(graph)) == [[0], [1], [2]]
 
 
-def test_policy_comes_from_the_model_thresholds() -> None:
-    t = DLIB_PACK.thresholds
-    p = policy_for(t, "components", 7)
-    assert (p.edge, p.gate, p.neighbours) == (t.erase, t.match, 7)
+def test_policy_distances_come_from_the_model_calibration() -> None:
+    cal = default_calibration("dlib-resnet-v1+mirror@1")
+    p = policy_for(cal, "components", 7, link_fmr=0.002, gate_fmr=0.01)
+    assert p.edge == pytest.approx(cal.distance_for_fmr(0.002), abs=1e-4)
+    assert p.gate == pytest.approx(cal.distance_for_fmr(0.01), abs=1e-4)
+    assert cal.fmr_at(p.edge) == pytest.approx(0.002, rel=0.01) and p.neighbours == 7
 
 
 # -- placement over a catalog and an index ---------------------------------------------------
