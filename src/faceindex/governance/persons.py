@@ -10,6 +10,7 @@ remove-face), with the face ids moved.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import asdict
 
@@ -26,6 +27,15 @@ __all__ = ["LABEL_MAX", "PersonBook"]
 log = logging.getLogger(__name__)
 P = Permission
 LABEL_MAX = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # as the HTTP schema's LABEL_PATTERN
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no catalog can store it
+        return False
+    return True
 
 
 class PersonBook:
@@ -106,6 +116,14 @@ class PersonBook:
         self.acting.require(P.SEARCH, action="search")
         return self._one(person_id).face_ids
 
+    def thumbnail(self, person_id: int, face_id: int) -> bytes:
+        """The thumbnail of one of a person's faces (the list or show that named it is the
+        audited read)."""
+        self.acting.require(P.SEARCH, action="person-view")
+        if face_id not in self._one(person_id).face_ids:
+            raise NotFoundError(f"face {face_id} is not in person {person_id}")
+        return self.engine.catalog.thumbnail(face_id)
+
     # -- changing -------------------------------------------------------------------------
 
     def _change(self, op: str, face_ids: Sequence[int], **details: object) -> None:
@@ -117,8 +135,10 @@ class PersonBook:
         """Give a person a name or case label ("" clears it)."""
         self.acting.require(P.MANAGE_PERSONS, action="person-change")
         label = label.strip()
-        if len(label) > LABEL_MAX or not label.isprintable():
-            raise InputError(f"a person's label is printable text of at most {LABEL_MAX} chars")
+        if len(label) > LABEL_MAX or _CONTROL.search(label) or not _encodable(label):
+            raise InputError(
+                f"a person's label is one line of text of at most {LABEL_MAX} characters"
+            )
         before = self._one(person_id)
         self.engine.catalog.label_person(person_id, label, self.acting.actor.name if label else "")
         self._change("name", (), person=person_id, label=label, previous_label=before.label)
