@@ -82,6 +82,15 @@ def _candidates(
     return [(float(scores[i]), rows[ids[i]]) for i in order]
 
 
+def _searched(catalog: Catalog, faces: Collection[int], sources: Collection[str] | None) -> int:
+    """How many of ``faces`` the search would compare with (they are left out of N)."""
+    if not faces:
+        return 0
+    if sources is None:
+        return len(catalog.faces(list(faces)))
+    return len(set(catalog.face_ids_in_sources(sources).tolist()) & {int(f) for f in faces})
+
+
 def match_template(
     catalog: Catalog,
     index: VectorIndex,
@@ -105,7 +114,7 @@ def match_template(
     if m == 0:
         raise NoFaceError("a template needs at least one face")
     hits = _candidates(catalog, index, template, top_k, fusion, sources, exclude, normalise)
-    n = gallery_size(catalog, sources) - len(exclude)
+    n = gallery_size(catalog, sources) - _searched(catalog, exclude, sources)
     comparisons = max(0, n) * m
     ids = [row.id for _s, row in hits]
     stored = catalog.embeddings(ids)
