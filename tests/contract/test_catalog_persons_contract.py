@@ -105,3 +105,20 @@ def test_retention_items_erasure_drops_persons(cat: Catalog) -> None:
     }
     cat.delete_items([items["1.jpg"]])
     assert cat.persons([a]) == []
+
+
+def test_an_erased_persons_label_leaves_no_bytes(cat: Catalog, catalog_url: str) -> None:
+    import uuid
+    from pathlib import Path
+
+    f = _gallery(cat)
+    (a,) = cat.assign_persons([Placement(None, (f[0],))])
+    marker = "NAME-" + uuid.uuid4().hex
+    cat.label_person(a, marker, "ines")
+    cat.delete_faces([f[0]])
+    cat.checkpoint()  # PostgreSQL: VACUUMs the persons tables too
+    assert cat.persons() == []
+    if catalog_url.startswith("sqlite:///"):
+        db = Path(catalog_url[len("sqlite:///") :])
+        for path in (db, db.with_name(db.name + "-wal")):
+            assert not path.exists() or marker.encode() not in path.read_bytes()
