@@ -69,3 +69,15 @@ def test_a_restricted_search_counts_only_the_template_faces_it_searches(tmp_path
         sources=["s"], exclude=[a[0], 10**6],
     )  # fmt: skip
     assert r.gallery_size == 2  # three faces in 's', one of them the template's
+
+
+def test_a_large_persons_template_is_its_best_faces() -> None:
+    from faceindex.search.template import TEMPLATE_MAX, pick_template
+
+    qualities = {i: (i % 7) / 7 for i in range(1, 101)}
+    chosen = pick_template(qualities)
+    assert len(chosen) == TEMPLATE_MAX and chosen == sorted(chosen)
+    assert min(qualities[i] for i in chosen) >= max(
+        qualities[i] for i in qualities if i not in chosen
+    )
+    assert pick_template({3: 0.5, 1: 0.5}) == [1, 3]

@@ -90,7 +90,7 @@ from faceindex.governance.receipts import ReceiptBook
 from faceindex.governance.roles import Actor, Permission, Role
 from faceindex.governance.store import GovernanceStore
 from faceindex.pipeline.runner import Progress_cb
-from faceindex.search.template import Fusion
+from faceindex.search.template import Fusion, pick_template
 from faceindex.sources.base import SourceRecord
 from faceindex.types import IngestSummary, SearchResult
 
@@ -293,10 +293,11 @@ class Governance:
             exclude: tuple[int, ...] = ()
             if person is not None:
                 exclude = self.persons.faces_of(person)
-                stored = self.engine.catalog.embeddings(exclude)
                 rows = self.engine.catalog.faces(exclude)
-                template = np.stack([stored[f] for f in exclude if f in stored])
-                qualities = [rows[f].quality for f in exclude if f in rows]
+                chosen = pick_template({f: r.quality for f, r in rows.items()})
+                stored = self.engine.catalog.embeddings(chosen)
+                template = np.stack([stored[f] for f in chosen])
+                qualities = [rows[f].quality for f in chosen]
             else:
                 for image in images:
                     self._probe_hash(image)

@@ -31,10 +31,20 @@ from faceindex.search.scoring import Decider
 from faceindex.search.searcher import gallery_size, knn
 from faceindex.types import BBox, Match, ProbeFace, SearchResult
 
-__all__ = ["FUSIONS", "Fusion", "fuse_mean", "match_template"]
+__all__ = ["FUSIONS", "TEMPLATE_MAX", "Fusion", "fuse_mean", "match_template", "pick_template"]
 
 Fusion = Literal["best-of", "mean"]
 FUSIONS: tuple[Fusion, ...] = ("best-of", "mean")
+# A person's template is at most this many of its best faces: each one is a kNN query and
+# multiplies the comparisons the bands count (rank-1 gains level off by 3 photos,
+# docs/BENCHMARKS.md), so a person of 500 faces should not cost 500 searches.
+TEMPLATE_MAX = 16
+
+
+def pick_template(qualities: dict[int, float], limit: int = TEMPLATE_MAX) -> list[int]:
+    """The ids of the ``limit`` best faces (quality, then id), in id order."""
+    best = sorted(qualities, key=lambda f: (-qualities[f], f))[:limit]
+    return sorted(best)
 
 
 def fuse_mean(vectors: np.ndarray, *, normalise: bool) -> np.ndarray:
