@@ -173,6 +173,13 @@ class Settings(BaseSettings):
         default=0.3, ge=0, le=1, description="'match' needs probe and gallery face this good"
     )
 
+    # governance state where every node sees it (issue 11): docs/GOVERNANCE.md
+    governance_url: str = Field(
+        default="",
+        description="audit chain, governance store, accounts, search records: empty = files "
+        "in the home, sqlite:///dir, or postgresql://...[?schema=NAME]",
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

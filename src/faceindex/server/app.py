@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI
 from faceindex import __version__
 from faceindex.config import Settings
 from faceindex.engine import Engine
+from faceindex.governance.database import open_database
 from faceindex.governance.roles import Actor
 from faceindex.governance.service import Governance
 from faceindex.index.synced import SyncedIndex
@@ -35,7 +36,7 @@ from faceindex.server.searches import ShownFaces
 from faceindex.server.workers import AnalysisWorker, RemoteAnalyzer
 from faceindex.types import IngestSummary
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_app_from_env"]
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             queue=settings.server_queue,
             timeout_s=settings.request_timeout_s,
         ),
-        accounts=AccountStore.for_home(settings.home),
+        accounts=AccountStore.for_home(settings.home, settings.governance_url),
         jobs=IngestJobs(run_ingest),
-        shown=ShownFaces(),
+        shown=ShownFaces(open_database(settings.governance_url, settings.home, "governance")),
         metrics=Metrics(),
         governance=gov,
     )
@@ -103,6 +104,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     return app
 
 
+def create_app_from_env() -> FastAPI:
+    """The app for the home ``FACEINDEX_HOME`` names (with every other ``FACEINDEX_*``
+    setting): the import-string factory each process of ``faceindex serve --workers N``
+    calls (uvicorn starts them; each opens its own engine over the shared home)."""
+    return create_app(Settings.load())
+
+
 def _lock_index(engine: Engine) -> None:
     """Searches share the index, changes wait for them. An engine's own index follows the
     catalog (what other processes write is applied before each search and count), so the
@@ -130,6 +138,7 @@ def close_state(st: State, engine: Engine) -> None:
     st.jobs.shutdown()
     st.runner.pool.close()
     st.accounts.close()
+    st.shown.close()
     st.governance.close()
     engine.close()
 
