@@ -176,6 +176,9 @@ def test_two_server_processes_one_truth(home: Home, probe: bytes, tmp_path: Path
         assert sources_of(one.search(probe)) == [] == sources_of(two.search(probe))
 
         home.cli("ingest", "first")
+        for server in (one, two):
+            assert sources_of(server.search(probe)) == ["first"]
+        home.cli("index", "build", "--kind", "flat")  # replaces the index files under both
         home.cli("ingest", "second")
         for server in (one, two):
             assert sources_of(server.search(probe)) == ["first", "second"]

@@ -52,6 +52,7 @@ def serve(
         f"({settings.server_threads} engine slots each; {analysis} analysis workers in all, "
         f"each restarted past {settings.analysis_worker_max_rss_mb} MB; rate limits per process)"
     )
+    _warn_memory(analysis * settings.analysis_worker_max_rss_mb)
     os.environ["FACEINDEX_HOME"] = str(settings.home)  # the processes' factory reads it
     uvicorn.run(
         "faceindex.server.app:create_app_from_env",
@@ -62,3 +63,18 @@ def serve(
         log_level=log_level,
         timeout_keep_alive=5,
     )
+
+
+def _warn_memory(analysis_mb: int) -> None:
+    """Say so when the analysis workers may, at their restart limit, outgrow the RAM."""
+    try:
+        ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (OSError, ValueError):
+        return
+    if analysis_mb > 0.8 * ram_mb:
+        console.print(
+            f"[yellow]warning[/yellow]: the analysis workers may hold up to {analysis_mb} MB "
+            f"before they restart, of {ram_mb} MB of RAM: lower --workers, server_threads or "
+            "analysis_worker_max_rss_mb (docs/SCALING.md, 'Several server processes')",
+            highlight=False,
+        )
