@@ -61,11 +61,10 @@ class ShownFaces:
         try:
             with self._lock, self._db.tx() as tx:
                 tx.execute("INSERT INTO searches VALUES (?,?,?,?)", (search_id, owner, faces, now))
-                tx.execute("DELETE FROM searches WHERE at < ?", (now - self.ttl_s,))
-                tx.execute(
-                    "DELETE FROM searches WHERE at <= (SELECT at FROM searches"
+                tx.execute(  # the expired, and the oldest past the cap: one round trip
+                    "DELETE FROM searches WHERE at < ? OR at <= (SELECT at FROM searches"
                     " ORDER BY at DESC LIMIT 1 OFFSET ?)",
-                    (self.max_entries,),
+                    (now - self.ttl_s, self.max_entries),
                 )
         except self._db.errors as exc:
             raise StorageError(f"cannot record a search in {self._db.url}: {exc}") from exc
