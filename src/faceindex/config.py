@@ -179,6 +179,11 @@ class Settings(BaseSettings):
         description="audit chain, governance store, accounts, search records: empty = files "
         "in the home, sqlite:///dir, or postgresql://...[?schema=NAME]",
     )
+    rate_limit_scope: Literal["process", "home"] = Field(
+        default="process",
+        description="rate limits per server process, or one budget per token for every "
+        "process of the home (kept in the governance database: a write per request)",
+    )
 
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:

@@ -63,3 +63,18 @@ def test_importing_the_seam_does_not_import_psycopg() -> None:
     code = "import faceindex.governance.database, sys; print('psycopg' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_rate_limit_scope_home_keeps_buckets_in_the_governance_database(tmp_path: Path) -> None:
+    from faceindex.server.app import rate_limiter
+    from faceindex.server.ratelimit import RateLimiter
+    from faceindex.server.ratelimit_shared import SharedRateLimiter
+
+    assert isinstance(rate_limiter(Settings.load(tmp_path)), RateLimiter)
+    shared = rate_limiter(Settings.load(tmp_path, rate_limit_scope="home", rate_limit_burst=1))
+    assert isinstance(shared, SharedRateLimiter)
+    assert shared.take("account:ana") == 0 and shared.take("account:ana") >= 1
+    shared.close()
+    again = rate_limiter(Settings.load(tmp_path, rate_limit_scope="home", rate_limit_burst=1))
+    assert isinstance(again, SharedRateLimiter) and again.waiting("account:ana") >= 1
+    again.close()

@@ -3,8 +3,9 @@
 With ``--workers N`` uvicorn starts N server processes behind the one port (the kernel
 spreads connections over them); each opens its own engine over the shared home and sees
 every other writer (catalog generations, index epochs: ``index/synced.py``), and result
-links live in the governance database, so any process answers any link. Rate limits and
-the engine-slot queue are per process (docs/SCALING.md, "Several server processes").
+links live in the governance database, so any process answers any link. Rate limits are
+per process unless ``rate_limit_scope = "home"``; the engine-slot queue is per process
+(docs/SCALING.md, "Several server processes").
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def serve(
     console.print(
         f"faceindex serving on http://{host}:{port}/ with {workers} processes "
         f"({settings.server_threads} engine slots each; {analysis} analysis workers in all, "
-        f"each restarted past {settings.analysis_worker_max_rss_mb} MB; rate limits per process)"
+        f"each restarted past {settings.analysis_worker_max_rss_mb} MB; rate limits per "
+        f"{settings.rate_limit_scope})"
     )
     _warn_memory(analysis * settings.analysis_worker_max_rss_mb)
     os.environ["FACEINDEX_HOME"] = str(settings.home)  # the processes' factory reads it

@@ -29,6 +29,7 @@ from faceindex.server.jobs import IngestJobs
 from faceindex.server.limits import BodyLimit, known_query_only
 from faceindex.server.metrics import Metrics
 from faceindex.server.ratelimit import RateLimiter
+from faceindex.server.ratelimit_shared import SharedRateLimiter
 from faceindex.server.routes import governance as governance_routes
 from faceindex.server.routes import ops, search, sources, web
 from faceindex.server.routes.common import State
@@ -72,10 +73,14 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         governance=gov,
     )
 
+    limiter = rate_limiter(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         close_state(st, engine)
+        if isinstance(limiter, SharedRateLimiter):
+            limiter.close()
 
     app = FastAPI(
         title="faceindex",
@@ -89,9 +94,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     )
     app.state.faceindex = st
     app.state.accounts = st.accounts
-    app.state.limiter = RateLimiter(
-        per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
-    )
+    app.state.limiter = limiter
     install_error_handlers(app)
     app.middleware("http")(st.metrics.middleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_bytes)
@@ -109,6 +112,15 @@ def create_app_from_env() -> FastAPI:
     setting): the import-string factory each process of ``faceindex serve --workers N``
     calls (uvicorn starts them; each opens its own engine over the shared home)."""
     return create_app(Settings.load())
+
+
+def rate_limiter(settings: Settings) -> RateLimiter | SharedRateLimiter:
+    """Per process (the default), or one budget per token across the home's processes."""
+    per_minute, burst = settings.rate_limit_per_minute, settings.rate_limit_burst
+    if settings.rate_limit_scope == "home":
+        db = open_database(settings.governance_url, settings.home, "governance")
+        return SharedRateLimiter(db, per_minute=per_minute, burst=burst)
+    return RateLimiter(per_minute=per_minute, burst=burst)
 
 
 def _lock_index(engine: Engine) -> None:
