@@ -190,6 +190,18 @@ class Settings(BaseSettings):
         default="mean", description="how several photos / a person's faces rank results"
     )
 
+    # governance state where every node sees it (issue 11): docs/GOVERNANCE.md
+    governance_url: str = Field(
+        default="",
+        description="audit chain, governance store, accounts, search records: empty = files "
+        "in the home, sqlite:///dir, or postgresql://...[?schema=NAME]",
+    )
+    rate_limit_scope: Literal["process", "home"] = Field(
+        default="process",
+        description="rate limits per server process, or one budget per token for every "
+        "process of the home (kept in the governance database: a write per request)",
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

@@ -26,7 +26,7 @@ def _store(home: HomeOpt) -> AccountStore:
     settings = settings_for(home)
     if not settings.home.is_dir():
         raise ConfigError(f"no engine home at {settings.home}: run 'faceindex init' first")
-    return AccountStore.for_home(settings.home)
+    return AccountStore.for_home(settings.home, settings.governance_url)
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from pathlib import Path
 from faceindex.config import Settings
 from faceindex.errors import ConfigError
 from faceindex.governance.audit import AuditLog
+from faceindex.governance.database import open_database
 
 __all__ = ["KeySource", "audit_key", "open_audit", "parse_key"]
 
@@ -83,8 +84,9 @@ def audit_key(settings: Settings, *, create: bool = True) -> tuple[bytes | None,
 
 
 def open_audit(settings: Settings) -> AuditLog:
-    """The engine home's audit log (``audit.db``), keyed."""
+    """The engine home's audit log (``audit.db``, or PostgreSQL by ``governance_url``), keyed."""
     key, origin = audit_key(settings)
-    log_ = AuditLog(settings.home / "audit.db", key=key, key_origin=origin.where)
+    db = open_database(settings.governance_url, settings.home, "audit", secure_delete=False)
+    log_ = AuditLog(db, key=key, key_origin=origin.where)
     log_.key_inside_home = origin.inside_home
     return log_

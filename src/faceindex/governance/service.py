@@ -81,6 +81,7 @@ from faceindex.governance.base import (
     Suppression,
     Tombstone,
 )
+from faceindex.governance.database import open_database
 from faceindex.governance.erasure import Erasure
 from faceindex.governance.exports import Exports
 from faceindex.governance.faults import NO_FAULTS, FaultPoints
@@ -138,10 +139,11 @@ class Governance:
         """The engine home's log and store; finishes erasures a dead process left pending."""
         from faceindex.governance.audit_key import open_audit
 
-        home = engine.settings.home
-        audit = open_audit(engine.settings)
+        settings = engine.settings
+        audit = open_audit(settings)
         try:
-            store = GovernanceStore(home / "governance.db", dim=engine.pack.dim)
+            db = open_database(settings.governance_url, settings.home, "governance")
+            store = GovernanceStore(db, dim=engine.pack.dim)
         except BaseException:
             audit.close()
             raise

@@ -1,10 +1,13 @@
 """The governance store: suppressions, deletion receipts, registered exports, erasure
-intents and content tombstones.
+intents and content tombstones (the search records result links point to are beside
+them: ``server/searches.py``).
 
-It is its own SQLite file (``governance.db`` in the engine home), apart from the gallery:
-suppression templates live only here, are read only by the ingest screen and the search
-filter, and are never returned by any interface. ``secure_delete`` is on so a withdrawn
-suppression or an expired receipt probe leaves no bytes behind.
+By default it is its own SQLite file (``governance.db`` in the engine home), apart from the
+gallery; with ``governance_url = "postgresql://..."`` its tables live in PostgreSQL, where
+every node sees them (``database.py``). Suppression templates live only here, are read only
+by the ingest screen and the search filter, and are never returned by any interface.
+``secure_delete`` is on (SQLite) so a withdrawn suppression or an expired receipt probe
+leaves no bytes behind.
 
 An erasure writes its *intent* (what it will remove, and the sha256 of the images it will
 remove as *pending* tombstones) before the catalog commit, and completes it after (receipt,
@@ -15,10 +18,7 @@ screen, ``erase verify`` and the authorised ``erase tombstones`` / ``erase lift`
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from faceindex.catalog.sqlite import connect
 from faceindex.errors import ConfigError, NotFoundError, StorageError
 from faceindex.governance.base import ExportRecord, Receipt, Suppression
+from faceindex.governance.database import Database, SqliteDatabase, Tx
 
 __all__ = ["GovernanceStore", "new_id"]
 
@@ -67,49 +67,47 @@ def _now() -> str:
 
 
 class GovernanceStore:
-    def __init__(self, path: Path | str, *, dim: int) -> None:
-        self.path = Path(path)
+    """The store over one :class:`~faceindex.governance.database.Database`: a path opens
+    the SQLite file there (as before), a ``Database`` is used as given (PostgreSQL)."""
+
+    def __init__(self, path: Path | str | Database, *, dim: int) -> None:
         self.dim = dim  # the home's model's embedding dimension (its pack's)
         self._lock = threading.RLock()
-        self._erasing = threading.Lock()
+        if isinstance(path, (str, Path)):
+            self.path: Path | None = Path(path)
+            self.db: Database = SqliteDatabase(self.path, secure_delete=True)
+        else:
+            self.db = path
+            self.path = getattr(path, "path", None)
         try:
-            self._db = connect(self.path, secure_delete=True)
-            for statement in _SCHEMA:
-                self._db.execute(statement)
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"cannot open the governance store {self.path}: {exc}") from exc
+            self.db.ddl(_SCHEMA)
+        except self.db.errors as exc:
+            self.db.close()
+            raise StorageError(f"cannot open the governance store {self.db.url}: {exc}") from exc
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Tx]:
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                yield self._db
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                with self.db.tx() as tx:
+                    yield tx
+            except self.db.errors as exc:
                 raise StorageError(f"governance store: {exc}") from exc
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
 
     def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         with self._lock:
             try:
-                return self._db.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
+                return self.db.rows(sql, params)
+            except self.db.errors as exc:
                 raise StorageError(f"governance store: {exc}") from exc
 
     def close(self) -> None:
-        with self._lock, contextlib.suppress(sqlite3.Error):
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.close()
+        with self._lock:
+            self.db.close()
 
     def checkpoint(self) -> None:
         with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.checkpoint()
 
     # -- suppressions (opt-out templates) -------------------------------------------------
 
@@ -163,7 +161,7 @@ class GovernanceStore:
 
     @staticmethod
     def _insert_receipt(
-        db: sqlite3.Connection,
+        db: Tx,
         receipt: Receipt,
         face_ids: Sequence[int],
         image_ids: Sequence[int],
@@ -249,24 +247,10 @@ class GovernanceStore:
     def erasure_lock(self, *, blocking: bool = True) -> Iterator[bool]:
         """One erasure at a time per engine home, across threads and processes. Yields
         False (and holds nothing) when ``blocking`` is off and another erasure is running;
-        the kernel drops the file lock of a killed process, so a dead intent is never held."""
-        if not self._erasing.acquire(blocking=blocking):
-            yield False
-            return
-        try:
-            with open(self.path.with_suffix(".lock"), "a") as fh:
-                flags = fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB
-                try:
-                    fcntl.flock(fh, flags)
-                except BlockingIOError:
-                    yield False
-                    return
-                try:
-                    yield True
-                finally:
-                    fcntl.flock(fh, fcntl.LOCK_UN)
-        finally:
-            self._erasing.release()
+        a killed process's lock is dropped (the kernel's flock; PostgreSQL ends its session),
+        so a dead intent is never held."""
+        with self.db.lock("lock", blocking=blocking) as held:
+            yield held
 
     def add_intent(
         self,
@@ -283,7 +267,7 @@ class GovernanceStore:
                 (intent_id, now, json.dumps(body), PENDING, receipt_id, int(audit_seq)),
             )
             db.executemany(
-                "INSERT OR IGNORE INTO tombstones VALUES (?,?,?,?,?)",
+                "INSERT INTO tombstones VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
                 [(sha, intent_id, receipt_id, PENDING, now) for sha in sorted(set(tombstones))],
             )
 
@@ -291,7 +275,7 @@ class GovernanceStore:
         """(intent id, body, receipt id, audit seq of the intent entry), oldest first."""
         rows = self._rows(
             "SELECT id, body, receipt_id, audit_seq FROM intents WHERE state = ?"
-            " ORDER BY created_at, rowid",
+            " ORDER BY created_at, audit_seq",  # erasures run one at a time: seq orders them
             (PENDING,),
         )
         return [(str(a), json.loads(str(b)), str(c), int(d)) for a, b, c, d in rows]
@@ -313,7 +297,7 @@ class GovernanceStore:
             self._insert_receipt(db, receipt, face_ids, image_ids, probe, probe_expires_at)
             db.execute("DELETE FROM tombstones WHERE intent_id = ?", (intent_id,))
             db.executemany(
-                "INSERT OR IGNORE INTO tombstones VALUES (?,?,?,'held',?)",
+                "INSERT INTO tombstones VALUES (?,?,?,'held',?) ON CONFLICT DO NOTHING",
                 [(sha, intent_id, receipt.id, now) for sha in sorted(set(tombstones))],
             )
             # The receipt now holds the ids: the plan's copy of them is not kept twice.

@@ -1,7 +1,8 @@
 """API accounts: a name, one role, and the sha256 of a bearer token.
 
 The token is shown once, when the account is made; only its hash is stored, so a stolen
-``accounts.db`` does not let anyone sign in. Tokens are 256 random bits, so an unsalted
+``accounts.db`` (or ``accounts`` table in PostgreSQL, by ``governance_url``) does not let
+anyone sign in. Tokens are 256 random bits, so an unsalted
 sha256 is enough (there is nothing to brute-force). Revoked accounts stay listed.
 """
 
@@ -9,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from faceindex.catalog.sqlite import connect
 from faceindex.errors import InputError, NotFoundError, StorageError
+from faceindex.governance.database import Database, SqliteDatabase, open_database
 from faceindex.governance.roles import Actor, Role
 
 __all__ = ["Account", "AccountStore", "hash_token"]
@@ -49,24 +49,32 @@ def _now() -> str:
 
 
 class AccountStore:
-    """``<home>/accounts.db``. Thread-safe: one connection behind a lock."""
+    """``<home>/accounts.db``, or the ``accounts`` table of the home's governance database.
+    Thread-safe: one connection behind a lock."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path | str | Database) -> None:
+        if isinstance(path, (str, Path)):
+            self.path: Path | None = Path(path)
+            self._db: Database = SqliteDatabase(self.path, secure_delete=True)
+        else:
+            self._db = path
+            self.path = getattr(path, "path", None)
         try:
-            self._db = connect(self.path, secure_delete=True)
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, role TEXT NOT NULL,"
-                " token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT)"
+            self._db.ddl(
+                [
+                    "CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY,"
+                    " role TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE,"
+                    " created_at TEXT NOT NULL, revoked_at TEXT)"
+                ]
             )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open accounts {self.path}: {exc}") from exc
+        except self._db.errors as exc:
+            self._db.close()
+            raise StorageError(f"cannot open accounts {self._db.url}: {exc}") from exc
         self._lock = threading.Lock()
 
     @classmethod
-    def for_home(cls, home: Path) -> AccountStore:
-        return cls(home / "accounts.db")
+    def for_home(cls, home: Path, governance_url: str = "") -> AccountStore:
+        return cls(open_database(governance_url, home, "accounts"))
 
     def close(self) -> None:
         with self._lock:
@@ -83,22 +91,27 @@ class AccountStore:
             raise InputError(f"unknown role {role!r}; one of: {choices}") from exc
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         try:
-            with self._lock:
-                self._db.execute(
+            with self._lock, self._db.tx() as tx:
+                tx.execute(
                     "INSERT INTO accounts (name, role, token_sha256, created_at) VALUES (?,?,?,?)",
                     (name, role.value, hash_token(token), _now()),
                 )
-        except sqlite3.IntegrityError as exc:
+        except self._db.integrity_errors as exc:
             raise InputError(f"a user named {name!r} already exists") from exc
+        except self._db.errors as exc:
+            raise StorageError(f"accounts {self._db.url}: {exc}") from exc
         return token
 
     def revoke(self, name: str) -> Account:
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE accounts SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-                (_now(), name),
-            )
-        if cur.rowcount == 0:
+        try:
+            with self._lock, self._db.tx() as tx:
+                changed = tx.execute(
+                    "UPDATE accounts SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                    (_now(), name),
+                ).rowcount
+        except self._db.errors as exc:
+            raise StorageError(f"accounts {self._db.url}: {exc}") from exc
+        if changed == 0:
             account = self.get(name)  # raises NotFoundError for an unknown name
             if not account.active:
                 raise InputError(f"user {name!r} is already revoked")
@@ -124,6 +137,9 @@ class AccountStore:
         return rows[0] if rows else None
 
     def _rows(self, sql: str, params: tuple[object, ...]) -> list[Account]:
-        with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
+        try:
+            with self._lock:
+                rows = self._db.rows(sql, params)
+        except self._db.errors as exc:
+            raise StorageError(f"accounts {self._db.url}: {exc}") from exc
         return [Account(name=r[0], role=Role(r[1]), created_at=r[3], revoked_at=r[4]) for r in rows]

@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI
 from faceindex import __version__
 from faceindex.config import Settings
 from faceindex.engine import Engine
+from faceindex.governance.database import open_database
 from faceindex.governance.roles import Actor
 from faceindex.governance.service import Governance
 from faceindex.index.synced import SyncedIndex
@@ -28,6 +29,7 @@ from faceindex.server.jobs import IngestJobs
 from faceindex.server.limits import BodyLimit, known_query_only
 from faceindex.server.metrics import Metrics
 from faceindex.server.ratelimit import RateLimiter
+from faceindex.server.ratelimit_shared import SharedRateLimiter
 from faceindex.server.routes import governance as governance_routes
 from faceindex.server.routes import ops, search, sources, web
 from faceindex.server.routes import persons as persons_routes
@@ -36,7 +38,7 @@ from faceindex.server.searches import ShownFaces
 from faceindex.server.workers import AnalysisWorker, RemoteAnalyzer
 from faceindex.types import IngestSummary
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_app_from_env"]
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +67,21 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             queue=settings.server_queue,
             timeout_s=settings.request_timeout_s,
         ),
-        accounts=AccountStore.for_home(settings.home),
+        accounts=AccountStore.for_home(settings.home, settings.governance_url),
         jobs=IngestJobs(run_ingest),
-        shown=ShownFaces(),
+        shown=ShownFaces(open_database(settings.governance_url, settings.home, "governance")),
         metrics=Metrics(),
         governance=gov,
     )
+
+    limiter = rate_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         close_state(st, engine)
+        if isinstance(limiter, SharedRateLimiter):
+            limiter.close()
 
     app = FastAPI(
         title="faceindex",
@@ -89,9 +95,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     )
     app.state.faceindex = st
     app.state.accounts = st.accounts
-    app.state.limiter = RateLimiter(
-        per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
-    )
+    app.state.limiter = limiter
     install_error_handlers(app)
     app.middleware("http")(st.metrics.middleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_bytes)
@@ -102,6 +106,22 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_docs(app)
     app.openapi = _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app for the home ``FACEINDEX_HOME`` names (with every other ``FACEINDEX_*``
+    setting): the import-string factory each process of ``faceindex serve --workers N``
+    calls (uvicorn starts them; each opens its own engine over the shared home)."""
+    return create_app(Settings.load())
+
+
+def rate_limiter(settings: Settings) -> RateLimiter | SharedRateLimiter:
+    """Per process (the default), or one budget per token across the home's processes."""
+    per_minute, burst = settings.rate_limit_per_minute, settings.rate_limit_burst
+    if settings.rate_limit_scope == "home":
+        db = open_database(settings.governance_url, settings.home, "governance")
+        return SharedRateLimiter(db, per_minute=per_minute, burst=burst)
+    return RateLimiter(per_minute=per_minute, burst=burst)
 
 
 def _lock_index(engine: Engine) -> None:
@@ -131,6 +151,7 @@ def close_state(st: State, engine: Engine) -> None:
     st.jobs.shutdown()
     st.runner.pool.close()
     st.accounts.close()
+    st.shown.close()
     st.governance.close()
     engine.close()
 
