@@ -132,7 +132,7 @@ class WatchQueries:
                     "INSERT INTO watch_templates (watch_id, embedding, quality) VALUES (?,?,?)",
                     (wid, vec.tobytes(), float(quality)),
                 )
-        return self.watches([wid])[0]  # type: ignore[attr-defined, no-any-return]
+        return self.watches([wid])[0]  # type: ignore[attr-defined]
 
     def watches(
         self: _Host, ids: Sequence[int] | None = None, *, owner: str | None = None
@@ -201,8 +201,7 @@ class WatchQueries:
     def faces_added_between(self: _Host, after: int, upto: int) -> list[tuple[int, int]]:
         """(face id, generation) of the live faces added after ``after`` up to ``upto``."""
         rows = self.query(
-            "SELECT id, generation FROM faces WHERE generation > ? AND generation <= ?"
-            " ORDER BY id",
+            "SELECT id, generation FROM faces WHERE generation > ? AND generation <= ? ORDER BY id",
             (int(after), int(upto)),
         )
         return [(int(r[0]), int(r[1])) for r in rows]
@@ -234,7 +233,7 @@ class WatchQueries:
                 )
                 if aid is not None:
                     ids.append(aid)
-        return self.alerts(ids=ids) if ids else []  # type: ignore[attr-defined, no-any-return]
+        return self.alerts(ids=ids) if ids else []  # type: ignore[attr-defined]
 
     def alerts(
         self: _Host,
