@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from faceindex.cli import audit, erase, evaluate, gc, home, optout, sources, users
+from faceindex.cli import audit, erase, evaluate, gc, home, optout, sources, users, watch
 from faceindex.cli import index as index_cli
 from faceindex.cli.ingest import ingest
 from faceindex.cli.reembed import reembed
@@ -54,6 +54,7 @@ app.add_typer(gc.export_app, name="export")
 app.add_typer(audit.app, name="audit")
 app.add_typer(index_cli.app, name="index")
 app.command("reembed")(reembed)
+app.add_typer(watch.app, name="watch")
 
 
 def main() -> None:
