@@ -102,3 +102,12 @@ def test_the_nearest_template_decides_and_its_quality_counts(decider: Decider) -
     assert hit.band == "possible"  # a poor template face is never called a match
     (good,) = alerts_for([face], [_watch(T1, T2)], decider)
     assert good.band == "match" and good.compared == 20
+
+
+def test_every_near_face_alerts_whatever_its_place_in_the_batch(decider: Decider) -> None:
+    far = decider.calibration.distance_for_fmr(0.5)
+    batch = [_face(i, _at(T1, far, seed=i)) for i in range(1, 40)]
+    batch.insert(7, _face(100, _at(T1, 0.02, seed=1)))
+    batch.append(_face(101, _at(T1, 0.03, seed=2)))
+    hits = alerts_for(batch, [_watch(T1, gallery=len(batch))], decider)
+    assert sorted(h.face_id for h in hits) == [100, 101]

@@ -25,7 +25,7 @@ import numpy as np
 from faceindex.catalog.base import FaceRow
 from faceindex.catalog.watch_rows import NewAlert, WatchRecord, WatchTemplates
 from faceindex.governance.screen import min_distances
-from faceindex.search.scoring import Decider
+from faceindex.search.scoring import Assessment, Decider
 
 __all__ = ["ALERT_BANDS", "NewFace", "Screened", "alerts_for", "watch_compared"]
 
@@ -54,6 +54,13 @@ def watch_compared(templates: int, gallery: int) -> int:
     return max(1, templates) * max(1, gallery)
 
 
+def _beyond_every_band(judged: Assessment, d: Decider) -> bool:
+    """Neither band at any quality: both rates only grow with distance, so no face farther
+    away can alert either (the screen then assesses only the few near faces, not all)."""
+    possible = judged.expected_strangers <= d.possible_strangers and judged.fmr <= d.possible_fmr
+    return judged.stranger_chance >= d.match_bound and not possible
+
+
 def _in_scope(row: FaceRow, scope: Collection[str] | None) -> bool:
     return scope is None or any(p.source in scope for p in row.locations)
 
@@ -63,22 +70,30 @@ def alerts_for(
 ) -> list[NewAlert]:
     """Every (watch, face) pair whose band is ``match`` or ``possible``."""
     out: list[NewAlert] = []
+    if not faces:
+        return out
+    vecs = np.stack([f.vector for f in faces]).astype(np.float32)
+    generations = np.asarray([f.generation for f in faces])
+    in_scope: dict[frozenset[str] | None, np.ndarray] = {}  # few distinct scopes per batch
     for w in watches:
-        mine = [
-            f for f in faces if f.generation > w.watch.from_generation and _in_scope(f.row, w.scope)
-        ]
-        if not mine:
+        if w.scope not in in_scope:
+            in_scope[w.scope] = np.asarray([_in_scope(f.row, w.scope) for f in faces])
+        mine = np.flatnonzero(in_scope[w.scope] & (generations > w.watch.from_generation))
+        if not len(mine):
             continue
-        vecs = np.stack([f.vector for f in mine]).astype(np.float32)
+        sub = vecs if len(mine) == len(faces) else vecs[mine]
         per_template = np.stack(
-            [min_distances(vecs, t[None, :]) for t in w.templates.vectors], axis=1
+            [min_distances(sub, t[None, :]) for t in w.templates.vectors], axis=1
         )
         nearest = per_template.argmin(axis=1)
-        for face, best, dists in zip(mine, nearest, per_template, strict=True):
-            distance = float(dists[best])
+        closest = per_template[np.arange(len(mine)), nearest]
+        for i in np.argsort(closest, kind="stable"):  # nearest first: stop past the bands
+            face, best, distance = faces[int(mine[i])], int(nearest[i]), float(closest[i])
             quality = min(face.row.quality, float(w.templates.qualities[best]))
             judged = decider.assess(distance, w.compared, quality)
             if judged.decision not in ALERT_BANDS:
+                if _beyond_every_band(judged, decider):
+                    break
                 continue
             out.append(
                 NewAlert(
