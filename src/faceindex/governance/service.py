@@ -7,8 +7,9 @@ HTTP API builds one per request with :meth:`Governance.acting_as`. The facade ho
 collaborators and delegates to them: :class:`Erasure` (erasures: intent, commit, receipt,
 recovery), :class:`ReceiptBook` (receipts, their re-check, tombstones and lifts),
 :class:`Lifecycle` (person erasure, opt-out, subject access, retention), :class:`Exports`
-and :class:`Auditing` (verify, anchor, export the log); it keeps search, ingest and index
-upkeep itself. Stable methods:
+and :class:`Auditing` (verify, anchor, export the log), :class:`Watches` (watchlists, their
+screening at ingest and gc, alerts, expiry); it keeps search, ingest and index upkeep
+itself. Stable methods:
 
 =========================  =========================================  ==================
 method                     returns                                    permission
