@@ -200,3 +200,43 @@ def test_a_watch_keeps_no_photo_only_its_hash(home: Home) -> None:
     assert not (home.engine.settings.home / "probes").exists()
     (vec,) = home.engine.catalog.watch_templates([watch.id])[watch.id].vectors
     assert vec.shape == (home.engine.pack.dim,) and np.isfinite(vec).all()
+
+
+def test_alerts_are_raised_while_the_ingest_runs(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After each committed batch, not only at the ingest's end (a long ingest alerts early)."""
+    import faceindex.governance.service as service
+
+    monkeypatch.setattr(service, "SCREEN_EVERY_S", 0.0)
+    ivy = _investigator(home)
+    ivy.add_watch([home.photo("obama/obama.jpg")], case="C-6", purpose="p")
+    home.folder("press", "biden/biden.jpg", "obama/obama2.jpg", "rose_leslie/img1.jpg")
+    seen: list[tuple[int, int]] = []  # (images done, alerts held) at each progress report
+
+    def progress(p: object) -> None:
+        seen.append((p.done, len(home.engine.catalog.alerts())))  # type: ignore[attr-defined]
+
+    summary = home.gov.ingest("press", progress=progress, in_process=True)
+    assert summary.watch_alerts == 1
+    assert len(seen) >= 2 and seen[0][0] < 3  # several batches
+    assert any(alerts == 1 for done, alerts in seen if done < 3), seen
+
+
+def test_an_alert_left_unaudited_by_a_dead_screen_is_audited_by_the_next(home: Home) -> None:
+    from faceindex.catalog.watch_rows import NewAlert
+    from faceindex.types import Provenance
+
+    watch = _investigator(home).add_watch([home.photo("obama/obama.jpg")], case="C", purpose="p")
+    (made,) = home.engine.catalog.add_alerts(
+        [
+            NewAlert(
+                watch.id, 77, 7, "ab" * 32, (Provenance("s", "x.jpg", ""),), 0.3, "match", 0.0, 5
+            )
+        ]
+    )
+    assert made.audit_seq is None and home.actions("watch-alert") == []
+    home.gov.watchlist.screen_new()
+    (entry,) = home.actions("watch-alert")
+    assert entry["face_ids"] == [77]
+    assert home.engine.catalog.alerts(ids=[made.id])[0].audit_seq == entry["seq"]
