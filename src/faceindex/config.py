@@ -202,6 +202,14 @@ class Settings(BaseSettings):
         "process of the home (kept in the governance database: a write per request)",
     )
 
+    # watchlists (issue 10): governance/watches.py
+    watch_default_days: int = Field(
+        default=30, ge=1, le=3650, description="a watch's expiry when none is given (days)"
+    )
+    watch_max_days: int = Field(
+        default=365, ge=1, le=3650, description="the longest expiry a watch may be given (days)"
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

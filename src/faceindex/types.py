@@ -132,3 +132,4 @@ class IngestSummary:
     # ingest hardening: entries listed but not read, and images left without a location
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (locator, why)
     images_unheld: int = 0  # replaced in place; `gc` erases them with a receipt
+    watch_alerts: int = 0  # new faces that alerted a live watch (governance/watches.py)

@@ -4,6 +4,7 @@ and went after the generation it last saw."""
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -130,14 +131,21 @@ def test_concurrent_writers_commit_in_generation_order(reopen: OpenCatalog) -> N
 
 
 def test_a_v1_catalog_upgrades_with_its_faces_at_generation_zero(reopen: OpenCatalog) -> None:
-    assert SCHEMA_VERSION == 3
+    from faceindex.catalog.schema import MIGRATIONS
+
     old = reopen()
     src = old.add_source(new_source())
     ids = _faces(old, src.id, "ab")
+    later = [  # the tables of migrations after v2, dropped first (newest first)
+        match.group(1)
+        for version in range(SCHEMA_VERSION, 2, -1)
+        for statement in reversed(MIGRATIONS[version])
+        if (match := re.match(r"\s*CREATE TABLE (\w+)", statement))
+    ]
     with old.transaction(bump=False) as tx:  # type: ignore[attr-defined]
+        for table in later:
+            tx.execute(f"DROP TABLE {table}")
         for statement in (  # back to the v1 schema, faces and all
-            "DROP TABLE person_faces",  # v3 (persons)
-            "DROP TABLE persons",
             "DROP INDEX faces_generation",
             "ALTER TABLE faces DROP COLUMN generation",
             "DROP TABLE face_removals",

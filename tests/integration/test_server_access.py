@@ -3,6 +3,7 @@ another user's object ids: only what governance/roles.py permits may succeed."""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -266,6 +267,35 @@ ROUTES: dict[tuple[str, str], tuple[Need, Call]] = {
             lambda p: w.client.get(f"/v1/persons/{p[0]}/faces/{p[1][0]}/thumbnail", headers=h)
         )(_new_person(w)),
     ),
+    ("POST", "/v1/watches"): (
+        Permission.WATCH,
+        lambda w, who, h: w.client.post(
+            "/v1/watches",
+            headers=h,
+            files=_person(w),
+            data={"case_reference": "W-1", "purpose": "matrix"},
+        ),
+    ),
+    ("GET", "/v1/watches"): (
+        (Permission.WATCH, Permission.READ_AUDIT),
+        lambda w, who, h: w.client.get("/v1/watches", headers=h),
+    ),
+    ("DELETE", "/v1/watches/{watch_id}"): (
+        Permission.WATCH,
+        lambda w, who, h: w.client.delete(f"/v1/watches/{_own_watch(w, who)}", headers=h),
+    ),
+    ("GET", "/v1/watches/{watch_id}/alerts"): (
+        (Permission.WATCH, Permission.READ_AUDIT),
+        lambda w, who, h: w.client.get(f"/v1/watches/{_alerting(w)[0]}/alerts", headers=h),
+    ),
+    ("GET", "/v1/alerts"): (
+        (Permission.WATCH, Permission.READ_AUDIT),
+        lambda w, who, h: w.client.get("/v1/alerts", headers=h),
+    ),
+    ("GET", "/v1/alerts/{alert_id}/thumbnail"): (
+        (Permission.WATCH, Permission.READ_AUDIT),
+        lambda w, who, h: w.client.get(f"/v1/alerts/{_alerting(w)[1]}/thumbnail", headers=h),
+    ),
 }
 
 
@@ -284,6 +314,60 @@ def _new_person(w: World, faces: int = 1) -> tuple[int, list[int]]:
     faces_of = [fid for fid, _ in found]
     (person,) = catalog.assign_persons([Placement(None, tuple(faces_of))])
     return person, faces_of
+
+
+def _own_watch(w: World, who: str) -> int:
+    """A watch the caller made (for a role that may watch), else the investigator's."""
+    owner = who if who in ("admin", "investigator") else "investigator"
+    r = w.client.post(
+        "/v1/watches",
+        headers=_h(w, owner),
+        files=_person(w),
+        data={"case_reference": "W-2", "purpose": "matrix"},
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+_ALERTING: dict[str, tuple[int, int]] = {}
+
+
+def _alerting(w: World) -> tuple[int, int]:
+    """(watch id, alert id) of the investigator's: a watch on the photo, then another copy of
+    the face (other bytes) ingested from a new source through the ingest-jobs API."""
+    if "made" in _ALERTING:
+        return _ALERTING["made"]
+    from PIL import Image
+
+    watch = _own_watch(w, "investigator")
+    folder = w.folder.parent / "later"
+    folder.mkdir(exist_ok=True)
+    Image.open(io.BytesIO(w.photo)).save(folder / "again.jpg", format="JPEG", quality=70)
+    r = w.client.post(
+        "/v1/sources",
+        headers=_h(w, "admin"),
+        json={
+            "name": "later",
+            "path": str(folder),
+            "owner": "x",
+            "legal_basis": "consent",
+            "retention_days": 1,
+        },
+    )
+    assert r.status_code == 201, r.text
+    job = w.client.post("/v1/ingest-jobs", headers=_h(w, "admin"), json={"source": "later"})
+    assert job.status_code == 202, job.text
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = w.client.get(f"/v1/ingest-jobs/{job.json()['id']}", headers=_h(w, "admin"))
+        if status.json()["status"] in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    assert status.json()["status"] == "done", status.text
+    alerts = w.client.get(f"/v1/watches/{watch}/alerts", headers=_h(w, "investigator")).json()
+    assert alerts, "the copy of the watched face raised no alert"
+    _ALERTING["made"] = (watch, int(alerts[0]["id"]))
+    return _ALERTING["made"]
 
 
 def _person(w: World) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -399,6 +483,25 @@ def test_a_face_not_in_the_callers_results_is_not_served(world: World) -> None:
     other = world.face_id + 1000
     url = f"/v1/searches/{world.searches['investigator']}/faces/{other}/thumbnail"
     assert world.client.get(url, headers=_h(world, "investigator")).status_code == 404
+
+
+def test_another_investigators_watches_and_alerts_are_not_found(world: World) -> None:
+    watch, alert = _alerting(world)
+    mine = world.client.get(f"/v1/watches/{watch}/alerts", headers=_h(world, "investigator"))
+    assert mine.status_code == 200 and mine.json()
+    for url in (f"/v1/watches/{watch}/alerts", f"/v1/alerts/{alert}/thumbnail"):
+        assert world.client.get(url, headers=_h(world, "investigator2")).status_code == 404
+    assert (
+        world.client.delete(f"/v1/watches/{watch}", headers=_h(world, "investigator2")).status_code
+        == 404
+    )
+    theirs = world.client.get("/v1/alerts", headers=_h(world, "investigator2")).json()
+    assert alert not in {a["id"] for a in theirs}
+    listed = world.client.get("/v1/watches", headers=_h(world, "investigator2")).json()
+    assert watch not in {x["id"] for x in listed}
+    assert alert in {
+        a["id"] for a in world.client.get("/v1/alerts", headers=_h(world, "auditor")).json()
+    }
 
 
 def test_a_revoked_token_stops_working_at_once(world: World, tmp_path: Path) -> None:

@@ -97,6 +97,9 @@ def test_a_declared_oversize_upload_is_413_too(api: Any) -> None:
         ("put", "/v1/sources", {"GET", "POST"}),
         ("patch", "/v1/opt-outs", {"GET", "POST"}),
         ("post", "/v1/ingest-jobs/0123456789abcdef01234567", {"GET"}),
+        ("put", "/v1/watches", {"GET", "POST"}),
+        ("post", "/v1/watches/7", {"DELETE"}),
+        ("delete", "/v1/alerts", {"GET"}),
     ],
 )
 def test_405_allow_lists_every_method_of_the_path(
@@ -131,6 +134,46 @@ def test_control_characters_in_case_reference_are_refused(api: Any, value: str) 
         data={"case_reference": value, "purpose": "test"},
     )
     assert "case_reference" in problem(r, 422)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"case_reference": "W\n1", "purpose": "p"}, "case_reference"),
+        ({"case_reference": "W-1", "purpose": "p", "expires_days": "0"}, "expires_days"),
+        ({"case_reference": "W-1", "purpose": "p", "sources": "no/such"}, "sources"),
+    ],
+    ids=["control-character", "no-expiry", "bad-source-name"],
+)
+def test_a_bad_watch_is_refused_with_the_field_named(
+    api: Any, form: dict[str, str], field: str
+) -> None:
+    client, tokens = api
+    r = client.post(
+        "/v1/watches",
+        headers=bearer(tokens["investigator"]),
+        files={"images": ("p.jpg", b"\xff\xd8\xff", "image/jpeg")},
+        data=form,
+    )
+    assert field in problem(r, 422)["detail"]
+
+
+def test_a_watch_photo_without_a_face_is_a_problem(api: Any) -> None:
+    import io
+
+    from PIL import Image
+
+    blank = io.BytesIO()
+    Image.new("RGB", (200, 200), "white").save(blank, format="JPEG")
+    client, tokens = api
+    r = client.post(
+        "/v1/watches",
+        headers=bearer(tokens["investigator"]),
+        files={"images": ("p.jpg", blank.getvalue(), "image/jpeg")},
+        data={"case_reference": "W-1", "purpose": "p"},
+    )
+    assert "no face" in problem(r, 422)["detail"]
+    assert client.get("/v1/watches", headers=bearer(tokens["investigator"])).json() == []
 
 
 def test_control_characters_in_a_reason_are_refused(api: Any) -> None:

@@ -39,6 +39,7 @@ CONTENT_DEPENDENT = {
     "POST /v1/persons/{person_id}/merges",
     "POST /v1/persons/{person_id}/splits",
     "DELETE /v1/persons/{person_id}/faces/{face_id}",
+    "POST /v1/watches",
 }
 
 

@@ -14,6 +14,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from faceindex.catalog.watch_rows import (
+    AlertRecord,
+    NewAlert,
+    NewWatch,
+    WatchRecord,
+    WatchTemplates,
+)
 from faceindex.persons.base import Membership, Person, Placement
 from faceindex.sources.base import SourceRecord
 from faceindex.types import BBox, DetectedFace, Provenance
@@ -28,7 +35,7 @@ __all__ = [
     "SCHEMA_VERSION",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -229,3 +236,41 @@ class Catalog(Protocol):
     def label_person(self, person_id: int, label: str, by: str) -> None:
         """Name a person (a name or a case label); NotFoundError if there is none."""
         ...
+
+    # watchlists (schema v4, catalog/sql_watches.py; governance/watches.py uses them)
+    def add_watch(self, new: NewWatch) -> WatchRecord:
+        """Store a live watch and its templates; it screens faces added after now."""
+        ...
+
+    def watches(
+        self, ids: Sequence[int] | None = None, *, owner: str | None = None
+    ) -> list[WatchRecord]: ...
+    def watch_templates(self, watch_ids: Sequence[int]) -> dict[int, WatchTemplates]:
+        """Internal: the ingest screen's, never to users."""
+        ...
+
+    def end_watch(self, watch_id: int, state: str) -> bool:
+        """``removed`` or ``purged``: templates deleted, row and alerts kept."""
+        ...
+
+    def watch_cursor(self) -> int:
+        """The generation up to which new faces have been screened against watches."""
+        ...
+
+    def advance_watch_cursor(self, generation: int) -> None: ...
+    def faces_added_between(self, after: int, upto: int) -> list[tuple[int, int]]:
+        """(face id, generation) of live faces added in (after, upto]."""
+        ...
+
+    def add_alerts(self, alerts: Sequence[NewAlert]) -> list[AlertRecord]:
+        """Record alerts; returns the new ones (one per watch and face)."""
+        ...
+
+    def alerts(
+        self,
+        watch_ids: Sequence[int] | None = None,
+        *,
+        ids: Sequence[int] | None = None,
+        unaudited: bool = False,
+    ) -> list[AlertRecord]: ...
+    def set_alert_audit(self, alert_id: int, seq: int) -> None: ...

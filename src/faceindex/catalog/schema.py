@@ -130,4 +130,51 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE INDEX person_faces_person ON person_faces (person_id)",
     ],
+    # v4: watchlists (governance/watches.py). A watch's face templates are rows of their own
+    # so a purge drops them and keeps the watch's record; an alert keeps where the face was
+    # found when it alerted (evidence), not a key into items. No foreign key to faces: an
+    # erasure deletes faces without asking about alerts. watch_state holds the catalog
+    # generation up to which new faces have been screened (faces added after it are next).
+    4: [
+        """CREATE TABLE watches (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner TEXT NOT NULL,
+            case_reference TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            person_id INTEGER,
+            probe_sha256 TEXT NOT NULL DEFAULT '',
+            sources TEXT NOT NULL DEFAULT '[]',
+            model TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            from_generation INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'live',
+            ended_at TEXT
+        )""",
+        "CREATE INDEX watches_owner ON watches (owner)",
+        """CREATE TABLE watch_templates (
+            watch_id INTEGER NOT NULL REFERENCES watches(id),
+            embedding BLOB NOT NULL,
+            quality REAL NOT NULL
+        )""",
+        "CREATE INDEX watch_templates_watch ON watch_templates (watch_id)",
+        """CREATE TABLE watch_alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            watch_id INTEGER NOT NULL REFERENCES watches(id),
+            face_id INTEGER NOT NULL,
+            image_id INTEGER NOT NULL,
+            image_sha256 TEXT NOT NULL,
+            locations TEXT NOT NULL,
+            distance REAL NOT NULL,
+            band TEXT NOT NULL,
+            stranger_chance REAL NOT NULL,
+            compared INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            audit_seq INTEGER,
+            UNIQUE (watch_id, face_id)
+        )""",
+        "CREATE TABLE watch_state (id INTEGER PRIMARY KEY, generation INTEGER NOT NULL)",
+        "INSERT INTO watch_state (id, generation) SELECT id, generation FROM catalog_state",
+    ],
 }

@@ -30,6 +30,7 @@ from faceindex.catalog.base import (
 from faceindex.catalog.schema import MIGRATIONS
 from faceindex.catalog.sql_erase import EraseQueries
 from faceindex.catalog.sql_rows import insert_face, source_record
+from faceindex.catalog.sql_watches import WatchQueries
 from faceindex.errors import InputError, NotFoundError, StorageError
 from faceindex.persons.base import Membership, Person, Placement
 from faceindex.sources.base import SourceRecord
@@ -82,7 +83,7 @@ class Tx:
         return None if row is None else int(row[0])
 
 
-class SqlCatalog(EraseQueries):
+class SqlCatalog(EraseQueries, WatchQueries):
     """Every catalog query, over the hooks a dialect subclass supplies.
 
     Safe to share between threads: one connection, one re-entrant lock around each

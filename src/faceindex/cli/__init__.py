@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from faceindex.cli import audit, erase, evaluate, gc, home, optout, sources, users
+from faceindex.cli import audit, erase, evaluate, gc, home, optout, sources, users, watch
 from faceindex.cli import index as index_cli
 from faceindex.cli import persons as persons_cli
 from faceindex.cli.ingest import ingest
@@ -56,6 +56,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(index_cli.app, name="index")
 app.command("reembed")(reembed)
 app.add_typer(persons_cli.app, name="persons")
+app.add_typer(watch.app, name="watch")
 
 
 def main() -> None:

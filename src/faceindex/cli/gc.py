@@ -40,6 +40,8 @@ def gc(as_json: bool = typer.Option(False, "--json"), home: HomeOpt = None) -> N
             f"  {report.erased_again} images held erased bytes again and were erased",
             highlight=False,
         )
+    if report.watches_purged:
+        console.print(f"  {report.watches_purged} expired watches purged", highlight=False)
     for source, n in sorted(report.per_source.items()):
         console.print(f"  {source}: {n} expired", highlight=False)
 

@@ -94,6 +94,7 @@ def _print_json(summary: IngestSummary) -> None:
                 "failed": [{"item": i, "reason": r} for i, r in summary.failed],
                 "skipped": [{"item": i, "reason": r} for i, r in summary.skipped],
                 "images_unheld": summary.images_unheld,
+                "watch_alerts": summary.watch_alerts,
                 "seconds": round(summary.seconds, 2),
             }
         )
@@ -123,6 +124,11 @@ def _print_text(summary: IngestSummary) -> None:
         if len(rows) > SHOWN:
             flag = " --skipped" if label == "skipped" else ""
             console.print(f"  ... and {len(rows) - SHOWN} more: faceindex failures{flag}")
+    if summary.watch_alerts:
+        console.print(
+            f"  {summary.watch_alerts} new faces alerted a watch: faceindex watch alerts",
+            highlight=False,
+        )
     if summary.images_unheld:
         console.print(
             f"  {summary.images_unheld} images are no longer at any location (replaced in "

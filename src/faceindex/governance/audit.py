@@ -87,6 +87,13 @@ ACTIONS = frozenset(
         "tombstone-lift",
         "audit-anchor",
         "denied",
+        # watchlists (governance/watches.py)
+        "watch-add",
+        "watch-list",
+        "watch-alerts",
+        "watch-alert",
+        "watch-remove",
+        "watch-purge",
     }
 )
 

@@ -149,3 +149,4 @@ class GcReport:
     per_source: dict[str, int] = field(default_factory=dict)  # source -> items expired
     unheld_images_deleted: int = 0  # no location held them any more (replaced in place)
     erased_again: int = 0  # images holding tombstoned bytes again (an ingest raced an erasure)
+    watches_purged: int = 0  # expired watches whose templates gc deleted (governance/watches)

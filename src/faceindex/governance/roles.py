@@ -24,6 +24,7 @@ class Permission(str, Enum):
     RETENTION = "retention"  # run retention garbage collection
     MANAGE_INDEX = "manage-index"  # rebuild (retrain) and compact the vector index
     MANAGE_PERSONS = "manage-persons"  # build persons, name, merge, split them (seeing: search)
+    WATCH = "watch"  # keep watches on new faces and read their alerts (own; read-audit: all)
 
 
 class Role(str, Enum):
@@ -37,7 +38,7 @@ P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # The operator of the installation; every action is still audited.
     Role.ADMIN: frozenset(Permission),
-    Role.INVESTIGATOR: frozenset({P.SEARCH, P.VIEW_ORIGINALS, P.EXPORT, P.MANAGE_PERSONS}),
+    Role.INVESTIGATOR: frozenset({P.SEARCH, P.VIEW_ORIGINALS, P.EXPORT, P.MANAGE_PERSONS, P.WATCH}),
     Role.AUDITOR: frozenset({P.READ_AUDIT}),
     Role.PRIVACY_OFFICER: frozenset(
         {P.DELETE, P.OPT_OUT, P.SUBJECT_ACCESS, P.READ_AUDIT, P.RETENTION}

@@ -7,8 +7,9 @@ HTTP API builds one per request with :meth:`Governance.acting_as`. The facade ho
 collaborators and delegates to them: :class:`Erasure` (erasures: intent, commit, receipt,
 recovery), :class:`ReceiptBook` (receipts, their re-check, tombstones and lifts),
 :class:`Lifecycle` (person erasure, opt-out, subject access, retention), :class:`Exports`
-and :class:`Auditing` (verify, anchor, export the log); it keeps search, ingest and index
-upkeep itself. Stable methods:
+and :class:`Auditing` (verify, anchor, export the log), :class:`Watches` (watchlists, their
+screening at ingest and gc, alerts, expiry); it keeps search, ingest and index upkeep
+itself. Stable methods:
 
 =========================  =========================================  ==================
 method                     returns                                    permission
@@ -90,12 +91,14 @@ from faceindex.governance.persons import PersonBook
 from faceindex.governance.receipts import ReceiptBook
 from faceindex.governance.roles import Actor, Permission, Role
 from faceindex.governance.store import GovernanceStore
-from faceindex.pipeline.runner import Progress_cb
+from faceindex.governance.watches import SCREEN_EVERY_S, Alert, Watches
+from faceindex.pipeline.runner import Progress, Progress_cb
 from faceindex.search.template import Fusion, pick_template
 from faceindex.sources.base import SourceRecord
 from faceindex.types import IngestSummary, SearchResult
 
 if TYPE_CHECKING:
+    from faceindex.catalog.watch_rows import WatchRecord
     from faceindex.reembed import ReembedReport
 
 __all__ = ["Governance", "OptOut", "actor_from_settings"]
@@ -130,6 +133,8 @@ class Governance:
         self.exporter = Exports(engine, store, self.acting)
         self.auditing = Auditing(audit, self.acting)
         self.persons = PersonBook(engine, self.acting)
+        self.watchlist = Watches(engine, store, self.acting, self._sources_for)
+        self._watch_alerts = 0  # alerts the ingest running now has raised so far
         self._owns = False
 
     @classmethod
@@ -395,7 +400,7 @@ class Governance:
         try:
             summary = self.engine.ingest(
                 source,
-                progress=progress,
+                progress=self._screening(progress),
                 screen=screen,
                 image_screen=tombstone_screen(self.store),
                 in_process=in_process,
@@ -405,6 +410,7 @@ class Governance:
                 "ingest", sources=(source,), outcome="error", details={"error": str(exc)[:200]}
             )
             raise
+        summary.watch_alerts = self._watch_alerts + self.watchlist.screen_new().alerts
         self._record(
             "ingest",
             sources=(source,),
@@ -413,11 +419,33 @@ class Governance:
                 "images_new": summary.images_new,
                 "faces_indexed": summary.faces_indexed,
                 "faces_suppressed": summary.faces_suppressed,
+                "watch_alerts": summary.watch_alerts,
                 "images_erased_before": len(summary.skipped),
                 "failed": len(summary.failed),
             },
         )
         return summary
+
+    def _screening(self, progress: Progress_cb | None) -> Progress_cb:
+        """The runner reports progress after each committed batch: the new faces are
+        screened against the watches then (at most every SCREEN_EVERY_S), so an alert does
+        not wait for a long ingest's end. A failure here is logged, not raised: the
+        ingest's closing screen (and gc) screen from the same cursor again."""
+        self._watch_alerts = 0
+        last = time.monotonic()
+
+        def report(p: Progress) -> None:
+            nonlocal last
+            if time.monotonic() - last >= SCREEN_EVERY_S:
+                try:
+                    self._watch_alerts += self.watchlist.screen_new().alerts
+                except Exception:
+                    log.exception("watch screening during ingest failed; retried at its end")
+                last = time.monotonic()
+            if progress is not None:
+                progress(p)
+
+        return report
 
     # -- erasure, opt-out, subject access, retention, exports (collaborators) -------------
 
@@ -462,7 +490,43 @@ class Governance:
         return self.lifecycle.subject_access(probes, reference=reference)
 
     def gc(self, now: datetime | None = None) -> GcReport:
-        return self.lifecycle.gc(now)
+        """Retention (Lifecycle.gc); then new faces are screened against the watches and
+        the expired watches purged."""
+        from dataclasses import replace
+
+        report = self.lifecycle.gc(now)
+        self.watchlist.screen_new(now)
+        return replace(report, watches_purged=len(self.watchlist.purge_expired(now)))
+
+    # -- watchlists (governance/watches.py) -----------------------------------------------
+
+    def add_watch(
+        self,
+        probes: Sequence[bytes],
+        *,
+        case: str,
+        purpose: str,
+        expires_days: int | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> WatchRecord:
+        return self.watchlist.add(
+            probes, case=case, purpose=purpose, expires_days=expires_days, sources=sources
+        )
+
+    def watches(self) -> list[WatchRecord]:
+        return self.watchlist.listed()
+
+    def watch_alerts(self, watch_id: int | None = None) -> list[Alert]:
+        return self.watchlist.alerts(watch_id)
+
+    def alert_thumbnail(self, alert_id: int) -> bytes:
+        return self.watchlist.thumbnail(alert_id)
+
+    def remove_watch(self, watch_id: int) -> WatchRecord:
+        return self.watchlist.remove(watch_id)
+
+    def purge_watches(self, now: datetime | None = None) -> list[int]:
+        return self.watchlist.purge_expired(now)
 
     def export_results(
         self, results: Sequence[SearchResult], path: Path | str, *, case: str, purpose: str

@@ -35,6 +35,8 @@ __all__ = [
     "SearchOut",
     "SourceIn",
     "SourceOut",
+    "AlertOut",
+    "WatchOut",
 ]
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -257,6 +259,7 @@ class GcOut(_Out):
         default=0, description="images no location held any more (files replaced in place)"
     )
     erased_again: int = Field(default=0, description="images holding erased bytes again")
+    watches_purged: int = Field(default=0, description="expired watches purged")
 
 
 class VerificationOut(_Out):
@@ -365,3 +368,42 @@ class PersonSplitIn(BaseModel):
     face_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
         min_length=1, max_length=10_000, description="faces that move to a new person"
     )
+
+
+# -- watchlists (governance/watches.py) ---------------------------------------------------
+
+
+class WatchOut(_Out):
+    id: int
+    owner: str
+    case_reference: str
+    purpose: str
+    kind: str = Field(description="photo (probe photos' faces) or person")
+    person_id: int | None
+    probe_sha256: str = Field(description="sha256 of each probe photo (the photos are not kept)")
+    sources: list[str] = Field(description="watched sources; empty: all the purpose allows")
+    model: str
+    created_at: str
+    expires_at: str
+    state: str = Field(description="live | removed | purged")
+    ended_at: str | None
+    templates: int = Field(description="face descriptors held (never the descriptors)")
+
+
+class AlertOut(_Out):
+    id: int
+    watch_id: int
+    case_reference: str
+    purpose: str
+    owner: str
+    face_id: int
+    image_id: int
+    image_sha256: str
+    locations: list[ProvenanceOut] = Field(description="where the face was when it alerted")
+    distance: float
+    band: str = Field(description="match | possible")
+    stranger_chance: float
+    compared: int = Field(description="N of the decision: templates x faces in scope")
+    created_at: str
+    held: bool = Field(description="the face is still in the gallery")
+    thumbnail: str | None = Field(description="the face's thumbnail while it is held")
