@@ -173,6 +173,14 @@ class Settings(BaseSettings):
         default=0.3, ge=0, le=1, description="'match' needs probe and gallery face this good"
     )
 
+    # ingest on Ray (issue 11): see pipeline/ray_runner.py and docs/SCALING.md
+    runner: Literal["local", "ray"] = Field(
+        default="local", description="ingest runner: local processes, or Ray actors"
+    )
+    ray_address: str = Field(
+        default="", description="ray.init address (auto, host:port, ray://...); empty: local"
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

@@ -72,9 +72,9 @@ def run_ingest(
     if plan.skip:  # nothing to read: recorded here, with why
         for batch in batches(pending(source, seen, skipped=True), SKIP_BATCH):
             commit([skipped_outcome(source_id, item) for item in batch])
-    width = settings.effective_workers() if runner is None else runner.width
-    batch_size = max(1, min(settings.batch_size, plan.todo // max(width * 2, 1) or 1))
     if plan.todo:
+        width = settings.effective_workers() if runner is None else runner.width
+        batch_size = max(1, min(settings.batch_size, plan.todo // max(width * 2, 1) or 1))
         if runner is None:
             small = plan.todo <= batch_size
             runner = (
