@@ -37,7 +37,7 @@ from typing import Any
 
 from faceindex.catalog.base import ImageOutcome
 from faceindex.config import Settings
-from faceindex.errors import ConfigError, ModelError
+from faceindex.errors import ConfigError, MissingDependency, ModelError
 from faceindex.pipeline import worker
 from faceindex.pipeline.base import Commit
 from faceindex.pipeline.pool import DIED
@@ -55,11 +55,11 @@ LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
 
 
 def import_ray() -> ModuleType:
-    """The ``ray`` module, or a ConfigError that says which extra to install."""
+    """The ``ray`` module, or a MissingDependency that says which extra to install."""
     try:
         import ray
     except ImportError as exc:
-        raise ConfigError(
+        raise MissingDependency(
             "the Ray runner needs Ray, which is not installed: pip install 'faceindex[ray]'"
         ) from exc
     return ray
