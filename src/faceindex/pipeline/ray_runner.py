@@ -101,6 +101,7 @@ class RayRunner:
         self.actors = actors
         self._ray: ModuleType | None = None
         self._owned = False
+        self._restore: tuple[Any, Any] | None = None
 
     def __enter__(self) -> RayRunner:
         import_ray()  # a missing extra is said before any work
@@ -114,7 +115,10 @@ class RayRunner:
     ) -> None:
         if self._ray is not None and self._owned:
             self._ray.shutdown()
-        self._ray, self._owned = None, False
+        if self._restore is not None:
+            internals, original = self._restore
+            internals.print_to_stdstream = original
+        self._ray, self._owned, self._restore = None, False, None
 
     @property
     def width(self) -> int:
@@ -131,21 +135,43 @@ class RayRunner:
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nodes phone nowhere
             try:
+                # log_to_driver off: Ray would print its workers' and raylets' lines on
+                # this process's stdout, into the CLI's --json summary; they stay in the
+                # session's log folder, and a dead actor is logged here (see _drain).
+                quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
                 if self.address:
-                    ray.init(address=self.address, logging_level=logging.WARNING)
+                    ray.init(address=self.address, **quiet)
                 else:
                     ray.init(
                         num_cpus=self.settings.effective_workers(),
                         include_dashboard=False,
                         object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                        logging_level=logging.WARNING,
+                        **quiet,
                     )
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = self.address or "a local Ray"
                 raise ConfigError(f"cannot start or reach Ray at {where}: {exc}") from exc
             self._owned = True
         self._ray = ray
+        self._quiet_stdout(ray)
         return ray
+
+    def _quiet_stdout(self, ray: ModuleType) -> None:
+        """Ray's driver prints the errors its cluster pushes ('A worker died ...') on this
+        process's stdout whatever ``log_to_driver`` says, into a ``--json`` summary. They
+        go to this module's log instead while the runner is connected (the hook is Ray's
+        private ``print_to_stdstream``, checked by tests/integration/test_ray_cluster.py
+        at the pinned version; absent, Ray prints as before)."""
+        internals = getattr(getattr(ray, "_private", None), "worker", None)
+        if internals is None or not hasattr(internals, "print_to_stdstream"):
+            return
+        self._restore = (internals, internals.print_to_stdstream)
+
+        def to_log(data: dict[str, Any], ignore_prefix: bool = False) -> None:
+            for line in data.get("lines", ()):
+                log.warning("ray (%s): %s", data.get("pid", "?"), line)
+
+        internals.print_to_stdstream = to_log
 
     def run(
         self,
