@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 # CNN run on ONNX Runtime) or "source" (compiled against OpenBLAS, ~10 min once; only for
 # embedder_runtime=dlib / cnn_runtime=dlib). docs/BENCHMARKS.md has the measurements.
 DLIB   ?= bin
-EXTRAS := dev,server,postgres,milvus
+# ray: the Ray runner (its tests are slow-marked: make test-slow runs them)
+EXTRAS := dev,server,postgres,milvus,ray
 
 .PHONY: install demo test test-slow lint bench-deps bench-ingest clean
 

@@ -1,6 +1,9 @@
 """The Ray runner on a Ray started inside the test process (``ray.init``, two CPUs): the
 same faces as the local runner, and an item that kills its actor costs itself only.
-Real models, real SQLite and FAISS. The two-node cluster is in test_ray_cluster.py."""
+Real models, real SQLite and FAISS. The two-node cluster is in test_ray_cluster.py.
+
+Slow: ray.init alone took 8 s on an idle core here, and the module 170 s on the shared box
+(two actor starts and model loads per test), past the 20 s a default test may take."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from faceindex.sources.base import SourceItem
 from faceindex.sources.folder import FolderSource
 from tests.rayhelp import REPO, assert_same_faces, faces_by_item, needs_ray, write_photos
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N_PHOTOS = 6
 
