@@ -2,7 +2,7 @@
 same faces as the local runner, and an item that kills its actor costs itself only.
 Real models, real SQLite and FAISS. The two-node cluster is in test_ray_cluster.py.
 
-Slow: ray.init alone took 8 s on an idle core here, and the module 170 s on the shared box
+Slow: ray.init alone took 8-19 s here, and the module 70-170 s on the shared box
 (two actor starts and model loads per test), past the 20 s a default test may take."""
 
 from __future__ import annotations
