@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 # CNN run on ONNX Runtime) or "source" (compiled against OpenBLAS, ~10 min once; only for
 # embedder_runtime=dlib / cnn_runtime=dlib). docs/BENCHMARKS.md has the measurements.
 DLIB   ?= bin
+# The Ray runner's extra is not in a plain install (its tests are slow-marked, and the wheel
+# is large): make test-slow adds it.
 EXTRAS := dev,server,postgres,milvus
 
 .PHONY: install demo test test-slow lint bench-deps bench-ingest clean
@@ -28,6 +30,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 test-slow: install
+	$(BIN)/pip install -q -e '.[ray]'
 	$(BIN)/python -m pytest -q -m slow
 
 lint: install

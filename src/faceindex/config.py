@@ -210,6 +210,14 @@ class Settings(BaseSettings):
         default=365, ge=1, le=3650, description="the longest expiry a watch may be given (days)"
     )
 
+    # ingest on Ray (issue 11): see pipeline/ray_runner.py and docs/SCALING.md
+    runner: Literal["local", "ray"] = Field(
+        default="local", description="ingest runner: local processes, or Ray actors"
+    )
+    ray_address: str = Field(
+        default="", description="ray.init address (auto, host:port, ray://...); empty: local"
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

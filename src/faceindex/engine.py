@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -265,18 +266,27 @@ class Engine:
         record = self.catalog.get_source(source_name)
         source = build_source(record, self.settings)
         state = WorkerState(self.settings, self.analyzer) if in_process else None
-        return run_ingest(
-            settings=self.settings,
-            catalog=self.catalog,
-            index=self.index,
-            source=source,
-            source_id=record.id,
-            model=model_tag(self.settings, self.pack),
-            progress=progress,
-            screen=screen,
-            image_screen=image_screen,
-            state=state,
-        )
+        with ExitStack() as stack:
+            runner = None
+            if self.settings.runner == "ray" and state is None:
+                from faceindex.pipeline.ray_runner import RayRunner
+
+                s = self.settings
+                ray = RayRunner(s, address=s.ray_address, actors=s.workers)
+                runner = stack.enter_context(ray)
+            return run_ingest(
+                settings=self.settings,
+                catalog=self.catalog,
+                index=self.index,
+                source=source,
+                source_id=record.id,
+                model=model_tag(self.settings, self.pack),
+                progress=progress,
+                screen=screen,
+                image_screen=image_screen,
+                state=state,
+                runner=runner,
+            )
 
     # -- search ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from faceindex.cli.errors import exit_code
 from faceindex.config import Settings
@@ -38,7 +39,8 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except FaceIndexError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            # escaped: a message naming an extra ('faceindex[ray]') is not rich markup
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(exit_code(exc)) from None
 
     return wrapper  # type: ignore[return-value]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from enum import Enum
 
 import typer
 from rich.markup import escape
@@ -12,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from faceindex.cli.common import HomeOpt, console, err_console, handle_errors
 from faceindex.cli.errors import EXIT_INGEST_INCOMPLETE
 from faceindex.cli.governed import open_governance
-from faceindex.errors import FaceIndexError
+from faceindex.errors import FaceIndexError, InputError
 from faceindex.pipeline.runner import Progress as IngestProgress
 from faceindex.types import IngestSummary
 
@@ -20,13 +21,27 @@ __all__ = ["ingest"]
 
 log = logging.getLogger(__name__)
 
+
+class Runner(str, Enum):
+    LOCAL = "local"
+    RAY = "ray"
+
+
 SHOWN = 20  # failed or skipped items listed after a run; the rest: faceindex failures
 
 
 @handle_errors
 def ingest(
     source: str = typer.Argument(..., help="a registered source name"),
-    workers: int | None = typer.Option(None, help="processes (default: one per core)"),
+    workers: int | None = typer.Option(
+        None, help="processes, or Ray actors (default: one per core, or per cluster CPU)"
+    ),
+    runner: Runner | None = typer.Option(
+        None, help="local worker processes, or Ray actors (pip install 'faceindex[ray]')"
+    ),
+    address: str | None = typer.Option(
+        None, help="with --runner ray: auto, host:port or ray://host:port (default: a local Ray)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     home: HomeOpt = None,
 ) -> None:
@@ -34,7 +49,7 @@ def ingest(
 
     Exits 7 when some items could not be ingested (each is recorded with its reason)."""
     try:
-        summary = _run(source, workers, as_json, home)
+        summary = _run(source, as_json, home, workers=workers, runner=runner, address=address)
     except (FaceIndexError, typer.Exit):
         raise
     except Exception as exc:  # a bug: one line for the user, the stack for the debug log
@@ -53,8 +68,23 @@ def ingest(
         raise typer.Exit(EXIT_INGEST_INCOMPLETE)
 
 
-def _run(source: str, workers: int | None, as_json: bool, home: HomeOpt) -> IngestSummary:
-    with open_governance(home, workers=workers) as gov:  # audited; opt-outs screened
+def _run(
+    source: str,
+    as_json: bool,
+    home: HomeOpt,
+    *,
+    workers: int | None,
+    runner: Runner | None,
+    address: str | None,
+) -> IngestSummary:
+    if address is not None and runner is not Runner.RAY:
+        raise InputError("--address is a Ray cluster's: give it with --runner ray")
+    overrides = {
+        "workers": workers,
+        "runner": None if runner is None else runner.value,
+        "ray_address": address,
+    }
+    with open_governance(home, **overrides) as gov:  # audited; opt-outs screened
         bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -21,6 +21,7 @@ from faceindex.catalog.base import ImageOutcome
 from faceindex.config import Settings
 from faceindex.errors import ModelError
 from faceindex.pipeline import worker
+from faceindex.pipeline.base import Commit
 from faceindex.pipeline.stages import failed_outcome
 from faceindex.sources.base import ImageSource, SourceItem, printable
 
@@ -32,8 +33,6 @@ DIED = (
     "the worker process died on this item (a crash in a decoder or in dlib, out of memory,"
     " or stuck past ingest_item_timeout_s)"
 )
-
-Commit = Callable[[list[ImageOutcome]], None]
 
 
 def pool_context() -> mp.context.BaseContext:
