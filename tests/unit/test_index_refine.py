@@ -32,6 +32,7 @@ def gallery(
 
 def options(**kw: object) -> FaissOptions:
     base = {"kind": "ivf", "train_min": 500, "nlist": 16, "nprobe": 16, "refine_rerank": 600}
+    base["tier"] = "on"  # whatever the RAM of the machine running the tests
     return FaissOptions.from_dict({**base, **kw})
 
 
@@ -157,3 +158,43 @@ def test_other_codecs(tmp_path: Path, kind: str, size: int) -> None:
     index.save()
     assert store(index).refine.code_size == size  # type: ignore[union-attr]
     np.testing.assert_array_equal(index.search(vecs[:40], 1)[1][:, 0], ids[:40])
+
+
+def test_auto_uses_the_tier_only_once_the_raw_file_outgrows_a_quarter_of_the_ram(
+    tmp_path: Path,
+) -> None:
+    ids, vecs = gallery(300)
+    index = FaissIndex(tmp_path, DIM, options=options(tier="auto"))
+    index.add(ids, vecs)
+    index.save()
+    s = store(index)
+    assert s.refine is not None  # built and kept all the same
+    assert index.stats().details["tier_in_use"] is False  # 0.6 MB of raw vectors: cached
+    assert s._tier() is None
+    s.opts = options(tier="auto", refine="none")
+    assert s._tier() is None
+
+
+def test_a_small_restricted_set_is_scanned_on_its_codes_with_exact_distances(
+    tmp_path: Path,
+) -> None:
+    ids, vecs = gallery(300)
+    index = FaissIndex(tmp_path, DIM, options=options(rerank=50, refine_exact=20))
+    index.add(ids, vecs)
+    index.save()
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    within = ids[::3]
+    assert 50 < len(within) <= store(index).set_scan_max
+    probes = vecs[1::3][:30] + np.float32(0.01)
+    s = store(index)
+    read: list[int] = []
+    vectors = s.raw.vectors
+    s.raw.vectors = lambda slots: (read.append(slots.size), vectors(slots))[1]  # type: ignore[method-assign]
+    got_d, got_i = index.search(probes, 10, within=within)
+    assert read == [len(probes) * 40]  # the set's codes ranked it: 2 x refine_exact read
+    want_d, want_i = oracle.search(probes, 10, within=within)
+    assert np.isin(got_i, within).all()
+    hits = sum(len(set(g) & set(w)) for g, w in zip(got_i, want_i, strict=True))
+    assert hits / want_i.size >= 0.98
+    np.testing.assert_allclose(got_d[:, 0], want_d[:, 0], atol=1e-4)

@@ -46,6 +46,9 @@ class FaissOptions:
     refine_rerank: int = 1000
     refine_exact: int = 50
     set_scan_max: int = 0  # restricted sets up to this size scan their refine codes; 0 = auto
+    # use the tier: on, off, or auto = once the raw vectors outgrow a quarter of the machine's
+    # RAM (they will not stay in the page cache, so each exact row is a disk read)
+    tier: str = "auto"
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", "flat", "ivf"):
@@ -56,6 +59,8 @@ class FaissOptions:
             raise ConfigError("faiss ivf_threshold, train_min, pq_m and rerank must be >= 1")
         if min(self.nlist, self.nprobe, self.retrain_factor) < 0:
             raise ConfigError("faiss nlist, nprobe and retrain_factor must be >= 0")
+        if self.tier not in ("auto", "on", "off"):
+            raise ConfigError(f"faiss tier must be auto, on or off, not {self.tier!r}")
         if self.refine not in ("none", "pq", "sq4", "sq8"):
             raise ConfigError(f"faiss refine must be none, pq, sq4 or sq8, not {self.refine!r}")
         if min(self.refine_m, self.refine_rerank, self.refine_exact) < 1 or self.set_scan_max < 0:

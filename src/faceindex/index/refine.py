@@ -54,6 +54,11 @@ class RefineCodes:
         self.code_size = int(codec.sa_code_size())
         self._buf = np.zeros((0, self.code_size), dtype=np.uint8)
         self.rows = 0  # rows of _buf that hold codes
+        self._centroids: np.ndarray | None = None  # PQ codebooks (M, 256, dsub), else None
+        if kind == "pq":
+            pq = codec.pq
+            flat = load_faiss().vector_to_array(pq.centroids)
+            self._centroids = flat.reshape(pq.M, pq.ksub, pq.dsub).astype(np.float32)
 
     # -- making and opening -----------------------------------------------------------------
 
@@ -214,18 +219,32 @@ class RefineCodes:
             dup = np.zeros(cc.shape, dtype=bool)
             dup[:, 1:] = cc[:, 1:] == cc[:, :-1]
             valid = (cc >= 0) & (slots >= 0) & (slots < self.rows) & ~dup
-            codes = self._buf[np.where(valid, slots, 0)].reshape(-1, self.code_size)
-            approx = self.codec.sa_decode(codes).reshape(cc.shape + (-1,))
-            qc = q[s : s + QUERY_CHUNK]
-            if metric == "l2":
-                diff = approx - qc[:, None, :]
-                scores = 0.5 * (np.einsum("nmd,nmd->nm", diff, diff) + first)
-            else:
-                scores = -0.5 * (np.einsum("nmd,nd->nm", approx, qc) + first)
+            codes = self._buf[np.where(valid, slots, 0)]
+            refined = self._distances(q[s : s + QUERY_CHUNK], codes, metric)
+            scores = 0.5 * (refined + first) if metric == "l2" else -0.5 * (refined + first)
             scores[~valid] = np.inf
             best = np.argpartition(scores, keep - 1, axis=1)[:, :keep]
             out[s : s + len(cc)] = np.take_along_axis(np.where(valid, cc, -1), best, axis=1)
         return out
+
+    def _distances(self, q: np.ndarray, codes: np.ndarray, metric: Metric) -> np.ndarray:
+        """(n, m) squared L2 distances or inner products between queries q (n, d) and codes
+        (n, m, code_size). PQ: looked up in each query's table of sub-distances in numpy,
+        no FAISS call (FAISS's decode runs an OpenMP region, which costs more than these
+        1000 lookups whenever another process holds the cores). SQ: decoded."""
+        n, m = codes.shape[:2]
+        if self._centroids is None:
+            approx = self.codec.sa_decode(codes.reshape(-1, self.code_size)).reshape(n, m, -1)
+            if metric == "l2":
+                diff = approx - q[:, None, :]
+                return np.einsum("nmd,nmd->nm", diff, diff)
+            return np.einsum("nmd,nd->nm", approx, q)
+        cent = self._centroids  # (M, ksub, dsub)
+        sub = q.reshape(n, cent.shape[0], 1, cent.shape[2])
+        l2 = metric == "l2"
+        tables = ((sub - cent[None]) ** 2).sum(-1) if l2 else (sub * cent[None]).sum(-1)
+        rows = np.arange(n)[:, None, None]
+        return tables[rows, np.arange(cent.shape[0])[None, None, :], codes].sum(-1)
 
     def scan(self, q: np.ndarray, slots: np.ndarray, keep: int) -> np.ndarray:
         """Positions in ``slots`` (raw rows of live faces) of the ``keep`` best per query by
