@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 DLIB   ?= bin
 # The Ray runner's extra is not in a plain install (its tests are slow-marked, and the wheel
 # is large): make test-slow adds it.
-EXTRAS := dev,server,postgres,milvus
+EXTRAS := dev,server,postgres,milvus,parquet
 
 .PHONY: install demo test test-slow lint bench-deps bench-ingest clean
 

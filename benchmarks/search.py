@@ -142,6 +142,59 @@ def interleaved(search: Callable[[np.ndarray], Any], gallery: str, queries: np.n
     }
 
 
+def evict_raw(directory: str) -> None:
+    """Drop the index's raw vectors from the OS page cache (this file only, so other
+    processes on the box keep theirs): the re-rank's reads then go to disk, as at 100M faces,
+    where the 51 GB raw file does not fit in the cache."""
+    for path in Path(directory).glob("vectors.*.f32"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def phase_variants(
+    directory: str, query: str, work: str, single: int, variants: str, evict: bool
+) -> list[dict[str, Any]]:
+    """The same index under other URL parameters (e.g. the RAM tier on and off). Timed
+    round-robin, one query per variant in turn, so that load from other processes on a
+    shared box hits every variant alike; each variant has its own fresh probes (the rows
+    one re-ranks must not be cached by another). ``ratio``: p50 over the first variant's."""
+    from faceindex.index.faiss_index import FaissIndex
+
+    probes, strangers = np.load(f"{work}/probes.npy"), np.load(f"{work}/strangers.npy")
+    truth_p, truth_s = np.load(f"{work}/truth_p.npy"), np.load(f"{work}/truth_s.npy")
+    names = [v for v in variants.split(";") if v]
+    opened = [FaissIndex.from_url(f"faiss://{directory}?{query}&{v}", dim=DIM) for v in names]
+    rows: list[dict[str, Any]] = []
+    for name, ix in zip(names, opened, strict=True):
+        row: dict[str, Any] = {"params": name}
+        row["recall_probe"] = round(recall(ix.search(probes, K)[1], truth_p), 4)
+        row["recall_stranger"] = round(recall(ix.search(strangers, K)[1], truth_s), 4)
+        t0 = time.perf_counter()
+        ix.search(probes, K)
+        row["batch_qps"] = round(len(probes) / (time.perf_counter() - t0), 1)
+        rows.append(row)
+    fresh = [fresh_probes(single, opened[0].count()) for _ in opened]
+    if evict:
+        evict_raw(directory)
+    lat: list[list[float]] = [[] for _ in opened]
+    for i in range(single):
+        for v, ix in enumerate(opened):
+            t0 = time.perf_counter()
+            ix.search(fresh[v][i][None, :], K)
+            lat[v].append(time.perf_counter() - t0)
+    for row, times in zip(rows, lat, strict=True):
+        row["p50_ms"] = round(1000 * float(np.percentile(times, 50)), 3)
+        row["p99_ms"] = round(1000 * float(np.percentile(times, 99)), 3)
+        row["ratio"] = round(row["p50_ms"] / rows[0]["p50_ms"], 2)
+        print("  variant", json.dumps(row), flush=True)
+    for ix in opened:
+        ix.close()
+    return rows
+
+
 def phase_serve(
     directory: str, query: str, work: str, single: int, sweep: str = "", gallery: str = ""
 ) -> dict[str, Any]:
@@ -252,6 +305,18 @@ def main() -> None:
         action="store_true",
         help="before serving, drop the OS page cache (root): time a cold start from disk",
     )
+    ap.add_argument(
+        "--variants",
+        default="",
+        help="IVF kinds: also time the index under these ';'-separated URL parameter sets, "
+        "with p50 ratios against the first (e.g. 'refine=none;refine=pq&refine_exact=50')",
+    )
+    ap.add_argument(
+        "--evict-raw",
+        action="store_true",
+        help="before timing each variant, drop the raw vectors file from the page cache "
+        "(posix_fadvise, this file only): re-rank reads come from disk, as at 100M",
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/faceindex-bench"))
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -263,10 +328,15 @@ def main() -> None:
     np.save(work / "probes.npy", probes)
     np.save(work / "strangers.npy", strangers)
     path = None if args.stream or args.serve_only else gallery(work, n)
-    if path is not None and not args.serve_only:
+    made = {"n": n, "queries": len(probes), "strangers": len(strangers)}
+    known = work / "truth.json"
+    if known.exists() and json.loads(known.read_text()) == made and path is not None:
+        print(f"ground truth of an earlier run reused ({known})", flush=True)
+    elif path is not None and not args.serve_only:
         t0 = time.perf_counter()
         np.save(work / "truth_p.npy", ground_truth(path, n, probes))
         np.save(work / "truth_s.npy", ground_truth(path, n, strangers))
+        known.write_text(json.dumps(made))  # same n, same probes (seeded): reusable
         print(
             f"ground truth for {len(probes) + len(strangers)} queries: "
             f"{time.perf_counter() - t0:.0f} s",
@@ -301,6 +371,11 @@ def main() -> None:
             os.sync()
             Path("/proc/sys/vm/drop_caches").write_text("3\n")
         res.update(in_child(phase_serve, str(directory), query, str(work), args.single, sweep, src))
+        if args.variants and kind != "flat":
+            res["variants"] = in_child(
+                phase_variants, str(directory), query, str(work), args.single, args.variants,
+                args.evict_raw,
+            )  # fmt: skip
         results["kinds"][kind] = res
         print(kind, json.dumps(res), flush=True)
     report(results)
@@ -340,6 +415,12 @@ def report(r: dict[str, Any]) -> None:
             print(
                 f"  exact vs memory scan, alternated: {v['exact_p50_ms']} ms vs "
                 f"{v['scan_p50_ms']} ms = {v['ratio']}x"
+            )
+        for row in x.get("variants", []):
+            print(
+                f"  {row['params']:<40} p50 {row['p50_ms']} ms ({row['ratio']}x the first), "
+                f"p99 {row['p99_ms']} ms, batch {row['batch_qps']} q/s, recall@10 "
+                f"{row['recall_probe']:.4f}/{row['recall_stranger']:.4f}"
             )
         for row in x.get("sweep", []):
             print(

@@ -1,4 +1,4 @@
-"""faceindex gc (retention) and faceindex export (registered CSV exports)."""
+"""faceindex gc (retention) and faceindex export (registered CSV or Parquet exports)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from rich.table import Table
 from faceindex.cli.common import HomeOpt, console, handle_errors
 from faceindex.cli.governed import open_governance
 from faceindex.errors import InputError
+from faceindex.governance.exports import FORMATS
 
 __all__ = ["export_app", "gc"]
 
-export_app = typer.Typer(help="Registered CSV exports (so an erasure can list the copies).")
+export_app = typer.Typer(
+    help="Registered CSV or Parquet exports (so an erasure can list the copies)."
+)
+FormatOpt = typer.Option("csv", "--format", help="csv, or parquet (the parquet extra)")
 
 
 @handle_errors
@@ -50,14 +54,15 @@ def gc(as_json: bool = typer.Option(False, "--json"), home: HomeOpt = None) -> N
 @handle_errors
 def export_source(
     name: str = typer.Argument(..., help="a registered source"),
-    out: Path = typer.Option(..., "--out", help="CSV file to write"),
+    out: Path = typer.Option(..., "--out", help="file to write"),
     case: str = typer.Option("", "--case"),
     purpose: str = typer.Option("", "--purpose"),
+    fmt: str = FormatOpt,
     home: HomeOpt = None,
 ) -> None:
     """Export a source's faces and locations (no embeddings, no thumbnails)."""
     with open_governance(home) as gov:
-        rec = gov.export_source(name, out, case=case, purpose=purpose)
+        rec = gov.export_source(name, out, case=case, purpose=purpose, fmt=fmt)
     console.print(f"export {rec.id}: {rec.rows} rows to {rec.path}", highlight=False)
 
 
@@ -65,20 +70,23 @@ def export_source(
 @handle_errors
 def export_search(
     probe: Path = typer.Argument(..., help="photo of the person to look for"),
-    out: Path = typer.Option(..., "--out", help="CSV file to write"),
+    out: Path = typer.Option(..., "--out", help="file to write"),
     case: str = typer.Option(..., "--case"),
     purpose: str = typer.Option(..., "--purpose"),
     top: int = typer.Option(10, "--top", min=1, max=1000),
+    fmt: str = FormatOpt,
     home: HomeOpt = None,
 ) -> None:
     """Search (audited) and export the results."""
+    if fmt not in FORMATS:  # before the search is run and audited
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     try:
         data = probe.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read probe {probe}: {exc.strerror or exc}") from exc
     with open_governance(home) as gov:
         results = gov.search(data, case=case, purpose=purpose, top_k=top)
-        rec = gov.export_results(results, out, case=case, purpose=purpose)
+        rec = gov.export_results(results, out, case=case, purpose=purpose, fmt=fmt)
     console.print(f"export {rec.id}: {rec.rows} rows to {rec.path}", highlight=False)
 
 

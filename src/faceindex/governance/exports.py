@@ -1,8 +1,12 @@
-"""CSV exports of search results or of a source. Never embeddings, never thumbnails.
+"""CSV or Parquet exports of search results or of a source. Never embeddings, never
+thumbnails.
 
 Every export is registered (path, rows, sha256, sources, case, purpose), so erasing a
-source can list where copies of its data went. :class:`Exports` is the audited collaborator
-of the Governance facade that makes them.
+source can list where copies of its data went, whatever the format. :class:`Exports` is the
+audited collaborator of the Governance facade that makes them. Both formats are streamed: a
+source's faces are read from the catalog in batches and Parquet is written one row group at
+a time, so an export of millions of faces never holds its table in memory. Parquet needs
+pyarrow (the ``parquet`` extra).
 """
 
 from __future__ import annotations
@@ -10,19 +14,28 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from faceindex.catalog.base import Catalog
 from faceindex.engine import Engine
-from faceindex.errors import InputError
+from faceindex.errors import InputError, MissingDependency
 from faceindex.governance.acting import Acting
 from faceindex.governance.base import ExportRecord
 from faceindex.governance.roles import Permission
 from faceindex.governance.store import GovernanceStore, _now, new_id
 from faceindex.types import SearchResult
 
-__all__ = ["Exports", "result_rows", "source_rows", "write_csv"]
+__all__ = [
+    "FORMATS",
+    "Exports",
+    "iter_source_rows",
+    "result_rows",
+    "source_rows",
+    "write_csv",
+    "write_parquet",
+]
 
 P = Permission
 
@@ -33,6 +46,12 @@ RESULT_COLUMNS = [
 SOURCE_COLUMNS = [
     "face_id", "image_id", "box", "quality", "image_sha256", "source", "item", "ingested_at",
 ]  # fmt: skip
+# Parquet column types (CSV has none); distance, stranger_chance and quality may be null
+INT_COLUMNS = {"probe_face", "rank", "face_id", "image_id"}
+FLOAT_COLUMNS = {"distance", "stranger_chance", "quality"}
+FORMATS = ("csv", "parquet")
+FACE_BATCH = 10_000  # faces read from the catalog at once for a source export
+ROW_GROUP = 65_536  # Parquet rows written together
 
 
 def result_rows(results: Sequence[SearchResult]) -> tuple[list[dict[str, object]], set[str]]:
@@ -62,14 +81,25 @@ def result_rows(results: Sequence[SearchResult]) -> tuple[list[dict[str, object]
 
 
 def source_rows(catalog: Catalog, source: str) -> list[dict[str, object]]:
+    return list(iter_source_rows(catalog, source))
+
+
+def iter_source_rows(
+    catalog: Catalog, source: str, batch: int = FACE_BATCH
+) -> Iterator[dict[str, object]]:
+    """A source's rows in face id order, reading ``batch`` faces from the catalog at once."""
     rec = catalog.get_source(source)
-    face_ids = catalog.face_ids_of_images(catalog.image_ids_of_source(rec.id))
-    rows = []
+    face_ids = sorted(catalog.face_ids_of_images(catalog.image_ids_of_source(rec.id)))
+    for start in range(0, len(face_ids), batch):
+        yield from _face_rows(catalog, face_ids[start : start + batch], source)
+
+
+def _face_rows(catalog: Catalog, face_ids: list[int], source: str) -> Iterator[dict[str, object]]:
     for fid, face in sorted(catalog.faces(face_ids).items()):
         for loc in face.locations:
             if loc.source != source:
                 continue
-            rows.append(
+            yield (
                 {
                     "face_id": fid,
                     "image_id": face.image_id,
@@ -81,15 +111,11 @@ def source_rows(catalog: Catalog, source: str) -> list[dict[str, object]]:
                     "ingested_at": loc.ingested_at,
                 }
             )
-    return rows
 
 
 def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, object]]) -> tuple[int, str]:
     """Write atomically (temp file, fsync, rename); returns (rows, sha256 of the file)."""
-    path = Path(path).expanduser().resolve()
-    if path.is_dir():
-        raise InputError(f"{path} is a folder: give a file name for the export")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _target(path)
     tmp = path.with_name(path.name + ".tmp")
     n = 0
     try:
@@ -104,7 +130,73 @@ def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, object]])
         os.replace(tmp, path)
     except OSError as exc:
         raise InputError(f"cannot write export {path}: {exc.strerror or exc}") from exc
-    return n, hashlib.sha256(path.read_bytes()).hexdigest()
+    return n, _sha256(path)
+
+
+def write_parquet(
+    path: Path, columns: list[str], rows: Iterable[dict[str, object]], row_group: int = ROW_GROUP
+) -> tuple[int, str]:
+    """Parquet, written atomically one row group of ``row_group`` rows at a time (never the
+    whole table in memory); returns (rows, sha256 of the file)."""
+    pa, pq = _pyarrow()
+    path = _target(path)
+    tmp = path.with_name(path.name + ".tmp")
+    schema = pa.schema([(c, _arrow_type(pa, c)) for c in columns])
+    n = 0
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            group: list[dict[str, object]] = []
+            for row in rows:
+                group.append(row)
+                if len(group) == row_group:
+                    writer.write_table(pa.Table.from_pylist(group, schema=schema))
+                    n, group = n + len(group), []
+            if group or not n:  # an empty export still has its columns
+                writer.write_table(pa.Table.from_pylist(group, schema=schema))
+                n += len(group)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write export {path}: {exc.strerror or exc}") from exc
+    return n, _sha256(path)
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise MissingDependency(
+            "Parquet exports need pyarrow: pip install 'faceindex[parquet]'"
+        ) from exc
+    return pa, pq
+
+
+def _arrow_type(pa: Any, column: str) -> Any:
+    if column in INT_COLUMNS:
+        return pa.int64()
+    return pa.float64() if column in FLOAT_COLUMNS else pa.string()
+
+
+def _target(path: Path) -> Path:
+    path = Path(path).expanduser().resolve()
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a file name for the export")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class Exports:
@@ -114,30 +206,49 @@ class Exports:
         self.acting = acting
 
     def export_results(
-        self, results: Sequence[SearchResult], path: Path | str, *, case: str, purpose: str
+        self,
+        results: Sequence[SearchResult],
+        path: Path | str,
+        *,
+        case: str,
+        purpose: str,
+        fmt: str = "csv",
     ) -> ExportRecord:
+        _check_format(fmt)
         self.acting.require(P.EXPORT, action="export", case=case, purpose=purpose)
         rows, sources = result_rows(results)
-        return self._export("results", Path(path), RESULT_COLUMNS, rows, sources, case, purpose)
+        return self._export(
+            "results", Path(path), RESULT_COLUMNS, rows, sources, case, purpose, fmt
+        )
 
     def export_source(
-        self, name: str, path: Path | str, *, case: str = "", purpose: str = ""
+        self, name: str, path: Path | str, *, case: str = "", purpose: str = "", fmt: str = "csv"
     ) -> ExportRecord:
+        _check_format(fmt)
         self.acting.require(P.EXPORT, action="export", sources=(name,), case=case, purpose=purpose)
-        rows = source_rows(self.engine.catalog, name)
-        return self._export("source", Path(path), SOURCE_COLUMNS, rows, {name}, case, purpose)
+        rows = iter_source_rows(self.engine.catalog, name)
+        return self._export("source", Path(path), SOURCE_COLUMNS, rows, {name}, case, purpose, fmt)
 
     def _export(
         self,
         kind: str,
         path: Path,
         columns: list[str],
-        rows: list[dict[str, object]],
+        rows: Iterable[dict[str, object]],
         sources: set[str],
         case: str,
         purpose: str,
+        fmt: str,
     ) -> ExportRecord:
-        n, sha = write_csv(path, columns, rows)
+        face_ids: set[int] = set()
+
+        def noted(rows: Iterable[dict[str, object]]) -> Iterator[dict[str, object]]:
+            for row in rows:
+                face_ids.add(int(str(row["face_id"])))
+                yield row
+
+        write = write_parquet if fmt == "parquet" else write_csv
+        n, sha = write(path, columns, noted(rows))
         record = ExportRecord(
             new_id("exp"),
             _now(),
@@ -156,11 +267,22 @@ class Exports:
             case=case,
             purpose=purpose,
             sources=record.sources,
-            face_ids=tuple(sorted({int(str(r["face_id"])) for r in rows})),
-            details={"export": record.id, "kind": kind, "path": record.path, "sha256": sha},
+            face_ids=tuple(sorted(face_ids)),
+            details={
+                "export": record.id,
+                "kind": kind,
+                "format": fmt,
+                "path": record.path,
+                "sha256": sha,
+            },
         )
         return record
 
     def exports(self, source: str | None = None) -> list[ExportRecord]:
         self.acting.require(P.EXPORT, P.READ_AUDIT, action="export")
         return self.store.exports(source)
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise InputError(f"export format must be one of {', '.join(FORMATS)}, not {fmt!r}")

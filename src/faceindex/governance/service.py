@@ -32,8 +32,8 @@ opt_out(probes, reference=)                 OptOut (suppression + receipt)   opt
 suppressions()                              list[Suppression] (no templates) opt-out
 subject_access(probes, reference=)          list[Holding]                    subject-access
 gc(now=)                                    GcReport                         retention
-export_results(results, path, case=, purpose=)  ExportRecord                 export
-export_source(name, path, case=, purpose=)  ExportRecord                     export
+export_results(results, path, case=, purpose=, fmt=)  ExportRecord           export
+export_source(name, path, case=, purpose=, fmt=)  ExportRecord               export
 exports(source=)                            list[ExportRecord]               export/read-audit
 verify_audit(anchors=)                      VerifyReport                     read-audit
 anchor_audit(out)                           AuditHead (the signed head)      read-audit
@@ -529,14 +529,20 @@ class Governance:
         return self.watchlist.purge_expired(now)
 
     def export_results(
-        self, results: Sequence[SearchResult], path: Path | str, *, case: str, purpose: str
+        self,
+        results: Sequence[SearchResult],
+        path: Path | str,
+        *,
+        case: str,
+        purpose: str,
+        fmt: str = "csv",
     ) -> ExportRecord:
-        return self.exporter.export_results(results, path, case=case, purpose=purpose)
+        return self.exporter.export_results(results, path, case=case, purpose=purpose, fmt=fmt)
 
     def export_source(
-        self, name: str, path: Path | str, *, case: str = "", purpose: str = ""
+        self, name: str, path: Path | str, *, case: str = "", purpose: str = "", fmt: str = "csv"
     ) -> ExportRecord:
-        return self.exporter.export_source(name, path, case=case, purpose=purpose)
+        return self.exporter.export_source(name, path, case=case, purpose=purpose, fmt=fmt)
 
     def exports(self, source: str | None = None) -> list[ExportRecord]:
         return self.exporter.exports(source)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from faceindex.index.faiss_coarse import (
 from faceindex.index.faiss_flat import empty_result, load_faiss
 from faceindex.index.faiss_options import FaissOptions, atomic_write, auto_nlist, read_json
 from faceindex.index.rawstore import MAP_FILE, RawStore
+from faceindex.index.refine import RefineCodes
 from faceindex.index.rerank import exact_scan, rerank
 
 __all__ = ["IVF_FILE", "IvfStore"]
@@ -46,6 +48,7 @@ STATE_FILE = "ivf.json"
 DIRTY_FILE = "ivf.dirty"
 SMALL_TRAIN = 50_000  # train on one thread below this (10x faster on a busy 2-core box)
 STALE_FRACTION = 0.1  # compact automatically once this share of the codes is stale
+SET_SCAN_SHARE = 0.5  # restricted: scan a set's refine codes up to this share of the IVF scan
 BITMAP_MAX_BYTES = 64 << 20  # restricted search: id bitmaps up to 512M ids, else a hash set
 
 
@@ -58,10 +61,17 @@ class IvfStore:
         self.trained_on = int(state.get("trained_on", 0))
         self.lists_gen = int(state.get("lists_gen", 0))
         self.storage = str(state.get("storage", opts.storage))
+        self.refine_gen = int(state.get("refine_gen", 0))
+        self.refine: RefineCodes | None = None  # the RAM tier (index/refine.py)
         self.index: Any = None
         self.dirty = False
         if self.trained_on and (directory / IVF_FILE).exists():
             self.index = self._read()
+            if self.refine_gen:  # kept up to date whatever this process searches with
+                kind = str(state.get("refine_kind", "pq"))
+                self.refine = RefineCodes.opened(
+                    directory, self.refine_gen, self.raw, self.raw.generation, kind
+                )
             if (directory / DIRTY_FILE).exists():
                 log.warning("%s was not saved cleanly: re-filling its lists", directory)
                 self._refill(self.index)
@@ -94,6 +104,8 @@ class IvfStore:
             self.remove(ids[present])
         self._mark_dirty()
         self.raw.append(ids, vecs)
+        if self.refine is not None:
+            self.refine.put(self.raw.lookup(ids), vecs)
         if self.index is not None:
             self.index.add_with_ids(vecs, ids)
 
@@ -128,13 +140,43 @@ class IvfStore:
         self, q: np.ndarray, k: int, limit: int, selector: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates from the codes (at most ``limit``; only ids ``selector`` admits), then
-        the k best by exact distance."""
-        fetch = int(min(max(self.opts.rerank, k) + self.stale, max(limit, 1), 4096))
+        the k best by exact distance: of all of them, or with the RAM tier of the best
+        ``refine_exact`` by distance to their refine codes."""
+        tier = self._tier()
+        wanted = self.opts.refine_rerank if tier is not None else self.opts.rerank
+        fetch = int(min(max(wanted, k) + self.stale, max(limit, 1), 4096))
         params = search_params(self.index, self.nprobe)
         if selector is not None:
             params.sel = selector
-        _, cand = self.index.search(q, fetch, params=params)
+        coarse, cand = self.index.search(q, fetch, params=params)
+        if tier is not None:
+            keep = self._exact_reads(k)
+            cand = tier.shortlist(q, cand, coarse, self.raw, keep, self.metric)
         return rerank(q, cand, self.raw, k, self.metric)
+
+    def _tier(self) -> RefineCodes | None:
+        """The refine codes, where this index has them and the options use them: with
+        ``tier=auto`` once the raw file outgrows a quarter of the RAM. Below that its rows
+        stay cached and reading ``rerank`` of them exactly is cheap and the most accurate
+        (1M faces: recall@10 0.995 against 0.991 through the tier, docs/BENCHMARKS.md)."""
+        if self.refine is None or self.opts.refine == "none" or self.opts.tier == "off":
+            return None
+        if self.opts.tier == "on" or self.raw.rows * 4 * self.dim > _physical_memory() // 4:
+            return self.refine
+        return None
+
+    def _exact_reads(self, k: int) -> int:
+        return max(self.opts.refine_exact, k)
+
+    @property
+    def set_scan_max(self) -> int:
+        """Restricted sets up to this size are scanned on their refine codes rather than
+        through the IVF lists with a selector: a share of the codes an unrestricted search
+        visits (the selector slows fast-scan ~6x; docs/BENCHMARKS.md)."""
+        if self.opts.set_scan_max:
+            return self.opts.set_scan_max
+        nlist = self.index.nlist if self.index is not None else 1
+        return int(SET_SCAN_SHARE * len(self.raw) * self.nprobe / nlist)
 
     def search_within(
         self, q: np.ndarray, k: int, within: np.ndarray
@@ -147,6 +189,17 @@ class IvfStore:
         if self.index is None or len(within) <= max(self.opts.rerank, k):
             ids = within[self.raw.lookup(within) >= 0]
             return exact_scan(q, self._rows_of(ids), k, self.metric)
+        tier = self._tier()
+        if tier is not None and len(within) <= self.set_scan_max:
+            slots = self.raw.lookup(within)
+            live = slots >= 0
+            ids, slots = within[live], slots[live]
+            if not len(ids):
+                return empty_result(len(q), k, self.metric)
+            # no fast-scan distance to average with: twice the exact rows (docs/BENCHMARKS.md)
+            pos = tier.scan(q, slots, 2 * self._exact_reads(k))
+            cand = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
+            return rerank(q, cand, self.raw, k, self.metric)
         selector, bitmap = self._selector(within)  # the bitmap must outlive the search
         found = self._ivf_search(q, k, len(within), selector)
         del bitmap
@@ -188,6 +241,8 @@ class IvfStore:
     def save(self) -> None:
         if not self.dirty:
             return
+        if self.refine is not None:
+            self.refine.save()  # before the map commits the rows these codes belong to
         self.raw.save()  # first: lists may name ids the map lacks (ignored), not the reverse
         if self.index is not None:
             atomic_write(
@@ -197,6 +252,11 @@ class IvfStore:
         self._write_state()
         (self.directory / DIRTY_FILE).unlink(missing_ok=True)
         self._drop_stale_lists()
+        if self.refine is not None:
+            self.refine.drop_others()
+        else:  # trained without the tier: earlier codes are of no use
+            for old in self.directory.glob("ivf.refine.*"):
+                old.unlink(missing_ok=True)
         self.dirty = False
 
     # -- training and upkeep ----------------------------------------------------------------
@@ -240,8 +300,16 @@ class IvfStore:
             self._faiss.omp_set_num_threads(threads)
         _tuned(index, self.opts.storage)
         self.storage = self.opts.storage
-        self._refill(index)
-        self.index, self.trained_on = index, n
+        refine = None
+        if self.opts.refine != "none":
+            self.refine_gen += 1
+            refine = RefineCodes.trained(
+                self.directory, self.opts.refine, self.opts.refine_m, self.metric, sample,
+                self.refine_gen, self.raw.generation,
+            )  # fmt: skip
+        self._refill(index, refine)
+        self.index, self.trained_on, self.refine = index, n, refine
+        self.refine_gen = refine.gen if refine is not None else 0
         self.dirty = True
         self.save()
 
@@ -264,8 +332,9 @@ class IvfStore:
         quantizer.this.disown()
         return index
 
-    def _refill(self, index: Any) -> None:
-        """Empty ``index``'s lists (new ones, on disk if asked) and encode every live vector."""
+    def _refill(self, index: Any, refine: RefineCodes | None = None) -> None:
+        """Empty ``index``'s lists (new ones, on disk if asked) and encode every live vector
+        (into ``refine`` too, a new codec with no codes yet)."""
         if self.storage == "disk":
             self.lists_gen += 1
             path = self.directory / f"ivf.{self.lists_gen}.ivfdata"
@@ -278,6 +347,8 @@ class IvfStore:
             index.reset()
         for ids, vecs in self.raw.iter_live():
             index.add_with_ids(vecs, ids)
+            if refine is not None:
+                refine.put(self.raw.lookup(ids), vecs)
 
     def _drop_stale_lists(self) -> None:
         """Delete list files of earlier generations (only once the index naming the current
@@ -288,7 +359,10 @@ class IvfStore:
                 old.unlink(missing_ok=True)
 
     def compact(self) -> int:
+        old_slots = self.raw.slots.copy()  # in id order, as the compacted rows will be
         dropped = self.raw.compact()
+        if self.refine is not None:
+            self.refine = self.refine.remapped(self.raw.generation, old_slots)
         if self.index is not None and (self.stale or self.storage == "disk"):
             dropped = max(dropped, self.stale)
             self._refill(self.index)  # and OnDiskInvertedLists never shrink their file
@@ -307,6 +381,8 @@ class IvfStore:
             "trained_on": self.trained_on,
             "lists_gen": self.lists_gen,
             "storage": self.storage,
+            "refine_gen": self.refine_gen,
+            "refine_kind": self.refine.kind if self.refine is not None else "none",
         }
         atomic_write(self.directory / STATE_FILE, lambda tmp: tmp.write_text(json.dumps(state)))
 
@@ -320,10 +396,14 @@ class IvfStore:
             if self.storage == "ram":  # fast-scan blocks of 32 codes: half a block per list
                 total += self.index.ntotal * (self.index.code_size + 8)
                 total += self.index.nlist * 16 * self.index.code_size
+        if self.refine is not None:
+            total += self.refine.ram_bytes()
         return int(total)
 
     def disk_bytes(self) -> int:
         names = [IVF_FILE, STATE_FILE, f"ivf.{self.lists_gen}.ivfdata"]
+        if self.refine is not None:
+            names += [self.refine.codec_path.name, self.refine.codes_path.name]
         extra = sum(
             (self.directory / n).stat().st_blocks * 512
             for n in names
@@ -347,7 +427,22 @@ class IvfStore:
                 pq_bits=self.index.pq.nbits,
                 listed=int(self.index.ntotal),
             )
+        if self.refine is not None:
+            out.update(
+                refine=self.refine.kind,
+                tier_in_use=self._tier() is not None,
+                refine_code_bytes=self.refine.code_size,
+                refine_rerank=self.opts.refine_rerank,
+                refine_exact=self.opts.refine_exact,
+            )
         return out
+
+
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError):  # not on this platform: assume the raw file is cached
+        return 1 << 62
 
 
 def _tuned(index: Any, storage: str) -> Any:

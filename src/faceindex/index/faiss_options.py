@@ -39,6 +39,16 @@ class FaissOptions:
     nprobe: int = 0  # lists visited per query; 0 = nlist / 16 within [256, 512] (BENCHMARKS.md)
     rerank: int = 200  # candidates re-ranked with exact distances (at least k of them)
     retrain_factor: float = 4.0  # retrain once the gallery is this many times the training set
+    # RAM re-rank tier (index/refine.py): refine_rerank candidates ranked on refine codes in
+    # RAM, exact float32 read only for the best refine_exact (at least k); none: exact rerank
+    refine: str = "pq"  # none, pq (refine_m bytes), sq4 (dim/2 bytes), sq8 (dim bytes)
+    refine_m: int = 32
+    refine_rerank: int = 1000
+    refine_exact: int = 50
+    set_scan_max: int = 0  # restricted sets up to this size scan their refine codes; 0 = auto
+    # use the tier: on, off, or auto = once the raw vectors outgrow a quarter of the machine's
+    # RAM (they will not stay in the page cache, so each exact row is a disk read)
+    tier: str = "auto"
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", "flat", "ivf"):
@@ -49,6 +59,14 @@ class FaissOptions:
             raise ConfigError("faiss ivf_threshold, train_min, pq_m and rerank must be >= 1")
         if min(self.nlist, self.nprobe, self.retrain_factor) < 0:
             raise ConfigError("faiss nlist, nprobe and retrain_factor must be >= 0")
+        if self.tier not in ("auto", "on", "off"):
+            raise ConfigError(f"faiss tier must be auto, on or off, not {self.tier!r}")
+        if self.refine not in ("none", "pq", "sq4", "sq8"):
+            raise ConfigError(f"faiss refine must be none, pq, sq4 or sq8, not {self.refine!r}")
+        if min(self.refine_m, self.refine_rerank, self.refine_exact) < 1 or self.set_scan_max < 0:
+            raise ConfigError(
+                "faiss refine_m, refine_rerank and refine_exact must be >= 1, set_scan_max >= 0"
+            )
 
     @classmethod
     def parse(cls, query: str, base: FaissOptions | None = None) -> FaissOptions:

@@ -1,0 +1,260 @@
+"""Refine codes: the RAM tier between the IVF kind's fast-scan codes and its raw vectors.
+
+A search takes ``refine_rerank`` (1000) candidates from the fast-scan lists, ranks them on
+these finer codes held in RAM, and reads exact float32 vectors from the raw file only for
+the best ``refine_exact`` of them (``benchmarks/search.py``; docs/BENCHMARKS.md). At 100M
+faces the raw file does not fit in the page cache, so each exact row is a random disk read:
+the tier trades most of them for a RAM lookup.
+
+Kinds: ``pq`` (8-bit product quantizer, ``refine_m`` bytes per face: 32 by default, so the
+IVF kind stays under 100 B/face of RAM), ``sq4`` (64 B) and ``sq8`` (128 B) scalar
+quantizers. The codes sit one per raw row (row ``i``'s code at byte ``i * code_size`` of
+``ivf.refine.G.R.codes``, G the codec's generation, R the raw file's), written when the row
+is appended and fsynced before the id map commits; so a deleted face's code is unreachable
+at once, like its raw row, and compaction rewrites both. A codes file shorter than the raw
+rows (a crash between the two writes) is completed from the raw vectors when opened; one
+missing for the current raw generation (a crash inside a compaction) is rebuilt from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from faceindex.errors import ConfigError, StorageError
+from faceindex.index.base import Metric
+from faceindex.index.faiss_flat import load_faiss
+from faceindex.index.faiss_options import atomic_write
+
+__all__ = ["REFINE_KINDS", "RefineCodes"]
+
+log = logging.getLogger(__name__)
+REFINE_KINDS = ("none", "pq", "sq4", "sq8")
+QUERY_CHUNK = 32  # queries scored together: bounds the (queries, candidates, dim) block
+ENCODE_ROWS = 65536
+
+
+class RawRows(Protocol):
+    rows: int
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray: ...
+    def vectors(self, slots: np.ndarray) -> np.ndarray: ...
+
+
+class RefineCodes:
+    """A trained codec and the code of every raw row, in RAM."""
+
+    def __init__(self, directory: Path, codec: Any, gen: int, raw_gen: int, kind: str) -> None:
+        self.directory, self.codec, self.gen, self.raw_gen = directory, codec, gen, raw_gen
+        self.kind = kind
+        self.code_size = int(codec.sa_code_size())
+        self._buf = np.zeros((0, self.code_size), dtype=np.uint8)
+        self.rows = 0  # rows of _buf that hold codes
+        self._centroids: np.ndarray | None = None  # PQ codebooks (M, 256, dsub), else None
+        if kind == "pq":
+            pq = codec.pq
+            flat = load_faiss().vector_to_array(pq.centroids)
+            self._centroids = flat.reshape(pq.M, pq.ksub, pq.dsub).astype(np.float32)
+
+    # -- making and opening -----------------------------------------------------------------
+
+    @classmethod
+    def trained(
+        cls, directory: Path, kind: str, m: int, metric: Metric, sample: np.ndarray, gen: int,
+        raw_gen: int,
+    ) -> RefineCodes:  # fmt: skip
+        """A codec of ``kind`` trained on ``sample`` (no codes yet); its file is written."""
+        f = load_faiss()
+        dim = sample.shape[1]
+        metric_type = f.METRIC_L2 if metric == "l2" else f.METRIC_INNER_PRODUCT
+        if kind == "pq":
+            if dim % m:
+                raise ConfigError(f"refine_m={m} must divide the dimension {dim}")
+            codec = f.IndexPQ(dim, m, 8, metric_type)  # m bytes a face, as configured
+            codec.pq.cp.min_points_per_centroid = 1  # small galleries: no FAISS warning spam
+        elif kind in ("sq4", "sq8"):
+            qtype = f.ScalarQuantizer.QT_4bit if kind == "sq4" else f.ScalarQuantizer.QT_8bit
+            codec = f.IndexScalarQuantizer(dim, qtype, metric_type)
+        else:
+            raise ConfigError(f"refine must be one of {', '.join(REFINE_KINDS)}, not {kind!r}")
+        codec.train(sample)
+        out = cls(directory, codec, gen, raw_gen, kind)
+        atomic_write(out.codec_path, lambda tmp: f.write_index(codec, str(tmp)))
+        out.codes_path.unlink(missing_ok=True)
+        return out
+
+    @classmethod
+    def opened(
+        cls, directory: Path, gen: int, raw: RawRows, raw_gen: int, kind: str
+    ) -> RefineCodes:
+        """The codec of generation ``gen`` and the codes of every raw row, completed from
+        the raw vectors where the codes file lacks some."""
+        path = directory / f"ivf.refine.{gen}.faiss"
+        try:
+            codec = load_faiss().read_index(str(path))
+        except RuntimeError as exc:
+            raise StorageError(f"cannot read {path} ({exc}); run 'faceindex index build'") from exc
+        out = cls(directory, codec, gen, raw_gen, kind)
+        have = 0
+        if out.codes_path.exists():
+            have = min(out.codes_path.stat().st_size // out.code_size, raw.rows)
+            data = np.fromfile(out.codes_path, dtype=np.uint8, count=have * out.code_size)
+            out._buf = data.reshape(have, out.code_size)
+            out.rows = have
+        if have < raw.rows:
+            log.warning(
+                "%s: %d of %d raw rows have no refine code: encoding them",
+                directory, raw.rows - have, raw.rows,
+            )  # fmt: skip
+            for start in range(have, raw.rows, ENCODE_ROWS):
+                slots = np.arange(start, min(start + ENCODE_ROWS, raw.rows), dtype=np.int64)
+                out.put(slots, raw.vectors(slots))
+        return out
+
+    @property
+    def codec_path(self) -> Path:
+        return self.directory / f"ivf.refine.{self.gen}.faiss"
+
+    @property
+    def codes_path(self) -> Path:
+        return self.directory / f"ivf.refine.{self.gen}.{self.raw_gen}.codes"
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def put(self, slots: np.ndarray, vecs: np.ndarray) -> None:
+        """Encode ``vecs`` as the codes of raw rows ``slots`` (ascending, contiguous runs
+        in the usual case), in RAM and in the codes file."""
+        if not len(slots):
+            return
+        self.place(slots, self.codec.sa_encode(np.ascontiguousarray(vecs, dtype=np.float32)))
+
+    def place(self, slots: np.ndarray, codes: np.ndarray) -> None:
+        """Store ready ``codes`` as those of raw rows ``slots``, in RAM and in the file."""
+        if not len(slots):
+            return
+        top = int(slots.max()) + 1
+        if top > len(self._buf):
+            grown = np.zeros((max(top, len(self._buf) * 5 // 4 + 1024), self.code_size), np.uint8)
+            grown[: self.rows] = self._buf[: self.rows]
+            self._buf = grown
+        self._buf[slots] = codes
+        self.rows = max(self.rows, top)
+        self._write(slots, codes)
+
+    def _write(self, slots: np.ndarray, codes: np.ndarray) -> None:
+        breaks = np.flatnonzero(np.diff(slots) != 1) + 1
+        try:
+            fd = os.open(self.codes_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.codes_path}: {exc}") from exc
+        try:
+            for run, part in zip(np.split(slots, breaks), np.split(codes, breaks), strict=True):
+                view, offset = memoryview(part.tobytes()), int(run[0]) * self.code_size
+                while view:
+                    done = os.pwrite(fd, view, offset)
+                    offset, view = offset + done, view[done:]
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.codes_path}: {exc}") from exc
+        finally:
+            os.close(fd)
+
+    def remapped(self, raw_gen: int, old_slots: np.ndarray) -> RefineCodes:
+        """The codes after a raw compaction: new row ``i`` held old row ``old_slots[i]``;
+        written to the codes file of raw generation ``raw_gen``."""
+        out = RefineCodes(self.directory, self.codec, self.gen, raw_gen, self.kind)
+        out.codes_path.unlink(missing_ok=True)
+        for start in range(0, len(old_slots), ENCODE_ROWS):
+            part = old_slots[start : start + ENCODE_ROWS]
+            new = np.arange(start, start + len(part), dtype=np.int64)
+            out.place(new, self._buf[part])
+        return out
+
+    def save(self) -> None:
+        """fsync the codes (before the id map commits the rows they belong to)."""
+        if not self.codes_path.exists():
+            return
+        fd = os.open(self.codes_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def drop_others(self) -> None:
+        """Delete the codec and codes files of other generations (once the state naming
+        this one is saved)."""
+        keep = {self.codec_path.name, self.codes_path.name}
+        for old in self.directory.glob("ivf.refine.*"):
+            if old.name not in keep and not old.name.endswith(".tmp"):
+                old.unlink(missing_ok=True)
+
+    # -- searching --------------------------------------------------------------------------
+
+    def shortlist(
+        self,
+        q: np.ndarray,
+        cand: np.ndarray,
+        coarse: np.ndarray,
+        raw: RawRows,
+        keep: int,
+        metric: Metric,
+    ) -> np.ndarray:
+        """The ``keep`` best of each row of candidate ids ``cand`` (n, m), -1 for ids the
+        id map does not know (deleted: never returned). A candidate's score is the mean of
+        its fast-scan distance ``coarse`` and its distance to its refine code: the two
+        quantizers err apart, and on a 1M dlib-like gallery the mean kept recall@10 at 0.991
+        reading 50 exact rows of 1000, where either score alone gave 0.955 (fast-scan) or
+        0.972 (pq 32) (docs/BENCHMARKS.md)."""
+        if cand.shape[1] <= keep:
+            return cand
+        out = np.full((len(q), keep), -1, dtype=np.int64)
+        for s in range(0, len(q), QUERY_CHUNK):
+            order = np.argsort(cand[s : s + QUERY_CHUNK], axis=1)
+            cc = np.take_along_axis(cand[s : s + QUERY_CHUNK], order, axis=1)
+            first = np.take_along_axis(coarse[s : s + QUERY_CHUNK], order, axis=1)
+            slots = raw.lookup(cc)
+            dup = np.zeros(cc.shape, dtype=bool)
+            dup[:, 1:] = cc[:, 1:] == cc[:, :-1]
+            valid = (cc >= 0) & (slots >= 0) & (slots < self.rows) & ~dup
+            codes = self._buf[np.where(valid, slots, 0)]
+            refined = self._distances(q[s : s + QUERY_CHUNK], codes, metric)
+            scores = 0.5 * (refined + first) if metric == "l2" else -0.5 * (refined + first)
+            scores[~valid] = np.inf
+            best = np.argpartition(scores, keep - 1, axis=1)[:, :keep]
+            out[s : s + len(cc)] = np.take_along_axis(np.where(valid, cc, -1), best, axis=1)
+        return out
+
+    def _distances(self, q: np.ndarray, codes: np.ndarray, metric: Metric) -> np.ndarray:
+        """(n, m) squared L2 distances or inner products between queries q (n, d) and codes
+        (n, m, code_size). PQ: looked up in each query's table of sub-distances in numpy,
+        no FAISS call (FAISS's decode runs an OpenMP region, which costs more than these
+        1000 lookups whenever another process holds the cores). SQ: decoded."""
+        n, m = codes.shape[:2]
+        if self._centroids is None:
+            approx = self.codec.sa_decode(codes.reshape(-1, self.code_size)).reshape(n, m, -1)
+            if metric == "l2":
+                diff = approx - q[:, None, :]
+                return np.einsum("nmd,nmd->nm", diff, diff)
+            return np.einsum("nmd,nd->nm", approx, q)
+        cent = self._centroids  # (M, ksub, dsub)
+        sub = q.reshape(n, cent.shape[0], 1, cent.shape[2])
+        l2 = metric == "l2"
+        tables = ((sub - cent[None]) ** 2).sum(-1) if l2 else (sub * cent[None]).sum(-1)
+        rows = np.arange(n)[:, None, None]
+        return tables[rows, np.arange(cent.shape[0])[None, None, :], codes].sum(-1)
+
+    def scan(self, q: np.ndarray, slots: np.ndarray, keep: int) -> np.ndarray:
+        """Positions in ``slots`` (raw rows of live faces) of the ``keep`` best per query by
+        distance to their codes, -1 past the end: a restricted search over a set too small
+        for the IVF scan to be worth its selector. FAISS scans the gathered codes (a copy
+        of the codec holding only them: its codebooks, 128 KB for pq 32, and the codes)."""
+        scratch = load_faiss().clone_index(self.codec)
+        scratch.add_sa_codes(self._buf[slots])
+        _, pos = scratch.search(np.ascontiguousarray(q, dtype=np.float32), min(keep, len(slots)))
+        return np.asarray(pos, dtype=np.int64)
+
+    def ram_bytes(self) -> int:
+        return int(self.rows * self.code_size)

@@ -1,0 +1,200 @@
+"""The IVF kind's RAM tier (index/refine.py): refine codes built at training, kept on add,
+dropped with deletes and compaction, persisted, repaired after a crash; and the exact rows
+read per query fall from ``rerank`` to ``refine_exact``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceindex.index.faiss_index import FaissIndex
+from faceindex.index.faiss_ivf import IvfStore
+from faceindex.index.faiss_options import FaissOptions
+from faceindex.index.memory import MemoryIndex
+
+pytestmark = pytest.mark.unit
+
+DIM = 128
+
+
+def gallery(
+    n_people: int, per: int = 4, seed: int = 0, start: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """People ~0.8 apart, their photos ~0.35 apart (dlib-like)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 0.8 / np.sqrt(2 * DIM), (n_people, DIM))
+    noise = rng.normal(0, 0.35 / np.sqrt(2 * DIM), (n_people * per, DIM))
+    vecs = (np.repeat(centres, per, 0) + noise).astype(np.float32)
+    return np.arange(start, start + n_people * per, dtype=np.int64), vecs
+
+
+def options(**kw: object) -> FaissOptions:
+    base = {"kind": "ivf", "train_min": 500, "nlist": 16, "nprobe": 16, "refine_rerank": 600}
+    base["tier"] = "on"  # whatever the RAM of the machine running the tests
+    return FaissOptions.from_dict({**base, **kw})
+
+
+def store(index: FaissIndex) -> IvfStore:
+    s = index._store
+    assert isinstance(s, IvfStore)
+    return s
+
+
+def refine_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("ivf.refine.*"))
+
+
+def test_codes_are_built_at_training_and_persist(tmp_path: Path) -> None:
+    ids, vecs = gallery(300)
+    index = FaissIndex(tmp_path, DIM, options=options())
+    index.add(ids, vecs)
+    index.save()
+    assert index.kind == "ivf-pq"
+    s = store(index)
+    assert s.refine is not None and s.refine.rows == len(ids) and s.refine.code_size == 32
+    assert refine_files(tmp_path) == ["ivf.refine.1.0.codes", "ivf.refine.1.faiss"]
+    assert index.stats().details["refine"] == "pq"
+    before = index.search(vecs[:50], 10)
+    index.close()
+    again = FaissIndex(tmp_path, DIM, options=options())
+    assert store(again).refine is not None
+    np.testing.assert_array_equal(again.search(vecs[:50], 10)[1], before[1])
+
+
+def test_the_tier_reads_only_refine_exact_rows_and_keeps_recall(tmp_path: Path) -> None:
+    ids, vecs = gallery(300)
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    index = FaissIndex(tmp_path, DIM, options=options(refine_exact=40))
+    index.add(ids, vecs)
+    index.save()
+    s = store(index)
+    read: list[int] = []
+    vectors = s.raw.vectors
+    s.raw.vectors = lambda slots: (read.append(slots.size), vectors(slots))[1]  # type: ignore[method-assign]
+    probes = vecs[::7] + np.float32(0.01)
+    got = index.search(probes, 10)
+    assert read == [len(probes) * 40]  # one read: refine_exact rows per query, not rerank
+    want = oracle.search(probes, 10)
+    hits = sum(len(set(g) & set(w)) for g, w in zip(got[1], want[1], strict=True))
+    assert hits / want[1].size >= 0.97
+    np.testing.assert_allclose(got[0][:, 0], want[0][:, 0], atol=1e-4)  # distances exact
+    off = FaissIndex(tmp_path, DIM, options=options(refine="none", rerank=200))
+    raw_off = store(off).raw
+    read.clear()
+    vectors_off = raw_off.vectors
+    raw_off.vectors = lambda slots: (read.append(slots.size), vectors_off(slots))[1]  # type: ignore[method-assign]
+    off.search(probes, 10)
+    assert read == [len(probes) * 200]
+
+
+def test_added_faces_get_codes_deleted_ones_never_come_back_and_compaction_drops_them(
+    tmp_path: Path,
+) -> None:
+    ids, vecs = gallery(300)
+    index = FaissIndex(tmp_path, DIM, options=options())
+    index.add(ids, vecs)
+    index.save()
+    new_ids, new = gallery(20, seed=3, start=10_000)
+    index.add(new_ids, new)
+    assert store(index).refine.rows == len(ids) + len(new_ids)  # type: ignore[union-attr]
+    d, found = index.search(new, 1)
+    np.testing.assert_array_equal(found[:, 0], new_ids)
+    np.testing.assert_allclose(d[:, 0], 0, atol=1e-3)
+    gone = ids[:300]
+    index.remove(gone)
+    assert not np.isin(index.search(vecs[:300], 10)[1], gone).any()
+    index.save()  # 300 of 1280 codes stale: compacts by itself
+    s = store(index)
+    assert s.raw.generation == 1 and s.refine is not None
+    assert refine_files(tmp_path) == ["ivf.refine.1.1.codes", "ivf.refine.1.faiss"]
+    assert s.refine.rows == len(ids) - 300 + len(new_ids)
+    index.close()
+    again = FaissIndex(tmp_path, DIM, options=options())
+    d, found = again.search(new, 1)
+    np.testing.assert_array_equal(found[:, 0], new_ids)
+    assert not np.isin(again.search(vecs[:300], 10)[1], gone).any()
+    keep_ids, keep = ids[300:], vecs[300:]
+    np.testing.assert_array_equal(again.search(keep[:40], 1)[1][:, 0], keep_ids[:40])
+
+
+def test_a_codes_file_cut_short_by_a_crash_is_completed_from_the_raw_vectors(
+    tmp_path: Path,
+) -> None:
+    ids, vecs = gallery(300)
+    index = FaissIndex(tmp_path, DIM, options=options())
+    index.add(ids, vecs)
+    index.close()
+    codes = tmp_path / "ivf.refine.1.0.codes"
+    whole = codes.read_bytes()
+    with open(codes, "r+b") as fh:
+        fh.truncate(32 * 1000)
+    again = FaissIndex(tmp_path, DIM, options=options())
+    s = store(again)
+    assert s.refine is not None and s.refine.rows == len(ids)
+    assert codes.read_bytes() == whole  # the same codes, encoded again
+    np.testing.assert_array_equal(again.search(vecs[1100:], 1)[1][:, 0], ids[1100:])
+
+
+def test_retraining_without_the_tier_drops_its_files(tmp_path: Path) -> None:
+    ids, vecs = gallery(300)
+    index = FaissIndex(tmp_path, DIM, options=options())
+    index.add(ids, vecs)
+    index.close()
+    assert refine_files(tmp_path)
+    off = FaissIndex(tmp_path, DIM, options=options(refine="none"))
+    off.rebuild(iter([(ids, vecs)]))
+    assert refine_files(tmp_path) == [] and store(off).refine is None
+    np.testing.assert_array_equal(off.search(vecs[:20], 1)[1][:, 0], ids[:20])
+
+
+@pytest.mark.parametrize("kind,size", [("sq4", 64), ("sq8", 128), ("pq", 16)])
+def test_other_codecs(tmp_path: Path, kind: str, size: int) -> None:
+    ids, vecs = gallery(300)
+    index = FaissIndex(tmp_path, DIM, options=options(refine=kind, refine_m=16))
+    index.add(ids, vecs)
+    index.save()
+    assert store(index).refine.code_size == size  # type: ignore[union-attr]
+    np.testing.assert_array_equal(index.search(vecs[:40], 1)[1][:, 0], ids[:40])
+
+
+def test_auto_uses_the_tier_only_once_the_raw_file_outgrows_a_quarter_of_the_ram(
+    tmp_path: Path,
+) -> None:
+    ids, vecs = gallery(300)
+    index = FaissIndex(tmp_path, DIM, options=options(tier="auto"))
+    index.add(ids, vecs)
+    index.save()
+    s = store(index)
+    assert s.refine is not None  # built and kept all the same
+    assert index.stats().details["tier_in_use"] is False  # 0.6 MB of raw vectors: cached
+    assert s._tier() is None
+    s.opts = options(tier="auto", refine="none")
+    assert s._tier() is None
+
+
+def test_a_small_restricted_set_is_scanned_on_its_codes_with_exact_distances(
+    tmp_path: Path,
+) -> None:
+    ids, vecs = gallery(300)
+    index = FaissIndex(tmp_path, DIM, options=options(rerank=50, refine_exact=20))
+    index.add(ids, vecs)
+    index.save()
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    within = ids[::3]
+    assert 50 < len(within) <= store(index).set_scan_max
+    probes = vecs[1::3][:30] + np.float32(0.01)
+    s = store(index)
+    read: list[int] = []
+    vectors = s.raw.vectors
+    s.raw.vectors = lambda slots: (read.append(slots.size), vectors(slots))[1]  # type: ignore[method-assign]
+    got_d, got_i = index.search(probes, 10, within=within)
+    assert read == [len(probes) * 40]  # the set's codes ranked it: 2 x refine_exact read
+    want_d, want_i = oracle.search(probes, 10, within=within)
+    assert np.isin(got_i, within).all()
+    hits = sum(len(set(g) & set(w)) for g, w in zip(got_i, want_i, strict=True))
+    assert hits / want_i.size >= 0.98
+    np.testing.assert_allclose(got_d[:, 0], want_d[:, 0], atol=1e-4)
