@@ -132,3 +132,6 @@ class IngestSummary:
     # ingest hardening: entries listed but not read, and images left without a location
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (locator, why)
     images_unheld: int = 0  # replaced in place; `gc` erases them with a receipt
+    # privacy: the ingest's governance retires what it displaced (receipt, no tombstone)
+    images_retired: int = 0
+    retired_receipt: str | None = None

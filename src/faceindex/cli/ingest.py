@@ -94,6 +94,8 @@ def _print_json(summary: IngestSummary) -> None:
                 "failed": [{"item": i, "reason": r} for i, r in summary.failed],
                 "skipped": [{"item": i, "reason": r} for i, r in summary.skipped],
                 "images_unheld": summary.images_unheld,
+                "images_retired": summary.images_retired,
+                "retired_receipt": summary.retired_receipt,
                 "seconds": round(summary.seconds, 2),
             }
         )
@@ -123,6 +125,12 @@ def _print_text(summary: IngestSummary) -> None:
         if len(rows) > SHOWN:
             flag = " --skipped" if label == "skipped" else ""
             console.print(f"  ... and {len(rows) - SHOWN} more: faceindex failures{flag}")
+    if summary.images_retired:
+        console.print(
+            f"  {summary.images_retired} images replaced in place were retired "
+            f"(receipt {summary.retired_receipt})",
+            highlight=False,
+        )
     if summary.images_unheld:
         console.print(
             f"  {summary.images_unheld} images are no longer at any location (replaced in "

@@ -329,11 +329,18 @@ class Governance:
                 "ingest", sources=(source,), outcome="error", details={"error": str(exc)[:200]}
             )
             raise
+        if summary.images_unheld:  # replaced in place: no stale face outlives this ingest
+            retired = self.erasure.retire_unheld(source)
+            if retired is not None:
+                summary.images_retired = retired.images_deleted
+                summary.retired_receipt = retired.id
+                summary.images_unheld = len(self.engine.catalog.unheld_images())
         self._record(
             "ingest",
             sources=(source,),
             details={
                 "phase": "end",
+                "images_retired": summary.images_retired,
                 "images_new": summary.images_new,
                 "faces_indexed": summary.faces_indexed,
                 "faces_suppressed": summary.faces_suppressed,

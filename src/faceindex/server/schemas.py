@@ -183,7 +183,7 @@ class IngestJobOut(_Out):
 
 class ReceiptOut(_Out):
     id: str
-    kind: str = Field(description="face | image | source | person | opt-out | retention")
+    kind: str = Field(description="face | image | source | person | opt-out | retention | replaced")
     target: str
     faces_deleted: int
     images_deleted: int
