@@ -17,7 +17,13 @@ from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
 from faceindex.index.synced import SyncedIndex, compare_all
 from faceindex.model_record import check_model
-from faceindex.pipeline.runner import FaceScreen, ImageScreen, Progress_cb, run_ingest
+from faceindex.pipeline.runner import (
+    CommitGuard,
+    FaceScreen,
+    ImageScreen,
+    Progress_cb,
+    run_ingest,
+)
 from faceindex.pipeline.worker import WorkerState
 from faceindex.search.scoring import Decider
 from faceindex.search.searcher import match_faces
@@ -258,6 +264,7 @@ class Engine:
         screen: FaceScreen | None = None,
         image_screen: ImageScreen | None = None,
         in_process: bool = False,
+        guard: CommitGuard | None = None,
     ) -> IngestSummary:
         record = self.catalog.get_source(source_name)
         source = build_source(record, self.settings)
@@ -273,6 +280,7 @@ class Engine:
             screen=screen,
             image_screen=image_screen,
             state=state,
+            guard=guard,
         )
 
     # -- search ---------------------------------------------------------------------------

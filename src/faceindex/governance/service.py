@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from faceindex.catalog.base import ImageOutcome
 from faceindex.engine import Engine
 from faceindex.errors import InputError, SourceRefused
 from faceindex.governance.acting import Acting
@@ -316,13 +317,23 @@ class Governance:
         self.engine.catalog.get_source(source)  # refuses an unregistered source
         self._record("ingest", sources=(source,), details={"phase": "start"})
         screen = screen_for(self.store.suppression_templates(), self._suppress_t)
+        tombstoned = tombstone_screen(self.store)
+
+        def image_screen(outcomes: Sequence[ImageOutcome]) -> dict[str, str]:
+            refused = tombstoned(outcomes)
+            self.faults.reached("ingest-screened")
+            return refused
+
         try:
             summary = self.engine.ingest(
                 source,
                 progress=progress,
                 screen=screen,
-                image_screen=tombstone_screen(self.store),
+                image_screen=image_screen,
                 in_process=in_process,
+                # Screens and commit under the erasure lock: an erasure of these bytes
+                # ends before the batch is screened, or starts after it is committed.
+                guard=self.store.erasure_lock,
             )
         except Exception as exc:
             self._record(

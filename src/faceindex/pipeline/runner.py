@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,7 +26,7 @@ from faceindex.sources.base import ImageSource, SourceItem
 from faceindex.types import DetectedFace, IngestSummary
 from faceindex.vision.analyze import FaceAnalyzer
 
-__all__ = ["FaceScreen", "ImageScreen", "Progress", "pool_context", "run_ingest"]
+__all__ = ["CommitGuard", "FaceScreen", "ImageScreen", "Progress", "pool_context", "run_ingest"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ FaceScreen = Callable[[Sequence[DetectedFace]], list[bool]]
 # Governance hook: given a batch's outcomes (sha256 known), locator -> why to refuse it
 # (erased bytes now; perceptual near-duplicates once outcomes carry such a hash).
 ImageScreen = Callable[[Sequence[ImageOutcome]], dict[str, str]]
+# Governance hook: held around each batch's screens, catalog commit and index add (the
+# erasure lock), so an erasure completes wholly before or wholly after a batch's commit.
+CommitGuard = Callable[[], AbstractContextManager[object]]
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ def run_ingest(
     screen: FaceScreen | None = None,
     image_screen: ImageScreen | None = None,
     state: worker.WorkerState | None = None,
+    guard: CommitGuard | None = None,
 ) -> IngestSummary:
     """Ingest every new or changed item of one source. ``state`` runs in-process (tests,
     one worker); otherwise ``settings.effective_workers()`` processes share the work."""
@@ -103,13 +108,14 @@ def run_ingest(
 
     def commit(outcomes: list[ImageOutcome]) -> None:
         nonlocal last_save
-        if image_screen is not None:
-            outcomes = _refused(outcomes, image_screen, summary)
-        if screen is not None:
-            outcomes = [_screened(o, screen, summary) for o in outcomes]
-        new = catalog.record(outcomes, model)
-        if new:
-            index.add(np.array([i for i, _ in new]), np.stack([v for _, v in new]))
+        with guard() if guard is not None else nullcontext():
+            if image_screen is not None:
+                outcomes = _refused(outcomes, image_screen, summary)
+            if screen is not None:
+                outcomes = [_screened(o, screen, summary) for o in outcomes]
+            new = catalog.record(outcomes, model)
+            if new:
+                index.add(np.array([i for i, _ in new]), np.stack([v for _, v in new]))
         for o in outcomes:
             summary.faces_below_quality += o.below_floor
             if o.skipped:
