@@ -5,7 +5,7 @@ model pack (built by ``vision/factory.py``), catalog, index and pipeline into an
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from faceindex.backends import open_catalog, open_index
@@ -265,6 +265,7 @@ class Engine:
         image_screen: ImageScreen | None = None,
         in_process: bool = False,
         guard: CommitGuard | None = None,
+        refuse: Mapping[str, str] | None = None,
     ) -> IngestSummary:
         record = self.catalog.get_source(source_name)
         source = build_source(record, self.settings)
@@ -281,6 +282,7 @@ class Engine:
             image_screen=image_screen,
             state=state,
             guard=guard,
+            refuse=refuse,
         )
 
     # -- search ---------------------------------------------------------------------------

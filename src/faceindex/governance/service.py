@@ -334,6 +334,8 @@ class Governance:
                 # Screens and commit under the erasure lock: an erasure of these bytes
                 # ends before the batch is screened, or starts after it is committed.
                 guard=self.store.erasure_lock,
+                # Erased bytes are refused by their sha256 before any decode.
+                refuse={sha: f"erased (receipt {rid})" for sha, rid, _ in self.store.tombstones()},
             )
         except Exception as exc:
             self._record(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
@@ -21,7 +21,7 @@ from faceindex.config import Settings
 from faceindex.index.base import VectorIndex
 from faceindex.pipeline import worker
 from faceindex.pipeline.pool import pool_context, run_pool
-from faceindex.pipeline.stages import skipped_outcome
+from faceindex.pipeline.stages import is_refused, skipped_outcome
 from faceindex.sources.base import ImageSource, SourceItem
 from faceindex.types import DetectedFace, IngestSummary
 from faceindex.vision.analyze import FaceAnalyzer
@@ -95,9 +95,12 @@ def run_ingest(
     image_screen: ImageScreen | None = None,
     state: worker.WorkerState | None = None,
     guard: CommitGuard | None = None,
+    refuse: Mapping[str, str] | None = None,
 ) -> IngestSummary:
     """Ingest every new or changed item of one source. ``state`` runs in-process (tests,
-    one worker); otherwise ``settings.effective_workers()`` processes share the work."""
+    one worker); otherwise ``settings.effective_workers()`` processes share the work.
+    ``refuse`` (sha256 -> why) is checked by the workers right after hashing, before any
+    decode; ``image_screen`` re-checks every batch at commit (it sees later erasures)."""
     started = time.perf_counter()
     pending = _pending(catalog, source, source_id)
     todo, skip = pending.todo, pending.skip
@@ -108,6 +111,11 @@ def run_ingest(
 
     def commit(outcomes: list[ImageOutcome]) -> None:
         nonlocal last_save
+        for o in outcomes:
+            if is_refused(o):  # never decoded; not recorded, so a lift lets it in later
+                summary.images_skipped += 1
+                summary.skipped.append((o.locator, o.error or ""))
+        outcomes = [o for o in outcomes if not is_refused(o)]
         with guard() if guard is not None else nullcontext():
             if image_screen is not None:
                 outcomes = _refused(outcomes, image_screen, summary)
@@ -145,10 +153,13 @@ def run_ingest(
     batch_size = max(1, min(settings.batch_size, len(todo) // max(workers * 2, 1) or 1))
     if state is not None or workers == 1 or len(todo) <= batch_size:
         local = state or worker.WorkerState(settings, _analyzer(settings))
+        if refuse is not None:
+            local = replace(local, refuse=refuse)
         for batch in _batches(todo, batch_size):
             commit(worker.run_batch(local, source, source_id, batch))
     else:
-        run_pool(settings, workers, source, source_id, _batches(todo, batch_size), commit)
+        batches = _batches(todo, batch_size)
+        run_pool(settings, workers, source, source_id, batches, commit, refuse=refuse)
     index.save()
     if pending.changed:  # a file replaced in place moved its location to the new bytes
         summary.images_unheld = len(catalog.unheld_images())
