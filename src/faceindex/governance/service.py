@@ -27,12 +27,17 @@ lift_tombstone(sha256_or_receipt, reason=)  list[str] (sha256s lifted)       del
 opt_out(probes, reference=)                 OptOut (suppression + receipt)   opt-out
 suppressions()                              list[Suppression] (no templates) opt-out
 subject_access(probes, reference=)          list[Holding]                    subject-access
+subject_thumbnail(face_id)                  bytes (JPEG)                     subject-access
 gc(now=)                                    GcReport                         retention
 export_results(results, path, case=, purpose=)  ExportRecord                 export
 export_source(name, path, case=, purpose=)  ExportRecord                     export
 exports(source=)                            list[ExportRecord]               export/read-audit
 verify_audit(anchors=)                      VerifyReport                     read-audit
 anchor_audit(out)                           AuditHead (the signed head)      read-audit
+anchor_head()                               AuditHead (returned, not written) read-audit
+audit_page(filter, limit=, before=)         AuditPage (newest first)         read-audit
+export_source_served(name, case=, purpose=)  ExportRecord (home/exports/)    export
+export_file(export_id)                      (ExportRecord, CSV bytes)        export
 export_audit(out, fmt=)                     int (entries)                    read-audit
 record_config_change(changes)               None                             manage-users
 rebuild_index(kind=)                        int (vectors indexed)            manage-index
@@ -69,7 +74,7 @@ from faceindex.engine import Engine
 from faceindex.errors import InputError, SourceRefused
 from faceindex.governance.acting import Acting
 from faceindex.governance.audit import AuditHead, AuditLog, VerifyReport
-from faceindex.governance.auditing import Auditing
+from faceindex.governance.auditing import AuditFilter, Auditing, AuditPage
 from faceindex.governance.base import (
     ExportRecord,
     GcReport,
@@ -405,6 +410,12 @@ class Governance:
         """Everything held that matches the person's photos: source, item, date, box."""
         return self.lifecycle.subject_access(probes, reference=reference)
 
+    def subject_thumbnail(self, face_id: int) -> bytes:
+        """A face's thumbnail for a subject access answer (the HTTP edge checks that the
+        caller's own answer listed the face; the access itself was audited)."""
+        self._require(P.SUBJECT_ACCESS, action="subject-access")
+        return self.engine.catalog.thumbnail(face_id)
+
     def gc(self, now: datetime | None = None) -> GcReport:
         return self.lifecycle.gc(now)
 
@@ -423,11 +434,28 @@ class Governance:
 
     # -- audit ----------------------------------------------------------------------------
 
+    def export_file(self, export_id: str) -> tuple[ExportRecord, bytes]:
+        return self.exporter.export_file(export_id)
+
+    def export_source_served(self, name: str, *, case: str, purpose: str) -> ExportRecord:
+        """A source export into the home's exports folder, for :meth:`export_file`."""
+        path = self.exporter.served_path()
+        return self.exporter.export_source(name, path, case=case, purpose=purpose)
+
     def verify_audit(self, anchors: Sequence[AuditHead] = ()) -> VerifyReport:
         return self.auditing.verify(anchors)
 
     def anchor_audit(self, out: Path | str) -> AuditHead:
         return self.auditing.anchor(out)
+
+    def anchor_head(self) -> AuditHead:
+        """The signed head, for the caller to keep elsewhere (HTTP ``POST /v1/audit/anchors``)."""
+        return self.auditing.anchor_head(f"returned to {self.actor.name}")
+
+    def audit_page(
+        self, wanted: AuditFilter, *, limit: int, before: int | None = None
+    ) -> AuditPage:
+        return self.auditing.page(wanted, limit=limit, before=before)
 
     def export_audit(self, out: TextIO, fmt: str = "jsonl") -> int:
         return self.auditing.export(out, fmt)
