@@ -45,7 +45,7 @@ def live(shared_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     root = tmp_path_factory.mktemp("privacy-live")
     knn = shared_faces / "face-recognition-knn"
-    settings = Settings.load(root / "home", workers=1)
+    settings = Settings.load(root / "home", workers=1, request_timeout_s=300)  # a shared box
     engine = Engine.open(settings, create=True)
     for source, rels in GALLERY.items():
         for rel in rels:

@@ -249,6 +249,15 @@ ROUTES: dict[tuple[str, str], tuple[Need, Call]] = {
             json={"source": "nasa", "case_reference": "C-3", "purpose": "matrix"},
         ),
     ),
+    ("POST", "/v1/exports/searches"): (
+        Permission.EXPORT,
+        lambda w, who, h: w.client.post(
+            "/v1/exports/searches",
+            headers=h,
+            files={"image": ("a.jpg", w.photo, "image/jpeg")},
+            data={"case_reference": "C-5", "purpose": "matrix"},
+        ),
+    ),
     ("GET", "/v1/exports"): (
         (Permission.EXPORT, Permission.READ_AUDIT),
         lambda w, who, h: w.client.get("/v1/exports", headers=h),

@@ -47,7 +47,8 @@ def api(astronaut: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Iter
     folder.mkdir()
     photo = to_jpeg(astronaut)
     (folder / "astronaut.jpg").write_bytes(photo)
-    settings = Settings.load(root / "home", workers=1, rate_limit_burst=1000)
+    # A generous request timeout: these tests check answers, not latency (a shared box).
+    settings = Settings.load(root / "home", workers=1, rate_limit_burst=1000, request_timeout_s=300)
     engine = Engine.open(settings, create=True)
     engine.add_source(
         "nasa", path=str(folder), owner="NASA", legal_basis="consent", retention_days=9
@@ -204,3 +205,20 @@ def test_the_audit_log_is_filtered_and_paged_on_the_server(api: Api) -> None:
     assert len(dated["entries"]) == 1
     bad = api.client.get("/v1/audit", headers=auditor, params={"since": "yesterday"})
     assert bad.status_code == 422
+
+
+def test_a_search_export_runs_an_audited_search_and_registers_its_csv(api: Api) -> None:
+    r = api.client.post(
+        "/v1/exports/searches",
+        headers=api.h("investigator"),
+        files={"image": ("a.jpg", api.photo, "image/jpeg")},
+        data={"case_reference": "C-10", "purpose": "court order", "top_k": "3"},
+    )
+    assert r.status_code == 201, r.text
+    record = r.json()
+    assert record["kind"] == "results" and record["rows"] >= 1 and record["case"] == "C-10"
+    got = api.client.get(f"/v1/exports/{record['id']}/csv", headers=api.h("investigator"))
+    rows = list(csv.DictReader(io.StringIO(got.text)))
+    assert rows[0]["item"] == "astronaut.jpg" and rows[0]["decision"] == "match"
+    log = api.client.get("/v1/audit", headers=api.h("auditor"), params={"case": "C-10"}).json()
+    assert {"search", "export"} <= {e["action"] for e in log["entries"]}

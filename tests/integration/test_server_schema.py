@@ -36,6 +36,7 @@ CONTENT_DEPENDENT = {
     "POST /v1/opt-outs",
     "POST /v1/subject-access",
     "POST /v1/audit/verifications",  # each anchor must parse as an audit head
+    "POST /v1/exports/searches",
 }
 
 

@@ -38,6 +38,7 @@ anchor_head()                               AuditHead (returned, not written) re
 audit_page(filter, limit=, before=)         AuditPage (newest first)         read-audit
 export_source_served(name, case=, purpose=)  ExportRecord (home/exports/)    export
 export_file(export_id)                      (ExportRecord, CSV bytes)        export
+export_search_served(image, case=, purpose=, top_k=)  ExportRecord           search+export
 export_audit(out, fmt=)                     int (entries)                    read-audit
 record_config_change(changes)               None                             manage-users
 rebuild_index(kind=)                        int (vectors indexed)            manage-index
@@ -436,6 +437,15 @@ class Governance:
 
     def export_file(self, export_id: str) -> tuple[ExportRecord, bytes]:
         return self.exporter.export_file(export_id)
+
+    def export_search_served(
+        self, image: bytes, *, case: str, purpose: str, top_k: int | None = None
+    ) -> ExportRecord:
+        """Search (audited) and export the results into the home's exports folder."""
+        self._require(P.EXPORT, action="export", case=case, purpose=purpose)
+        results = self.search(image, case=case, purpose=purpose, top_k=top_k)
+        path = self.exporter.served_path()
+        return self.exporter.export_results(results, path, case=case, purpose=purpose)
 
     def export_source_served(self, name: str, *, case: str, purpose: str) -> ExportRecord:
         """A source export into the home's exports folder, for :meth:`export_file`."""

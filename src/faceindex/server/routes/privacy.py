@@ -13,17 +13,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from faceindex.governance.audit import AuditHead
 from faceindex.governance.base import ExportRecord
 from faceindex.governance.roles import Actor, Permission
 from faceindex.server.auth import allow
-from faceindex.server.routes.common import errors, state
+from faceindex.server.routes.common import errors, read_upload, state
 from faceindex.server.schemas import (
     MAX_ID,
     NAME_PATTERN,
+    TEXT_PATTERN,
     AnchorOut,
     AnchorsIn,
     ExportIn,
@@ -133,6 +134,31 @@ async def make_export(
     record = await st.runner.run(
         lambda e: st.acting(e, actor).export_source_served(
             body.source, case=body.case_reference, purpose=body.purpose
+        )
+    )
+    return export_out(record)
+
+
+@router.post(
+    "/exports/searches",
+    response_model=ExportOut,
+    status_code=201,
+    responses=errors(403, 413),
+    summary="Search by photo (audited) and export the results as CSV (registered)",
+)
+async def make_search_export(
+    request: Request,
+    image: Annotated[UploadFile, File(description="the probe photo")],
+    case_reference: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT_PATTERN)],
+    purpose: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT_PATTERN)],
+    top_k: Annotated[int, Form(ge=1, le=100)] = 10,
+    actor: Actor = Depends(allow(P.EXPORT)),
+) -> ExportOut:
+    st = state(request)
+    data = await read_upload(image, st.settings.max_bytes)
+    record = await st.runner.run(
+        lambda e: st.acting(e, actor).export_search_served(
+            data, case=case_reference, purpose=purpose, top_k=top_k
         )
     )
     return export_out(record)
