@@ -5,7 +5,7 @@ model pack (built by ``vision/factory.py``), catalog, index and pipeline into an
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -20,7 +20,13 @@ from faceindex.index.base import VectorIndex
 from faceindex.index.maintenance import Maintainable
 from faceindex.index.synced import SyncedIndex, compare_all
 from faceindex.model_record import check_model
-from faceindex.pipeline.runner import FaceScreen, ImageScreen, Progress_cb, run_ingest
+from faceindex.pipeline.runner import (
+    CommitGuard,
+    FaceScreen,
+    ImageScreen,
+    Progress_cb,
+    run_ingest,
+)
 from faceindex.pipeline.worker import WorkerState
 from faceindex.search.scoring import Decider
 from faceindex.search.searcher import match_faces
@@ -262,6 +268,8 @@ class Engine:
         screen: FaceScreen | None = None,
         image_screen: ImageScreen | None = None,
         in_process: bool = False,
+        guard: CommitGuard | None = None,
+        refuse: Mapping[str, str] | None = None,
     ) -> IngestSummary:
         record = self.catalog.get_source(source_name)
         source = build_source(record, self.settings)
@@ -272,7 +280,7 @@ class Engine:
                 from faceindex.pipeline.ray_runner import RayRunner
 
                 s = self.settings
-                ray = RayRunner(s, address=s.ray_address, actors=s.workers)
+                ray = RayRunner(s, address=s.ray_address, actors=s.workers, refuse=refuse)
                 runner = stack.enter_context(ray)
             return run_ingest(
                 settings=self.settings,
@@ -286,6 +294,8 @@ class Engine:
                 image_screen=image_screen,
                 state=state,
                 runner=runner,
+                guard=guard,
+                refuse=refuse,
             )
 
     # -- search ---------------------------------------------------------------------------

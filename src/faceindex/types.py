@@ -133,3 +133,6 @@ class IngestSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (locator, why)
     images_unheld: int = 0  # replaced in place; `gc` erases them with a receipt
     watch_alerts: int = 0  # new faces that alerted a live watch (governance/watches.py)
+    # privacy: the ingest's governance retires what it displaced (receipt, no tombstone)
+    images_retired: int = 0
+    retired_receipt: str | None = None

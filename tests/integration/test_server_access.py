@@ -296,6 +296,56 @@ ROUTES: dict[tuple[str, str], tuple[Need, Call]] = {
         (Permission.WATCH, Permission.READ_AUDIT),
         lambda w, who, h: w.client.get(f"/v1/alerts/{_alerting(w)[1]}/thumbnail", headers=h),
     ),
+    # privacy: tombstones, anchors, exports, subject access thumbnails
+    ("GET", "/v1/tombstones"): (
+        Permission.DELETE,
+        lambda w, who, h: w.client.get("/v1/tombstones", headers=h),
+    ),
+    ("POST", "/v1/tombstone-lifts"): (
+        Permission.DELETE,
+        lambda w, who, h: w.client.post(
+            "/v1/tombstone-lifts", headers=h, json={"target": _a_tombstone(w), "reason": "x"}
+        ),
+    ),
+    ("POST", "/v1/audit/anchors"): (
+        Permission.READ_AUDIT,
+        lambda w, who, h: w.client.post("/v1/audit/anchors", headers=h),
+    ),
+    ("POST", "/v1/audit/verifications"): (
+        Permission.READ_AUDIT,
+        lambda w, who, h: w.client.post(
+            "/v1/audit/verifications", headers=h, json={"anchors": [_head_line(w)]}
+        ),
+    ),
+    ("POST", "/v1/exports"): (
+        Permission.EXPORT,
+        lambda w, who, h: w.client.post(
+            "/v1/exports",
+            headers=h,
+            json={"source": "nasa", "case_reference": "C-3", "purpose": "matrix"},
+        ),
+    ),
+    ("POST", "/v1/exports/searches"): (
+        Permission.EXPORT,
+        lambda w, who, h: w.client.post(
+            "/v1/exports/searches",
+            headers=h,
+            files={"image": ("a.jpg", w.photo, "image/jpeg")},
+            data={"case_reference": "C-5", "purpose": "matrix"},
+        ),
+    ),
+    ("GET", "/v1/exports"): (
+        (Permission.EXPORT, Permission.READ_AUDIT),
+        lambda w, who, h: w.client.get("/v1/exports", headers=h),
+    ),
+    ("GET", "/v1/exports/{export_id}/csv"): (
+        Permission.EXPORT,
+        lambda w, who, h: w.client.get(f"/v1/exports/{_an_export(w)}/csv", headers=h),
+    ),
+    ("GET", "/v1/subject-access/{access_id}/faces/{face_id}/thumbnail"): (
+        Permission.SUBJECT_ACCESS,
+        lambda w, who, h: w.client.get(_own_access_thumbnail(w, who), headers=h),
+    ),
 }
 
 
@@ -368,6 +418,45 @@ def _alerting(w: World) -> tuple[int, int]:
     assert alerts, "the copy of the watched face raised no alert"
     _ALERTING["made"] = (watch, int(alerts[0]["id"]))
     return _ALERTING["made"]
+
+
+def _a_tombstone(w: World) -> str:
+    """A receipt id holding one tombstone: a faceless image only its own source held."""
+    folder = w.folder.parent / f"tomb-{time.monotonic_ns()}"
+    folder.mkdir()
+    noise = np.random.default_rng(time.monotonic_ns()).integers(0, 255, (48, 48, 3), np.uint8)
+    (folder / "n.jpg").write_bytes(to_jpeg(noise))
+    gov = w.app.state.faceindex.governance
+    gov.add_source(
+        folder.name, path=str(folder), owner="x", legal_basis="consent", retention_days=1
+    )
+    gov.ingest(folder.name, in_process=True)
+    return str(gov.erase_source(folder.name, reason="matrix").id)
+
+
+def _head_line(w: World) -> str:
+    return str(w.app.state.faceindex.governance.audit.head().to_line())
+
+
+def _an_export(w: World) -> str:
+    r = w.client.post(
+        "/v1/exports",
+        headers=_h(w, "admin"),
+        json={"source": "nasa", "case_reference": "C-4", "purpose": "matrix"},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _own_access_thumbnail(w: World, who: str) -> str:
+    """A thumbnail link from the caller's own subject access (for a role that may make
+    one), else from an admin's (refused before any lookup)."""
+    owner = who if who in ("admin", "privacy-officer") else "admin"
+    r = w.client.post(
+        "/v1/subject-access", headers=_h(w, owner), files=_person(w), data={"reference": "SAR"}
+    )
+    assert r.status_code == 200 and r.json(), r.text
+    return str(r.json()[0]["thumbnail_url"])
 
 
 def _person(w: World) -> list[tuple[str, tuple[str, bytes, str]]]:

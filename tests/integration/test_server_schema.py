@@ -40,6 +40,8 @@ CONTENT_DEPENDENT = {
     "POST /v1/persons/{person_id}/splits",
     "DELETE /v1/persons/{person_id}/faces/{face_id}",
     "POST /v1/watches",
+    "POST /v1/audit/verifications",  # each anchor must parse as an audit head
+    "POST /v1/exports/searches",
 }
 
 

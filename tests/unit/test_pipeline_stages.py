@@ -132,3 +132,17 @@ def test_the_time_limit_puts_back_a_timer_armed_before_it() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_refused_bytes_are_skipped_before_decoding() -> None:
+    import hashlib
+
+    data = b"erased bytes that are no image at all"
+    why = "erased (receipt rcp-0123456789abcdef)"
+    analyzer = Analyzer()
+    out = run(Source(data), analyzer, refuse={hashlib.sha256(data).hexdigest(): why})
+    # Before: decoded first, so this was a decode failure (and an image one, analysed).
+    assert out.skipped and out.error == why and out.sha256 == hashlib.sha256(data).hexdigest()
+    assert analyzer.calls == []
+    other = run(Source(data), Analyzer(), refuse={"0" * 64: why})
+    assert not other.skipped and other.error and "erased" not in other.error

@@ -125,6 +125,8 @@ def _print_json(summary: IngestSummary) -> None:
                 "skipped": [{"item": i, "reason": r} for i, r in summary.skipped],
                 "images_unheld": summary.images_unheld,
                 "watch_alerts": summary.watch_alerts,
+                "images_retired": summary.images_retired,
+                "retired_receipt": summary.retired_receipt,
                 "seconds": round(summary.seconds, 2),
             }
         )
@@ -157,6 +159,12 @@ def _print_text(summary: IngestSummary) -> None:
     if summary.watch_alerts:
         console.print(
             f"  {summary.watch_alerts} new faces alerted a watch: faceindex watch alerts",
+            highlight=False,
+        )
+    if summary.images_retired:
+        console.print(
+            f"  {summary.images_retired} images replaced in place were retired "
+            f"(receipt {summary.retired_receipt})",
             highlight=False,
         )
     if summary.images_unheld:

@@ -360,6 +360,20 @@ class AuditLog:
         with self._lock:
             return int(self.db.rows("SELECT COUNT(*) FROM audit")[0][0])
 
+    def newest(self, before: int | None = None, n: int = 500) -> list[AuditEntry]:
+        """Up to ``n`` entries, newest first, with seq below ``before`` (all when None)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body, prev, hash FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                (before if before is not None else 2**62, int(n)),
+            ).fetchall()
+        out = []
+        for row in rows:
+            data = _loads(_merge(*row))
+            if data is not None:
+                out.append(entry_from_dict(data))
+        return out
+
     def verify(self, anchors: Sequence[AuditHead] = ()) -> VerifyReport:
         """Re-check the whole chain in stored order against the log's own head and any
         ``anchors`` (heads exported earlier): each must be signed with this log's key and

@@ -37,7 +37,7 @@ class Receipt:
     """Proof of one deletion: what, how many, by whom, when, and a digest of the face ids."""
 
     id: str
-    kind: str  # "face" | "image" | "source" | "person" | "opt-out" | "retention"
+    kind: str  # "face" | "image" | "source" | "person" | "opt-out" | "retention" | "replaced"
     target: str  # face/image ids, source name, or the probe's sha256 for a person
     faces_deleted: int
     images_deleted: int

@@ -22,8 +22,10 @@ Tombstones: an erased image's bytes (sha256) are refused by every later ingest (
 runner's image screen) until a privacy officer or admin lifts them, audited. Image and
 source erasures leave tombstones; face and person erasures keep the image row (so the same
 bytes only gain a location) and use the receipt probe; retention leaves none (the data may
-be collected again under the source's basis). Perceptual near-duplicates of erased images
-(re-encoded copies) will join the exact screen in ``screen.tombstone_screen``; not yet.
+be collected again under the source's basis), and neither does retiring an image whose file
+was replaced in place (nobody asked for it to be erased: the bytes may be held again).
+Perceptual near-duplicates of erased images (re-encoded copies) will join the exact screen
+in ``screen.tombstone_screen``; not yet.
 """
 
 from __future__ import annotations
@@ -190,13 +192,16 @@ class Erasure:
         face_ids: Sequence[int],
         sources: tuple[str, ...],
         image_ids: Sequence[int] = (),
+        retired: Sequence[int] = (),
     ) -> tuple[ErasedRows, Receipt]:
-        """Retention: expired locations (and what only they held), opt-out matches, and
-        images holding erased bytes again (tombstoned anew)."""
+        """Retention: expired locations (and what only they held), opt-out matches,
+        images holding erased bytes again (``image_ids``: tombstoned anew) and images no
+        location holds (``retired``: no tombstone)."""
         cat = self.engine.catalog
         with self._locked():
             faces = tuple(sorted(int(i) for i in face_ids))
-            images = tuple(sorted(cat.existing_images([int(i) for i in image_ids])))
+            again = cat.existing_images([int(i) for i in image_ids])
+            images = tuple(sorted(set(again) | set(cat.existing_images(list(retired)))))
             plan = self._plan(
                 "retention",
                 target,
@@ -206,11 +211,32 @@ class Erasure:
                 images=images,
                 watch_faces=faces + tuple(cat.face_ids_of_images(images)),
                 watch_images=images,
-                digests={str(k): v for k, v in cat.image_digests(images).items()},
+                digests={str(k): v for k, v in cat.image_digests(again).items()},
                 sources=sources,
             )
             receipt, erased = self._execute(plan, None)
         return erased, receipt
+
+    def retire_unheld(self, target: str) -> Receipt | None:
+        """Erase the images no location holds any more (their file was replaced in place,
+        or no longer decodes), with a receipt and no tombstone; None when there are none.
+        Called by the ingest that displaced them (its permission suffices: nothing a
+        source still holds is touched, and governed ingests commit under this lock)."""
+        cat = self.engine.catalog
+        with self._locked():
+            images = tuple(cat.unheld_images())
+            if not images:
+                return None
+            plan = self._plan(
+                "replaced",
+                target,
+                "replaced in place",
+                images=images,
+                watch_images=images,
+                watch_faces=tuple(sorted(cat.face_ids_of_images(images))),
+                sources=(target,),
+            )
+            return self.execute(plan)
 
     # -- the protocol: intent, commit, completion -----------------------------------------
 

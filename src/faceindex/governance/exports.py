@@ -20,7 +20,7 @@ from typing import Any
 
 from faceindex.catalog.base import Catalog
 from faceindex.engine import Engine
-from faceindex.errors import InputError, MissingDependency
+from faceindex.errors import InputError, MissingDependency, NotFoundError
 from faceindex.governance.acting import Acting
 from faceindex.governance.base import ExportRecord
 from faceindex.governance.roles import Permission
@@ -281,6 +281,36 @@ class Exports:
     def exports(self, source: str | None = None) -> list[ExportRecord]:
         self.acting.require(P.EXPORT, P.READ_AUDIT, action="export")
         return self.store.exports(source)
+
+    # -- privacy: exports made and fetched over HTTP --------------------------------------
+
+    def served_path(self) -> Path:
+        """Where exports made over HTTP are written: the home's ``exports`` folder (a caller
+        never names a server path); only files there are served back."""
+        return self.engine.settings.home / "exports" / f"{new_id('csv')}.csv"
+
+    def export_file(self, export_id: str) -> tuple[ExportRecord, bytes]:
+        """A registered export's CSV as written (checked by its sha256), audited; only one
+        made into :meth:`served_path`'s folder."""
+        self.acting.require(P.EXPORT, action="export")
+        record = next((e for e in self.store.exports() if e.id == export_id), None)
+        folder = (self.engine.settings.home / "exports").resolve()
+        if record is None or Path(record.path).parent != folder:
+            raise NotFoundError(f"no export {export_id!r} served by this server")
+        try:
+            data = Path(record.path).read_bytes()
+        except OSError as exc:
+            raise NotFoundError(f"export {export_id} is no longer on disk") from exc
+        if hashlib.sha256(data).hexdigest() != record.sha256:
+            raise NotFoundError(f"export {export_id} changed on disk since it was made")
+        self.acting.record(
+            "export",
+            case=record.case,
+            purpose=record.purpose,
+            sources=record.sources,
+            details={"export": record.id, "phase": "download"},
+        )
+        return record, data
 
 
 def _check_format(fmt: str) -> None:

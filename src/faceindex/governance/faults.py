@@ -8,6 +8,8 @@ same crash seen in-process). The CLI builds a :class:`KillAt` only from the test
 Points of an erasure, in order: ``erasure-intent`` (the intent is written, nothing is
 deleted yet), ``erasure-committed`` (the catalog rows are gone; vectors, checkpoint and
 receipt are still to come), ``erasure-compacted`` (the index is saved; no receipt yet).
+Of an ingest: ``ingest-screened`` (a batch passed the tombstone screen, under the erasure
+lock, and is not committed yet).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ __all__ = [
     "faults_from_env",
 ]
 
-POINTS = ("erasure-intent", "erasure-committed", "erasure-compacted")
+POINTS = ("erasure-intent", "erasure-committed", "erasure-compacted", "ingest-screened")
 ENV = "FACEINDEX_TEST_KILL_AT"
 
 

@@ -155,7 +155,8 @@ class Lifecycle:
         if again:
             log.warning("gc: %d images hold erased bytes again; erasing them", len(again))
         # A file replaced in place moved its location to the new bytes: the old image is
-        # held for no source any more, so it goes too (on this receipt).
+        # held for no source any more, so it goes too (on this receipt), untombstoned.
+        # The ingest that replaced it retires it already; this catches engine-only ingests.
         unheld = set(self.engine.catalog.unheld_images()) - again
         unheld_faces = set(self.engine.catalog.face_ids_of_images(sorted(unheld)))
         receipt = None
@@ -170,7 +171,8 @@ class Lifecycle:
                 [i for i, _ in expired],
                 sorted(hits),
                 tuple(sorted(per_source)),
-                sorted(again | unheld),
+                sorted(again),
+                retired=sorted(unheld),  # replaced, not erased: no tombstone
             )
             receipt = rec.id
             faces_by_age = [

@@ -31,12 +31,18 @@ lift_tombstone(sha256_or_receipt, reason=)  list[str] (sha256s lifted)       del
 opt_out(probes, reference=)                 OptOut (suppression + receipt)   opt-out
 suppressions()                              list[Suppression] (no templates) opt-out
 subject_access(probes, reference=)          list[Holding]                    subject-access
+subject_thumbnail(face_id)                  bytes (JPEG)                     subject-access
 gc(now=)                                    GcReport                         retention
 export_results(results, path, case=, purpose=, fmt=)  ExportRecord           export
 export_source(name, path, case=, purpose=, fmt=)  ExportRecord               export
 exports(source=)                            list[ExportRecord]               export/read-audit
 verify_audit(anchors=)                      VerifyReport                     read-audit
 anchor_audit(out)                           AuditHead (the signed head)      read-audit
+anchor_head()                               AuditHead (returned, not written) read-audit
+audit_page(filter, limit=, before=)         AuditPage (newest first)         read-audit
+export_source_served(name, case=, purpose=)  ExportRecord (home/exports/)    export
+export_file(export_id)                      (ExportRecord, CSV bytes)        export
+export_search_served(image, case=, purpose=, top_k=)  ExportRecord           search+export
 export_audit(out, fmt=)                     int (entries)                    read-audit
 record_config_change(changes)               None                             manage-users
 rebuild_index(kind=)                        int (vectors indexed)            manage-index
@@ -68,11 +74,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from faceindex.catalog.base import ImageOutcome
 from faceindex.engine import Engine
 from faceindex.errors import InputError, SourceRefused
 from faceindex.governance.acting import Acting
 from faceindex.governance.audit import AuditHead, AuditLog, VerifyReport
-from faceindex.governance.auditing import Auditing
+from faceindex.governance.auditing import AuditFilter, Auditing, AuditPage
 from faceindex.governance.base import (
     ExportRecord,
     GcReport,
@@ -397,25 +404,44 @@ class Governance:
         self.engine.catalog.get_source(source)  # refuses an unregistered source
         self._record("ingest", sources=(source,), details={"phase": "start"})
         screen = screen_for(self.store.suppression_templates(), self._suppress_t)
+        tombstoned = tombstone_screen(self.store)
+
+        def image_screen(outcomes: Sequence[ImageOutcome]) -> dict[str, str]:
+            refused = tombstoned(outcomes)
+            self.faults.reached("ingest-screened")
+            return refused
+
         try:
             summary = self.engine.ingest(
                 source,
                 progress=self._screening(progress),
                 screen=screen,
-                image_screen=tombstone_screen(self.store),
+                image_screen=image_screen,
                 in_process=in_process,
+                # Screens and commit under the erasure lock: an erasure of these bytes
+                # ends before the batch is screened, or starts after it is committed.
+                guard=self.store.erasure_lock,
+                # Erased bytes are refused by their sha256 before any decode.
+                refuse={sha: f"erased (receipt {rid})" for sha, rid, _ in self.store.tombstones()},
             )
         except Exception as exc:
             self._record(
                 "ingest", sources=(source,), outcome="error", details={"error": str(exc)[:200]}
             )
             raise
+        if summary.images_unheld:  # replaced in place: no stale face outlives this ingest
+            retired = self.erasure.retire_unheld(source)
+            if retired is not None:
+                summary.images_retired = retired.images_deleted
+                summary.retired_receipt = retired.id
+                summary.images_unheld = len(self.engine.catalog.unheld_images())
         summary.watch_alerts = self._watch_alerts + self.watchlist.screen_new().alerts
         self._record(
             "ingest",
             sources=(source,),
             details={
                 "phase": "end",
+                "images_retired": summary.images_retired,
                 "images_new": summary.images_new,
                 "faces_indexed": summary.faces_indexed,
                 "faces_suppressed": summary.faces_suppressed,
@@ -489,6 +515,12 @@ class Governance:
         """Everything held that matches the person's photos: source, item, date, box."""
         return self.lifecycle.subject_access(probes, reference=reference)
 
+    def subject_thumbnail(self, face_id: int) -> bytes:
+        """A face's thumbnail for a subject access answer (the HTTP edge checks that the
+        caller's own answer listed the face; the access itself was audited)."""
+        self._require(P.SUBJECT_ACCESS, action="subject-access")
+        return self.engine.catalog.thumbnail(face_id)
+
     def gc(self, now: datetime | None = None) -> GcReport:
         """Retention (Lifecycle.gc); then new faces are screened against the watches and
         the expired watches purged."""
@@ -549,11 +581,37 @@ class Governance:
 
     # -- audit ----------------------------------------------------------------------------
 
+    def export_file(self, export_id: str) -> tuple[ExportRecord, bytes]:
+        return self.exporter.export_file(export_id)
+
+    def export_search_served(
+        self, image: bytes, *, case: str, purpose: str, top_k: int | None = None
+    ) -> ExportRecord:
+        """Search (audited) and export the results into the home's exports folder."""
+        self._require(P.EXPORT, action="export", case=case, purpose=purpose)
+        results = self.search(image, case=case, purpose=purpose, top_k=top_k)
+        path = self.exporter.served_path()
+        return self.exporter.export_results(results, path, case=case, purpose=purpose)
+
+    def export_source_served(self, name: str, *, case: str, purpose: str) -> ExportRecord:
+        """A source export into the home's exports folder, for :meth:`export_file`."""
+        path = self.exporter.served_path()
+        return self.exporter.export_source(name, path, case=case, purpose=purpose)
+
     def verify_audit(self, anchors: Sequence[AuditHead] = ()) -> VerifyReport:
         return self.auditing.verify(anchors)
 
     def anchor_audit(self, out: Path | str) -> AuditHead:
         return self.auditing.anchor(out)
+
+    def anchor_head(self) -> AuditHead:
+        """The signed head, for the caller to keep elsewhere (HTTP ``POST /v1/audit/anchors``)."""
+        return self.auditing.anchor_head(f"returned to {self.actor.name}")
+
+    def audit_page(
+        self, wanted: AuditFilter, *, limit: int, before: int | None = None
+    ) -> AuditPage:
+        return self.auditing.page(wanted, limit=limit, before=before)
 
     def export_audit(self, out: TextIO, fmt: str = "jsonl") -> int:
         return self.auditing.export(out, fmt)

@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from faceindex.catalog.base import Catalog, ImageOutcome
 from faceindex.index.base import VectorIndex
+from faceindex.pipeline.stages import is_refused
 from faceindex.types import DetectedFace, IngestSummary
 
-__all__ = ["SAVE_EVERY_S", "Committer", "FaceScreen", "ImageScreen", "Progress", "Progress_cb"]
+__all__ = [
+    "SAVE_EVERY_S",
+    "CommitGuard",
+    "Committer",
+    "FaceScreen",
+    "ImageScreen",
+    "Progress",
+    "Progress_cb",
+]
 
 SAVE_EVERY_S = 5.0
 
@@ -39,6 +49,9 @@ FaceScreen = Callable[[Sequence[DetectedFace]], list[bool]]
 # Governance hook: given a batch's outcomes (sha256 known), locator -> why to refuse it
 # (erased bytes now; perceptual near-duplicates once outcomes carry such a hash).
 ImageScreen = Callable[[Sequence[ImageOutcome]], dict[str, str]]
+# Governance hook: held around each batch's screens, catalog commit and index add (the
+# erasure lock), so an erasure completes wholly before or wholly after a batch's commit.
+CommitGuard = Callable[[], AbstractContextManager[object]]
 
 
 class Committer:
@@ -56,18 +69,26 @@ class Committer:
         progress: Progress_cb | None = None,
         screen: FaceScreen | None = None,
         image_screen: ImageScreen | None = None,
+        guard: CommitGuard | None = None,
     ) -> None:
         self.catalog, self.index, self.model = catalog, index, model
         self.summary, self.total = summary, total
         self.progress, self.face_screen, self.image_screen = progress, screen, image_screen
+        self.guard = guard
         self.started = self.last_save = time.perf_counter()
 
     def __call__(self, outcomes: list[ImageOutcome]) -> None:
-        outcomes = self.screened(outcomes)
-        new = self.catalog.record(outcomes, self.model)
-        if new:
-            self.index.add(np.array([i for i, _ in new]), np.stack([v for _, v in new]))
         summary = self.summary
+        for o in outcomes:
+            if is_refused(o):  # never decoded; not recorded, so a lift lets it in later
+                summary.images_skipped += 1
+                summary.skipped.append((o.locator, o.error or ""))
+        outcomes = [o for o in outcomes if not is_refused(o)]
+        with self.guard() if self.guard is not None else nullcontext():
+            outcomes = self.screened(outcomes)
+            new = self.catalog.record(outcomes, self.model)
+            if new:
+                self.index.add(np.array([i for i, _ in new]), np.stack([v for _, v in new]))
         for o in outcomes:
             summary.faces_below_quality += o.below_floor
             if o.skipped:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from faceindex.config import Settings
@@ -43,6 +43,7 @@ class PoolRunner:
 
     settings: Settings
     workers: int
+    refuse: Mapping[str, str] | None = None  # sha256 -> why: never decoded (erased bytes)
 
     @property
     def width(self) -> int:
@@ -55,4 +56,6 @@ class PoolRunner:
         batches: Iterator[list[SourceItem]],
         commit: Commit,
     ) -> None:
-        run_pool(self.settings, self.workers, source, source_id, batches, commit)
+        run_pool(
+            self.settings, self.workers, source, source_id, batches, commit, refuse=self.refuse
+        )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -44,12 +44,14 @@ def pool_context() -> mp.context.BaseContext:
     return ctx
 
 
-def _start(settings: Settings, workers: int) -> ProcessPoolExecutor:
+def _start(
+    settings: Settings, workers: int, refuse: Mapping[str, str] | None = None
+) -> ProcessPoolExecutor:
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=pool_context(),
         initializer=worker.init_worker,
-        initargs=(settings, 1),
+        initargs=(settings, 1, refuse),
     )
     try:
         ready = pool.submit(worker.ready).result()
@@ -69,10 +71,11 @@ def run_pool(
     source_id: int,
     batches: Iterator[list[SourceItem]],
     commit: Commit,
+    refuse: Mapping[str, str] | None = None,
 ) -> None:
     suspects: deque[SourceItem] = deque()
     while True:
-        pool = _start(settings, workers)
+        pool = _start(settings, workers, refuse)
         try:
             if not _try_alone(pool, source, source_id, suspects, commit):
                 continue  # the pool died with a suspect: a fresh one for the rest

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import ModuleType, TracebackType
 from typing import Any
 
@@ -68,13 +68,16 @@ def import_ray() -> ModuleType:
 class Analyst:
     """The actor: one per CPU of the cluster, models loaded once (see the module text)."""
 
-    def __init__(self, settings: Settings, source: ImageSource) -> None:
+    def __init__(
+        self, settings: Settings, source: ImageSource, refuse: Mapping[str, str] | None = None
+    ) -> None:
         # Before the models load: one BLAS/ONNX thread per actor, each actor holds a CPU.
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         os.environ["OMP_NUM_THREADS"] = "1"
         from faceindex.vision.factory import build_analyzer
 
-        self.state = worker.WorkerState(settings, build_analyzer(settings, threads=1))
+        analyzer = build_analyzer(settings, threads=1)
+        self.state = worker.WorkerState(settings, analyzer, refuse)  # refuse: never decoded
         self.source = source
 
     def ready(self) -> str:
@@ -95,8 +98,16 @@ class RayRunner:
     ``ray://host:port``; empty: a Ray started inside this process) on entry and lets go on
     exit. ``actors``: how many (0: one per CPU the cluster has)."""
 
-    def __init__(self, settings: Settings, *, address: str = "", actors: int = 0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        address: str = "",
+        actors: int = 0,
+        refuse: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = settings
+        self.refuse = dict(refuse) if refuse else None  # sha256 -> why, shipped to each actor
         self.address = address
         self.actors = actors
         self._ray: ModuleType | None = None
@@ -182,7 +193,7 @@ class RayRunner:
     ) -> None:
         ray = self._connect()
         actor_class = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=1)(Analyst)
-        actors = [actor_class.remote(self.settings, source) for _ in range(self.width)]
+        actors = [actor_class.remote(self.settings, source, self.refuse) for _ in range(self.width)]
         try:
             _check_ready(ray, actors)
             _drain(ray, actors, source_id, batches, commit)

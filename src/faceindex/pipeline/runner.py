@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 
 from faceindex.catalog.base import Catalog
 from faceindex.config import Settings
 from faceindex.index.base import VectorIndex
 from faceindex.pipeline import worker
 from faceindex.pipeline.base import Runner
-from faceindex.pipeline.commit import Committer, FaceScreen, ImageScreen, Progress, Progress_cb
+from faceindex.pipeline.commit import (
+    CommitGuard,
+    Committer,
+    FaceScreen,
+    ImageScreen,
+    Progress,
+    Progress_cb,
+)
 from faceindex.pipeline.local import InProcessRunner, PoolRunner
 from faceindex.pipeline.plan import batches, pending, survey
 from faceindex.pipeline.pool import pool_context
@@ -25,6 +34,7 @@ from faceindex.types import IngestSummary
 from faceindex.vision.analyze import FaceAnalyzer
 
 __all__ = [
+    "CommitGuard",
     "FaceScreen",
     "ImageScreen",
     "Progress",
@@ -52,9 +62,14 @@ def run_ingest(
     image_screen: ImageScreen | None = None,
     state: worker.WorkerState | None = None,
     runner: Runner | None = None,
+    guard: CommitGuard | None = None,
+    refuse: Mapping[str, str] | None = None,
 ) -> IngestSummary:
     """Ingest every new or changed item of one source. ``state`` runs in-process (tests,
-    one worker); otherwise ``runner``, else ``settings.effective_workers()`` processes."""
+    one worker); otherwise ``runner``, else ``settings.effective_workers()`` processes.
+    ``refuse`` (sha256 -> why) is checked by the local workers right after hashing, before
+    any decode (a given ``runner`` carries its own); ``image_screen`` re-checks every batch
+    at commit (it sees later erasures), inside ``guard``."""
     started = time.perf_counter()
     seen = catalog.seen_items(source_id)
     plan = survey(source, seen)
@@ -68,6 +83,7 @@ def run_ingest(
         progress=progress,
         screen=screen,
         image_screen=image_screen,
+        guard=guard,
     )
     if plan.skip:  # nothing to read: recorded here, with why
         for batch in batches(pending(source, seen, skipped=True), SKIP_BATCH):
@@ -77,9 +93,10 @@ def run_ingest(
         batch_size = max(1, min(settings.batch_size, plan.todo // max(width * 2, 1) or 1))
         if runner is None:
             small = plan.todo <= batch_size
-            runner = (
-                InProcessRunner(state) if state is not None else local_runner(settings, small=small)
-            )
+            if state is not None:
+                runner = InProcessRunner(replace(state, refuse=refuse) if refuse else state)
+            else:
+                runner = local_runner(settings, small=small, refuse=refuse)
         todo = batches(pending(source, seen, skipped=False), batch_size)
         runner.run(source, source_id, todo, commit)
     index.save()
@@ -89,13 +106,15 @@ def run_ingest(
     return summary
 
 
-def local_runner(settings: Settings, *, small: bool = False) -> Runner:
+def local_runner(
+    settings: Settings, *, small: bool = False, refuse: Mapping[str, str] | None = None
+) -> Runner:
     """This machine's runner: the caller's process for one worker or a ``small`` source
     (starting processes would cost more than it saves), else a pool of worker processes."""
     workers = settings.effective_workers()
     if workers == 1 or small:
-        return InProcessRunner(worker.WorkerState(settings, _analyzer(settings)))
-    return PoolRunner(settings, workers)
+        return InProcessRunner(worker.WorkerState(settings, _analyzer(settings), refuse))
+    return PoolRunner(settings, workers, refuse)
 
 
 def _analyzer(settings: Settings) -> FaceAnalyzer:

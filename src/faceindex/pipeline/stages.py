@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.decode import decode_image
 from faceindex.vision.minsize import too_small_for_faces
 
-__all__ = ["failed_outcome", "process_item", "skipped_outcome"]
+__all__ = ["failed_outcome", "is_refused", "process_item", "refused_outcome", "skipped_outcome"]
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,13 @@ def process_item(
     min_face_size: int = 0,
     detect_max_side: int = 0,
     timeout_s: float = 0.0,
+    refuse: Mapping[str, str] | None = None,
 ) -> ImageOutcome:
     """Read, hash, decode and analyse one item. Never raises for a bad item: the outcome
     carries the reason instead, so the batch goes on. An image too small to hold a face the
     detectors would keep (:func:`too_small_for_faces`) is recorded with no faces, without
-    handing it to dlib."""
+    handing it to dlib. Bytes whose sha256 is in ``refuse`` (sha256 -> why: erased content)
+    are never decoded: :func:`refused_outcome`."""
     if item.skip is not None:
         return skipped_outcome(source_id, item)
     sha = None
@@ -48,6 +51,8 @@ def process_item(
         with time_limit(timeout_s):
             data = source.read(item)
             sha = hashlib.sha256(data).hexdigest()
+            if refuse is not None and (why := refuse.get(sha)) is not None:
+                return refused_outcome(source_id, item, sha, why)
             rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
             small = too_small_for_faces(
                 rgb.shape, min_face_size=min_face_size, detect_max_side=detect_max_side
@@ -104,3 +109,18 @@ def skipped_outcome(source_id: int, item: SourceItem) -> ImageOutcome:
     return ImageOutcome(
         source_id, item.locator, item.size, item.mtime, None, error=why, skipped=True
     )
+
+
+def refused_outcome(source_id: int, item: SourceItem, sha: str, why: str) -> ImageOutcome:
+    """Read and hashed, refused before decoding (its bytes were erased): skipped, with the
+    sha256 kept so the runner's commit screen re-checks it. Never recorded as an item, so a
+    later ingest reads it again (after a lift, it is ingested)."""
+    reason = printable(why)[:REASON_MAX]
+    return ImageOutcome(
+        source_id, item.locator, item.size, item.mtime, sha, error=reason, skipped=True
+    )
+
+
+def is_refused(outcome: ImageOutcome) -> bool:
+    """True for a :func:`refused_outcome` (only those are skipped with a sha256)."""
+    return outcome.skipped and outcome.sha256 is not None

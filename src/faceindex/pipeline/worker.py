@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -21,13 +21,16 @@ __all__ = ["WorkerState", "current", "init_worker", "process_batch", "ready", "r
 class WorkerState:
     settings: Settings
     analyzer: FaceAnalyzer
+    refuse: Mapping[str, str] | None = None  # sha256 -> why: never decoded (erased bytes)
 
 
 # One per worker process, set by the pool initializer; the main process never touches it.
 _state: WorkerState | None = None
 
 
-def init_worker(settings: Settings, blas_threads: int) -> None:
+def init_worker(
+    settings: Settings, blas_threads: int, refuse: Mapping[str, str] | None = None
+) -> None:
     global _state
     # Must precede dlib's import: OpenBLAS reads it when the library loads. One BLAS thread
     # per process, because the processes already occupy every core.
@@ -35,7 +38,7 @@ def init_worker(settings: Settings, blas_threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(blas_threads)
     from faceindex.vision.factory import build_analyzer
 
-    _state = WorkerState(settings, build_analyzer(settings, threads=blas_threads))
+    _state = WorkerState(settings, build_analyzer(settings, threads=blas_threads), refuse)
 
 
 def current() -> WorkerState:
@@ -82,6 +85,7 @@ def run_batch(
                     min_face_size=s.min_face_size,
                     detect_max_side=s.detect_max_side,
                     timeout_s=s.ingest_item_timeout_s,
+                    refuse=state.refuse,
                 )
             )
     return out

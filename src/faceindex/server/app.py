@@ -31,7 +31,7 @@ from faceindex.server.metrics import Metrics
 from faceindex.server.ratelimit import RateLimiter
 from faceindex.server.ratelimit_shared import SharedRateLimiter
 from faceindex.server.routes import governance as governance_routes
-from faceindex.server.routes import ops, search, sources, watches, web
+from faceindex.server.routes import ops, privacy, search, sources, watches, web
 from faceindex.server.routes import persons as persons_routes
 from faceindex.server.routes.common import State
 from faceindex.server.searches import ShownFaces
@@ -99,7 +99,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.middleware("http")(st.metrics.middleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_bytes)
-    for module in (ops, search, sources, governance_routes, persons_routes, watches):
+    for module in (ops, search, sources, governance_routes, persons_routes, watches, privacy):
         app.include_router(module.router, dependencies=[Depends(known_query_only)])
     app.include_router(web.router)
     web.mount_static(app)

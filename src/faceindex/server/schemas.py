@@ -37,6 +37,14 @@ __all__ = [
     "SourceOut",
     "AlertOut",
     "WatchOut",
+    # privacy
+    "AnchorOut",
+    "AnchorsIn",
+    "ExportIn",
+    "ExportOut",
+    "LiftIn",
+    "LiftOut",
+    "TombstoneOut",
 ]
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -185,7 +193,7 @@ class IngestJobOut(_Out):
 
 class ReceiptOut(_Out):
     id: str
-    kind: str = Field(description="face | image | source | person | opt-out | retention")
+    kind: str = Field(description="face | image | source | person | opt-out | retention | replaced")
     target: str
     faces_deleted: int
     images_deleted: int
@@ -245,6 +253,9 @@ class HoldingOut(_Out):
     locator: str
     ingested_at: str
     image_sha256: str
+    thumbnail_url: str | None = Field(
+        default=None, description="the face's thumbnail, for the caller who made this request"
+    )
 
 
 class GcOut(_Out):
@@ -294,6 +305,9 @@ class AuditOut(_Out):
     verification: VerificationOut
     total: int
     entries: list[AuditEntryOut] = Field(description="newest first")
+    next_before: int | None = Field(
+        default=None, description="pass as `before` for the next, older page; null: no more"
+    )
 
 
 # -- persons (server/routes/persons.py; mirrors persons/view.py:person_dict) ---------------
@@ -407,3 +421,64 @@ class AlertOut(_Out):
     created_at: str
     held: bool = Field(description="the face is still in the gallery")
     thumbnail: str | None = Field(description="the face's thumbnail while it is held")
+
+
+# -- privacy: tombstones, anchors, exports over HTTP, the auditor's filters -----------------
+
+
+class TombstoneOut(_Out):
+    sha256: str = Field(description="the erased image's content hash; every ingest refuses it")
+    receipt_id: str
+    since: str
+
+
+class LiftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(
+        pattern=r"^([0-9a-fA-F]{64}|rcp-[0-9a-f]{16})$",
+        description="an erased image's sha256, or a receipt id (every image it erased)",
+    )
+    reason: str = Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)
+
+
+class LiftOut(_Out):
+    lifted: list[str] = Field(description="sha256s whose bytes may be ingested again")
+
+
+class AnchorOut(_Out):
+    seq: int
+    hash: str
+    keyed_from: int
+    key_id: str
+    mac: str
+    line: str = Field(description="the head as `audit verify --anchor` reads it; keep it elsewhere")
+
+
+class AnchorsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    anchors: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        min_length=1, max_length=1000, description="heads from earlier anchors, one per item"
+    )
+
+
+class ExportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(pattern=NAME_PATTERN)
+    case_reference: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    purpose: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+
+
+class ExportOut(_Out):
+    id: str
+    at: str
+    actor: str
+    kind: str = Field(description="results | source")
+    path: str = Field(description="where the CSV was written (on the server)")
+    rows: int
+    sha256: str
+    sources: list[str]
+    case: str
+    purpose: str

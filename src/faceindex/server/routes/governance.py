@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Upload
 from fastapi.responses import Response
 
 from faceindex.engine import Engine
+from faceindex.governance.auditing import AuditFilter
 from faceindex.governance.base import Receipt
 from faceindex.governance.roles import Actor, Permission
 from faceindex.server.auth import allow
@@ -44,6 +45,7 @@ Photos = Annotated[
 ]
 Reason = Annotated[str, Form(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
 ReceiptId = Annotated[str, Path(pattern=r"^rcp-[0-9a-f]{16}$")]
+_ISO = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?$"
 
 
 def receipt_out(r: Receipt) -> ReceiptOut:
@@ -212,7 +214,15 @@ async def subject_access(
     held = await st.runner.run(
         lambda e: st.acting(e, actor).subject_access(probes, reference=reference)
     )
-    return [HoldingOut(**{**asdict(h), "box": list(h.box)}) for h in held]
+    # The thumbnails of what is held, fetchable only by this caller and only for these faces.
+    access_id = st.shown.record(f"sar:{actor.name}", {h.face_id for h in held})
+    base = f"/v1/subject-access/{access_id}/faces"
+    return [
+        HoldingOut(
+            **{**asdict(h), "box": list(h.box)}, thumbnail_url=f"{base}/{h.face_id}/thumbnail"
+        )
+        for h in held
+    ]
 
 
 @router.post(
@@ -240,22 +250,30 @@ async def audit(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="entries before")] = None,
+    actor_name: Annotated[
+        str | None, Query(alias="actor", max_length=200, pattern=TEXT_PATTERN)
+    ] = None,
+    action: Annotated[str | None, Query(max_length=64, pattern=TEXT_PATTERN)] = None,
+    case: Annotated[
+        str | None, Query(max_length=200, pattern=TEXT_PATTERN, description="contains")
+    ] = None,
+    since: Annotated[str | None, Query(pattern=_ISO, description="ISO date or time")] = None,
+    until: Annotated[str | None, Query(pattern=_ISO, description="inclusive")] = None,
     actor: Actor = Depends(allow(P.READ_AUDIT)),
 ) -> AuditOut:
     st = state(request)
+    wanted = AuditFilter(actor_name or "", action or "", case or "", since or "", until or "")
 
     def read(engine: Engine) -> AuditOut:
         gov = st.acting(engine, actor)
         report = gov.verify_audit()  # audited, and checks the permission once more
         total = gov.audit.count()
-        top = min(total, (before - 1) if before else total)
-        entries = []
-        for seq in range(top, max(0, top - limit), -1):
-            entry = gov.audit.get(seq)
-            if entry is not None:
-                entries.append(AuditEntryOut(**entry.as_dict()))
+        page = gov.audit_page(wanted, limit=limit, before=before)
         return AuditOut(
-            verification=VerificationOut(**asdict(report)), total=total, entries=entries
+            verification=VerificationOut(**asdict(report)),
+            total=total,
+            entries=[AuditEntryOut(**e.as_dict()) for e in page.entries],
+            next_before=page.next_before,
         )
 
     return await st.runner.light(read)

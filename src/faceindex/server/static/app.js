@@ -58,6 +58,7 @@ function showTab(name) {
   if (name === "audit") loadAudit();
   if (name === "admin") loadSources();
   if (name === "receipts") loadReceipts();
+  if (name === "privacy") loadPrivacy();
 }
 
 // -- probe: pick a photo, see its faces, choose one ------------------------------------------
@@ -175,21 +176,7 @@ async function compare(m) {
   $("compare").scrollIntoView({ behavior: "smooth" });
 }
 
-// -- auditor, admin and receipts views -------------------------------------------------------
-async function loadAudit() {
-  try {
-    const log = await json("/v1/audit?limit=200");
-    const v = log.verification;
-    $("audit-status").textContent = v.ok
-      ? `Chain verified: all ${v.entries} entries intact (head ${v.head_hash.slice(0, 12)}...).`
-      : `CHAIN BROKEN at entry ${v.first_bad}: ${v.reason}`;
-    $("audit-status").className = "status " + (v.ok ? "ok" : "bad");
-    $("audit-rows").replaceChildren(...log.entries.map((e) => el("tr", {},
-      el("td", {}, e.seq), el("td", {}, e.at), el("td", {}, e.actor), el("td", {}, e.role),
-      el("td", {}, e.action), el("td", { class: "details" }, JSON.stringify(e.details)))));
-  } catch (e) { $("audit-status").textContent = e.message; $("audit-status").className = "status bad"; }
-}
-
+// -- admin and receipts views (the auditor's view: audit.js; the privacy officer's: privacy.js)
 async function loadSources() {
   $("admin-error").textContent = "";
   try {
