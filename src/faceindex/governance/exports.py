@@ -29,9 +29,11 @@ P = Permission
 RESULT_COLUMNS = [
     "probe_face", "rank", "face_id", "image_id", "distance", "stranger_chance", "decision",
     "box", "quality", "image_sha256", "source", "item", "ingested_at",
+    "photo_group", "item_image_id",
 ]  # fmt: skip
 SOURCE_COLUMNS = [
     "face_id", "image_id", "box", "quality", "image_sha256", "source", "item", "ingested_at",
+    "photo_group",
 ]  # fmt: skip
 
 
@@ -56,6 +58,9 @@ def result_rows(results: Sequence[SearchResult]) -> tuple[list[dict[str, object]
                         "source": loc.source,
                         "item": loc.locator,
                         "ingested_at": loc.ingested_at,
+                        # a photo group's row lists the locations of all its images
+                        "photo_group": m.group_id,
+                        "item_image_id": loc.image_id or m.image_id,
                     }
                 )
     return rows, sources
@@ -63,7 +68,9 @@ def result_rows(results: Sequence[SearchResult]) -> tuple[list[dict[str, object]
 
 def source_rows(catalog: Catalog, source: str) -> list[dict[str, object]]:
     rec = catalog.get_source(source)
-    face_ids = catalog.face_ids_of_images(catalog.image_ids_of_source(rec.id))
+    images = catalog.image_ids_of_source(rec.id)
+    face_ids = catalog.face_ids_of_images(images)
+    groups = catalog.image_groups(images)
     rows = []
     for fid, face in sorted(catalog.faces(face_ids).items()):
         for loc in face.locations:
@@ -79,6 +86,7 @@ def source_rows(catalog: Catalog, source: str) -> list[dict[str, object]]:
                     "source": loc.source,
                     "item": loc.locator,
                     "ingested_at": loc.ingested_at,
+                    "photo_group": groups.get(face.image_id),
                 }
             )
     return rows

@@ -321,7 +321,7 @@ class Governance:
                 source,
                 progress=progress,
                 screen=screen,
-                image_screen=tombstone_screen(self.store),
+                image_screen=tombstone_screen(self.store, self.engine.catalog),
                 in_process=in_process,
             )
         except Exception as exc:

@@ -15,6 +15,7 @@ from faceindex.types import DetectedFace
 from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.decode import decode_image
 from faceindex.vision.minsize import too_small_for_faces
+from faceindex.vision.phash import perceptual_hash
 
 __all__ = ["failed_outcome", "process_item", "skipped_outcome"]
 
@@ -39,7 +40,7 @@ def process_item(
     """Read, hash, decode and analyse one item. Never raises for a bad item: the outcome
     carries the reason instead, so the batch goes on. An image too small to hold a face the
     detectors would keep (:func:`too_small_for_faces`) is recorded with no faces, without
-    handing it to dlib."""
+    handing it to dlib. The perceptual hash (photo groups) is taken from the same pixels."""
     if item.skip is not None:
         return skipped_outcome(source_id, item)
     sha = None
@@ -49,6 +50,7 @@ def process_item(
             data = source.read(item)
             sha = hashlib.sha256(data).hexdigest()
             rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+            phash = perceptual_hash(rgb)
             small = too_small_for_faces(
                 rgb.shape, min_face_size=min_face_size, detect_max_side=detect_max_side
             )
@@ -64,7 +66,7 @@ def process_item(
     except Exception as exc:  # a bug must cost one item, not the batch; the log has the stack
         log.debug("ingest of %s failed unexpectedly", printable(item.locator), exc_info=True)
         return failed_outcome(source_id, item, sha, f"internal error: {type(exc).__name__}: {exc}")
-    return _done(source_id, item, sha, rgb, found, quality_floor)
+    return _done(source_id, item, sha, rgb, found, quality_floor, phash)
 
 
 def _done(
@@ -74,6 +76,7 @@ def _done(
     rgb: np.ndarray,
     found: list[DetectedFace],
     quality_floor: float,
+    phash: int | None = None,
 ) -> ImageOutcome:
     faces = tuple(f for f in found if f.quality.score >= quality_floor)
     h, w = rgb.shape[:2]
@@ -87,6 +90,7 @@ def _done(
         h,
         faces,
         below_floor=len(found) - len(faces),
+        phash=phash,
     )
 
 
