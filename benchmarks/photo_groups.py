@@ -153,13 +153,60 @@ def false_links(m: np.ndarray, t: int) -> tuple[list[tuple[int, int, int]], int,
     return pairs, len(involved), len({find(i) for i in involved})
 
 
+def lookup_speed(n: int, queries: int = 500) -> dict[str, float]:
+    """Near-hash lookups in a SQLite catalog of ``n`` hashed images (uniform random hashes:
+    real ones cluster more, so buckets are fuller), through the band indexes."""
+    import random
+    import tempfile
+
+    from faceindex.catalog.sqlite import SqliteCatalog
+    from faceindex.vision.phash import bands, to_signed
+
+    rng = random.Random(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        cat = SqliteCatalog(Path(tmp) / "catalog.db")
+        stored = [rng.getrandbits(64) for _ in range(n)]
+        t0 = time.perf_counter()
+        with cat.transaction() as tx:
+            for i, h in enumerate(stored, 1):
+                tx.execute("INSERT INTO photo_groups (id, created_at) VALUES (?, '')", (i,))
+                tx.execute(
+                    "INSERT INTO images (sha256, width, height, created_at, phash, phash_b0,"
+                    " phash_b1, phash_b2, phash_b3, group_id) VALUES (?,1,1,'',?,?,?,?,?,?)",
+                    (f"{i:064x}", to_signed(h), *bands(h), i),
+                )
+        fill = time.perf_counter() - t0
+        probes = [stored[rng.randrange(n)] ^ (1 << rng.randrange(64)) for _ in range(queries)]
+        t1 = time.perf_counter()
+        found = sum(len(cat.near_images(h)) for h in probes)
+        per = (time.perf_counter() - t1) / queries
+        cat.close()
+    return {
+        "images": n,
+        "fill_s": fill,
+        "lookup_ms": 1000 * per,
+        "found_per_lookup": found / queries,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--faces", type=Path, default=Path("../shared/faces"))
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     ap.add_argument("--show", type=int, default=6, help="closest distinct pairs to list")
     ap.add_argument("--max-side", type=int, default=1600, help="reduce larger files first")
+    ap.add_argument(
+        "--lookup-images", type=int, default=0, help="only time lookups among this many"
+    )
     args = ap.parse_args()
+    if args.lookup_images:
+        speed = lookup_speed(args.lookup_images)
+        print(
+            f"{speed['images']} hashed images (filled in {speed['fill_s']:.1f} s): "
+            f"{speed['lookup_ms']:.2f} ms per near-hash lookup, "
+            f"{speed['found_per_lookup']:.2f} found within {NEAR_BITS} bits"
+        )
+        return
     t0 = time.perf_counter()
     names, base, dist = measure(args.faces, args.max_side)
     folders = [n.split("/")[0] for n in names]
