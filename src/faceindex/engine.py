@@ -374,6 +374,7 @@ class Engine:
         out: dict[str, object] = dict(self.catalog.stats())
         out["skipped"] = len(self.catalog.failures(skipped=True))  # listed, not read: why
         out["images_unheld"] = len(self.catalog.unheld_images())  # replaced in place: gc
+        out["photo_groups"] = self.catalog.count_groups()  # near-duplicate images as one photo
         out["index_vectors"] = self.index.count()
         out["index"] = self.settings.resolved_index_url
         out["model"] = self.pack.identity.describe()

@@ -80,6 +80,7 @@ class Provenance:
     source: str
     locator: str  # path inside the source, or URL
     ingested_at: str  # ISO-8601 UTC
+    image_id: int | None = None  # the image found there (a photo group's rows name it)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ class Match:
     quality: float
     image_sha256: str
     locations: tuple[Provenance, ...]
+    # photo groups: the row stands for every near-duplicate image of its group
+    group_id: int | None = None
+    group_faces: tuple[int, ...] = ()  # the group's faces among the neighbours, best first
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,14 @@ def test_a_v1_catalog_upgrades_with_its_faces_at_generation_zero(reopen: OpenCat
         if (match := re.match(r"\s*CREATE TABLE (\w+)", statement))
     ]
     with old.transaction(bump=False) as tx:  # type: ignore[attr-defined]
+        for statement in (  # v5 (photo groups) altered images: its columns go first
+            "DROP INDEX images_group",
+            *(f"DROP INDEX images_phash_b{i}" for i in range(4)),
+            "ALTER TABLE images DROP COLUMN group_id",
+            *(f"ALTER TABLE images DROP COLUMN phash_b{i}" for i in range(4)),
+            "ALTER TABLE images DROP COLUMN phash",
+        ):
+            tx.execute(statement)
         for table in later:
             tx.execute(f"DROP TABLE {table}")
         for statement in (  # back to the v1 schema, faces and all

@@ -1,4 +1,4 @@
-"""The watchlist half of the catalog (schema v3), the same on SQLite and PostgreSQL."""
+"""The watchlist half of the catalog (schema v4), the same on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -50,6 +50,16 @@ def live_server(
         "press", path=str(photos), owner="Press office", legal_basis="consent", retention_days=365
     )
     engine.ingest("press", in_process=True)
+    # photo groups: a re-encoded copy of the gallery's Obama photo, found in another source
+    mirror = root / "mirror"
+    mirror.mkdir()
+    from PIL import Image
+
+    Image.open(knn / GALLERY["obama"]).convert("RGB").save(mirror / "obama-q60.jpg", quality=60)
+    engine.add_source(
+        "mirror", path=str(mirror), owner="Web desk", legal_basis="consent", retention_days=365
+    )
+    engine.ingest("mirror", in_process=True)
     store = AccountStore.for_home(settings.home)
     tokens = {
         role: store.add(f"{role}-user", role) for role in ("admin", "investigator", "auditor")

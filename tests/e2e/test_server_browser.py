@@ -116,6 +116,24 @@ def test_investigator_finds_the_right_person_and_compares(
     assert shot.stat().st_size > 10_000
 
 
+def test_a_result_card_lists_every_location_of_the_photo(page: Any, live_server: Any) -> None:
+    # The gallery holds obama.jpg (press) and a quality-60 copy of it (mirror): one photo
+    # group, so one card, listing both places (before: the card showed the first only).
+    sign_in(page, live_server.url, live_server.tokens["investigator"])
+    page.set_input_files("#probe-file", str(live_server.knn / "obama" / "obama2.jpg"))
+    page.wait_for_selector("#probe-stage .box.chosen")
+    page.fill("#case", "CASE-2024-002")
+    page.fill("#purpose", "where else was this photo published")
+    page.click("#search-btn")
+    page.wait_for_selector(".card")
+    cards = page.locator(".card", has_text="obama")
+    assert cards.count() == 1
+    text = cards.first.inner_text()
+    assert "press: obama/obama.jpg" in text and "mirror: obama-q60.jpg" in text
+    assert "2 locations of this photo" in text
+    assert cards.first.locator(".locations li").count() == 2
+
+
 def test_bad_token_is_refused_on_the_page(page: Any, live_server: Any) -> None:
     page.goto(live_server.url + "/")
     page.fill("#token", "fi_not-a-real-token")

@@ -91,7 +91,12 @@ def test_search_returns_matches_with_provenance(
     assert best.decision == "match" and best.distance < 0.6
     assert best.stranger_chance < 0.01 and results[0].gallery_size == engine.catalog.count_faces()
     assert best.expected_strangers == pytest.approx(best.fmr * results[0].gallery_size, rel=0.01)
-    assert {p.locator for p in best.locations} == {"astronaut.jpg", "sub/copy-of-astronaut.jpg"}
+    # One photo group: the same bytes at two paths, and small.png, a resized copy of them.
+    assert {p.locator for p in best.locations} == {
+        "astronaut.jpg",
+        "sub/copy-of-astronaut.jpg",
+        "sub/small.png",
+    }
     assert all(p.source == "photos" for p in best.locations)
     assert best.bbox.width > 50 and 0 <= best.quality <= 1
     assert engine.catalog.thumbnail(best.face_id)[:2] == b"\xff\xd8"  # a JPEG thumbnail

@@ -100,6 +100,7 @@ def test_search_finds_the_face_with_provenance_and_links(api: Any, photo: bytes)
             "source": "nasa",
             "locator": "astronaut.jpg",
             "ingested_at": best["provenance"][0]["ingested_at"],
+            "image_id": best["image_id"],  # the image at this location (photo groups)
         }
     ]
     thumb = client.get(best["thumbnail_url"], headers=bearer(tokens["investigator"]))

@@ -38,7 +38,12 @@ def test_the_cli_dict_validates_as_the_http_model_field_for_field() -> None:
     m = face["matches"][0]
     assert set(m) == set(MatchOut.model_fields)
     assert m["provenance"] == [
-        {"source": "press", "locator": "a/b.jpg", "ingested_at": "2026-01-01T00:00:00+00:00"}
+        {
+            "source": "press",
+            "locator": "a/b.jpg",
+            "ingested_at": "2026-01-01T00:00:00+00:00",
+            "image_id": None,
+        }
     ]
     assert m["stranger_chance_words"].startswith("about 1 search in 13 ")
     assert face["probe"]["warnings"] == ["probe face quality 0.20 is low"]

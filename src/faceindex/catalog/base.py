@@ -35,7 +35,7 @@ __all__ = [
     "SCHEMA_VERSION",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class ImageOutcome:
     error: str | None = None  # set for a failed item (or, with skipped, why it was skipped)
     below_floor: int = 0  # faces found but under Settings.quality_floor (not recorded)
     skipped: bool = False  # listed by the source but not an image to read (error says why)
+    phash: int | None = None  # perceptual hash (vision/phash.py): links its photo group
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class ErasedRows:
     image_ids: tuple[int, ...]
     face_ids: tuple[int, ...]
     items: int  # locations removed
+    groups: tuple[int, ...] = ()  # photo groups that lost an image or a location
+    groups_removed: tuple[int, ...] = ()  # of those, the ones that lost their last image
 
 
 @dataclass(frozen=True)
@@ -274,3 +277,28 @@ class Catalog(Protocol):
         unaudited: bool = False,
     ) -> list[AlertRecord]: ...
     def set_alert_audit(self, alert_id: int, seq: int) -> None: ...
+    # photo groups (catalog/sql_groups.py): near-duplicate images linked by their
+    # perceptual hash at ``record``; every image in exactly one group; a group goes with
+    # its last image.
+    def near_images(self, phash: int, max_bits: int = ...) -> list[tuple[int, int]]:
+        """(image id, Hamming distance) of the held images whose perceptual hash lies
+        within ``max_bits`` (default: the hash's own threshold), nearest first."""
+        ...
+
+    def image_groups(self, image_ids: Sequence[int]) -> dict[int, int]:
+        """image id -> photo group id, for the images still held."""
+        ...
+
+    def group_images(self, group_ids: Sequence[int]) -> dict[int, list[int]]:
+        """photo group id -> its image ids (in id order), for the groups still held."""
+        ...
+
+    def group_locations(self, group_ids: Sequence[int]) -> dict[int, list[Provenance]]:
+        """photo group id -> every location of every image in it, each naming its image."""
+        ...
+
+    def image_hashes(self, image_ids: Sequence[int]) -> dict[int, int]:
+        """image id -> perceptual hash, for held images that have one (erasure tombstones)."""
+        ...
+
+    def count_groups(self) -> int: ...

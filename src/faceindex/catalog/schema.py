@@ -177,4 +177,24 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE watch_state (id INTEGER PRIMARY KEY, generation INTEGER NOT NULL)",
         "INSERT INTO watch_state (id, generation) SELECT id, generation FROM catalog_state",
     ],
+    # v5: photo groups. An image's perceptual hash (vision/phash.py) and its four 16-bit
+    # bands, each indexed, so near-duplicates are found by multi-index hashing; every image
+    # is in exactly one group, whose id is its first image's (ids are never reused, so
+    # neither are group ids). Images catalogued before v5 have no hash: one group each.
+    5: [
+        "CREATE TABLE photo_groups (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL)",
+        "ALTER TABLE images ADD COLUMN phash INTEGER",
+        "ALTER TABLE images ADD COLUMN phash_b0 INTEGER",
+        "ALTER TABLE images ADD COLUMN phash_b1 INTEGER",
+        "ALTER TABLE images ADD COLUMN phash_b2 INTEGER",
+        "ALTER TABLE images ADD COLUMN phash_b3 INTEGER",
+        "ALTER TABLE images ADD COLUMN group_id INTEGER REFERENCES photo_groups(id)",
+        "INSERT INTO photo_groups (id, created_at) SELECT id, created_at FROM images",
+        "UPDATE images SET group_id = id",
+        "CREATE INDEX images_group ON images (group_id)",
+        "CREATE INDEX images_phash_b0 ON images (phash_b0)",
+        "CREATE INDEX images_phash_b1 ON images (phash_b1)",
+        "CREATE INDEX images_phash_b2 ON images (phash_b2)",
+        "CREATE INDEX images_phash_b3 ON images (phash_b3)",
+    ],
 }

@@ -29,6 +29,7 @@ from faceindex.catalog.base import (
 )
 from faceindex.catalog.schema import MIGRATIONS
 from faceindex.catalog.sql_erase import EraseQueries
+from faceindex.catalog.sql_groups import GroupQueries, link_image
 from faceindex.catalog.sql_rows import insert_face, source_record
 from faceindex.catalog.sql_watches import WatchQueries
 from faceindex.errors import InputError, NotFoundError, StorageError
@@ -83,7 +84,7 @@ class Tx:
         return None if row is None else int(row[0])
 
 
-class SqlCatalog(EraseQueries, WatchQueries):
+class SqlCatalog(EraseQueries, WatchQueries, GroupQueries):
     """Every catalog query, over the hooks a dialect subclass supplies.
 
     Safe to share between threads: one connection, one re-entrant lock around each
@@ -235,6 +236,7 @@ class SqlCatalog(EraseQueries, WatchQueries):
                         ).fetchone()
                         image_id = int(row[0])
                     else:
+                        link_image(tx, image_id, out.phash, now)
                         for face in out.faces:
                             new.append(insert_face(tx, image_id, face, model, now))
                 tx.execute(

@@ -18,6 +18,12 @@ import numpy as np
 
 from faceindex.catalog.base import ErasedRows
 from faceindex.catalog.sql_changes import log_removals
+from faceindex.catalog.sql_groups import (
+    drop_empty_groups,
+    groups_gone,
+    groups_of_images,
+    tx_rows,
+)
 from faceindex.catalog.sql_persons import settle_persons
 
 __all__ = ["EraseQueries"]
@@ -62,13 +68,15 @@ def _select_ids(run: Any, sql: str, ids: Sequence[int]) -> list[int]:
 
 
 def _drop_images(tx: _Tx, image_ids: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Delete images with all their faces and items; returns (image ids, face ids)."""
+    """Delete images with all their faces and items, and the photo groups they leave
+    empty; returns (image ids, face ids)."""
 
     def run(sql: str, params: Sequence[object]) -> list[Any]:
         return list(tx.execute(sql, params).fetchall())
 
     faces = _select_ids(run, "SELECT id FROM faces WHERE image_id IN ({})", image_ids)
     images = _select_ids(run, "SELECT id FROM images WHERE id IN ({})", image_ids)
+    groups = groups_of_images(run, images)
     for chunk in _chunks(images):
         tx.execute(f"DELETE FROM items WHERE image_id IN ({_in(len(chunk))})", chunk)
         where = f"image_id IN ({_in(len(chunk))})"
@@ -77,6 +85,7 @@ def _drop_images(tx: _Tx, image_ids: Sequence[int]) -> tuple[list[int], list[int
         tx.execute(f"DELETE FROM images WHERE id IN ({_in(len(chunk))})", chunk)
     if faces:
         settle_persons(tx)  # a person whose last face went is deleted with it
+    drop_empty_groups(tx, groups)
     return images, faces
 
 
@@ -87,12 +96,14 @@ def _drop_items(tx: _Tx, item_ids: Sequence[int]) -> ErasedRows:
     touched = _select_ids(
         run, "SELECT image_id FROM items WHERE id IN ({}) AND image_id IS NOT NULL", item_ids
     )
+    groups = groups_of_images(run, touched)
     removed = 0
     for chunk in _chunks(item_ids):
         removed += tx.execute(f"DELETE FROM items WHERE id IN ({_in(len(chunk))})", chunk).rowcount
     still = set(_select_ids(run, "SELECT image_id FROM items WHERE image_id IN ({})", touched))
     images, faces = _drop_images(tx, [i for i in set(touched) if i not in still])
-    return ErasedRows(tuple(images), tuple(faces), removed)
+    gone = groups_gone(run, groups)
+    return ErasedRows(tuple(images), tuple(faces), removed, tuple(groups), gone)
 
 
 class EraseQueries:
@@ -180,8 +191,10 @@ class EraseQueries:
 
     def delete_images(self: _Host, image_ids: Sequence[int]) -> ErasedRows:
         with self.transaction() as tx:
+            groups = groups_of_images(tx_rows(tx), image_ids)
             images, faces = _drop_images(tx, image_ids)
-        return ErasedRows(tuple(images), tuple(faces), 0)
+            gone = groups_gone(tx_rows(tx), groups)
+        return ErasedRows(tuple(images), tuple(faces), 0, tuple(groups), gone)
 
     def delete_source(self: _Host, source_id: int) -> ErasedRows:
         with self.transaction() as tx:

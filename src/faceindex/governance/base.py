@@ -49,16 +49,22 @@ class Receipt:
     exports: tuple[str, ...] = ()  # registered exports holding the deleted data (source)
     audit_seq: int = 0  # 0 until the audit entry is written (the entry carries the digest)
     recovered: bool = False  # completed on a later open, after the erasing process died
+    photo_groups: tuple[int, ...] = ()  # photo groups that lost an image or a location
+    photo_groups_removed: tuple[int, ...] = ()  # of those, the ones that lost their last image
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["exports"] = list(self.exports)
+        data["photo_groups"] = list(self.photo_groups)
+        data["photo_groups_removed"] = list(self.photo_groups_removed)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Receipt:
         d = dict(data)
         d["exports"] = tuple(d.get("exports", ()))
+        d["photo_groups"] = tuple(int(i) for i in d.get("photo_groups", ()))
+        d["photo_groups_removed"] = tuple(int(i) for i in d.get("photo_groups_removed", ()))
         return cls(**d)
 
 
@@ -76,6 +82,7 @@ class ReceiptCheck:
     digest_ok: bool = True  # the stored list still hashes to the audited digest
     content_held: tuple[int, ...] = ()  # images holding the erased images' bytes again
     problems: tuple[str, ...] = ()
+    near_duplicates_held: tuple[int, ...] = ()  # images near an erased one's perceptual hash
 
 
 @dataclass(frozen=True)

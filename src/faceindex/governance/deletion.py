@@ -41,6 +41,8 @@ def merge(*parts: ErasedRows) -> ErasedRows:
         tuple(sorted({i for p in parts for i in p.image_ids})),
         tuple(sorted({i for p in parts for i in p.face_ids})),
         sum(p.items for p in parts),
+        tuple(sorted({g for p in parts for g in p.groups})),
+        tuple(sorted({g for p in parts for g in p.groups_removed})),
     )
 
 

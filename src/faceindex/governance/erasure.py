@@ -23,9 +23,9 @@ runner's image screen) until a privacy officer or admin lifts them, audited. Ima
 source erasures leave tombstones; face and person erasures keep the image row (so the same
 bytes only gain a location) and use the receipt probe; retention leaves none (the data may
 be collected again under the source's basis), and neither does retiring an image whose file
-was replaced in place (nobody asked for it to be erased: the bytes may be held again).
-Perceptual near-duplicates of erased images (re-encoded copies) will join the exact screen
-in ``screen.tombstone_screen``; not yet.
+was replaced in place (nobody asked for it to be erased: the bytes may be held again). An
+erased image's perceptual hash is kept with its tombstone, so re-encoded and resized copies
+are refused too (``near_copies.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from faceindex.governance.audit import AuditEvent
 from faceindex.governance.base import Receipt
 from faceindex.governance.deletion import compact, erase_face_rows, merge
 from faceindex.governance.faults import NO_FAULTS, FaultPoints
+from faceindex.governance.near_copies import hashes_of, keep_copies
 from faceindex.governance.receipts import receipt_fields
 from faceindex.governance.roles import Permission
 from faceindex.governance.store import GovernanceStore, new_id
@@ -271,6 +272,7 @@ class Erasure:
                 "items": len(plan.items),
             },
         )
+        self.store.add_content_hashes(hashes_of(self.engine.catalog, plan.digests))
         self.store.add_intent(intent, plan.as_dict(), rid, seq, list(plan.digests.values()))
         self.faults.reached("erasure-intent")
         try:
@@ -330,6 +332,7 @@ class Erasure:
             "kind": plan.kind,
             "reason": plan.reason,
             **fields,
+            "photo_groups": list(erased.groups),
         }
         if recovered:
             details |= {"recovered": True, "completed_by": self.acting.actor.name}
@@ -350,10 +353,13 @@ class Erasure:
             plan.exports,
             seq,
             recovered,
+            erased.groups,
+            erased.groups_removed,
         )
         days = self.engine.settings.receipt_probe_days
         keep = probe if probe is not None and days > 0 else None
         tombs = [plan.digests[str(i)] for i in erased.image_ids if str(i) in plan.digests]
+        keep_copies(self.engine.catalog, self.store, tombs)
         self.store.complete_intent(
             intent,
             receipt,

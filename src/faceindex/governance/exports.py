@@ -42,12 +42,14 @@ P = Permission
 RESULT_COLUMNS = [
     "probe_face", "rank", "face_id", "image_id", "distance", "stranger_chance", "decision",
     "box", "quality", "image_sha256", "source", "item", "ingested_at",
+    "photo_group", "item_image_id",
 ]  # fmt: skip
 SOURCE_COLUMNS = [
     "face_id", "image_id", "box", "quality", "image_sha256", "source", "item", "ingested_at",
+    "photo_group",
 ]  # fmt: skip
 # Parquet column types (CSV has none); distance, stranger_chance and quality may be null
-INT_COLUMNS = {"probe_face", "rank", "face_id", "image_id"}
+INT_COLUMNS = {"probe_face", "rank", "face_id", "image_id", "photo_group", "item_image_id"}
 FLOAT_COLUMNS = {"distance", "stranger_chance", "quality"}
 FORMATS = ("csv", "parquet")
 FACE_BATCH = 10_000  # faces read from the catalog at once for a source export
@@ -75,6 +77,9 @@ def result_rows(results: Sequence[SearchResult]) -> tuple[list[dict[str, object]
                         "source": loc.source,
                         "item": loc.locator,
                         "ingested_at": loc.ingested_at,
+                        # a photo group's row lists the locations of all its images
+                        "photo_group": m.group_id,
+                        "item_image_id": loc.image_id or m.image_id,
                     }
                 )
     return rows, sources
@@ -89,12 +94,16 @@ def iter_source_rows(
 ) -> Iterator[dict[str, object]]:
     """A source's rows in face id order, reading ``batch`` faces from the catalog at once."""
     rec = catalog.get_source(source)
-    face_ids = sorted(catalog.face_ids_of_images(catalog.image_ids_of_source(rec.id)))
+    images = catalog.image_ids_of_source(rec.id)
+    face_ids = sorted(catalog.face_ids_of_images(images))
+    groups = catalog.image_groups(images)
     for start in range(0, len(face_ids), batch):
-        yield from _face_rows(catalog, face_ids[start : start + batch], source)
+        yield from _face_rows(catalog, face_ids[start : start + batch], source, groups)
 
 
-def _face_rows(catalog: Catalog, face_ids: list[int], source: str) -> Iterator[dict[str, object]]:
+def _face_rows(
+    catalog: Catalog, face_ids: list[int], source: str, groups: dict[int, int]
+) -> Iterator[dict[str, object]]:
     for fid, face in sorted(catalog.faces(face_ids).items()):
         for loc in face.locations:
             if loc.source != source:
@@ -109,6 +118,7 @@ def _face_rows(catalog: Catalog, face_ids: list[int], source: str) -> Iterator[d
                     "source": loc.source,
                     "item": loc.locator,
                     "ingested_at": loc.ingested_at,
+                    "photo_group": groups.get(face.image_id),
                 }
             )
 

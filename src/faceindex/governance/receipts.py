@@ -17,6 +17,7 @@ from faceindex.errors import InputError, NotFoundError
 from faceindex.governance.acting import Acting
 from faceindex.governance.base import Receipt, ReceiptCheck, Tombstone, digest_ids
 from faceindex.governance.deletion import live_within
+from faceindex.governance.near_copies import near_held
 from faceindex.governance.roles import Permission
 from faceindex.governance.store import GovernanceStore
 
@@ -54,6 +55,12 @@ def check_receipt(
             f"{len(again)} erased images are held again, same bytes, as image ids "
             f"{', '.join(str(i) for i in sorted(again.values()))}{note}"
         )
+    near = near_held(engine.catalog, store, digests)
+    if near:
+        problems.append(
+            f"{len(near)} near-duplicates of erased images (re-encoded or resized copies) are "
+            f"held again, as image ids {', '.join(str(i) for i in near)}"
+        )
     if receipt.kind == "source":
         try:
             engine.catalog.get_source(receipt.target)
@@ -77,6 +84,7 @@ def check_receipt(
         digest_ok=digest_ok,
         content_held=tuple(sorted(again.values())),
         problems=tuple(problems),
+        near_duplicates_held=tuple(near),
     )
 
 

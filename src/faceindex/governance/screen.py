@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from faceindex.catalog.base import ImageOutcome
+from faceindex.catalog.base import Catalog, ImageOutcome
+from faceindex.governance.near_copies import near_refusals
 from faceindex.governance.store import GovernanceStore
 from faceindex.pipeline.runner import FaceScreen, ImageScreen
 from faceindex.types import DetectedFace
@@ -57,11 +58,11 @@ def screen_for(templates: np.ndarray, threshold: float) -> FaceScreen | None:
     return screen
 
 
-def tombstone_screen(store: GovernanceStore) -> ImageScreen:
+def tombstone_screen(store: GovernanceStore, catalog: Catalog | None = None) -> ImageScreen:
     """The runner's image screen: refuse bytes an erasure removed, until the tombstone is
     lifted. Asked once per batch, so an erasure made during a long ingest holds too.
-    Perceptual near-duplicates of erased images (a later issue) join here as a second
-    check over the same outcomes, once they carry a perceptual hash."""
+    Near-duplicates of erased images (perceptual hash, ``near_copies.py``) are refused as
+    well; with ``catalog``, bytes it already holds only gain a location."""
 
     def screen(outcomes: Sequence[ImageOutcome]) -> dict[str, str]:
         by_sha: dict[str, list[str]] = {}
@@ -72,6 +73,8 @@ def tombstone_screen(store: GovernanceStore) -> ImageScreen:
         for sha, (rid, state) in store.tombstoned(list(by_sha)).items():
             why = f"erased (receipt {rid})" if state == "held" else f"being erased ({rid})"
             refused.update(dict.fromkeys(by_sha[sha], why))
+        rest = [o for o in outcomes if o.locator not in refused]
+        refused.update(near_refusals(store, rest, catalog))
         return refused
 
     return screen

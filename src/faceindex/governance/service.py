@@ -404,7 +404,7 @@ class Governance:
         self.engine.catalog.get_source(source)  # refuses an unregistered source
         self._record("ingest", sources=(source,), details={"phase": "start"})
         screen = screen_for(self.store.suppression_templates(), self._suppress_t)
-        tombstoned = tombstone_screen(self.store)
+        tombstoned = tombstone_screen(self.store, self.engine.catalog)
 
         def image_screen(outcomes: Sequence[ImageOutcome]) -> dict[str, str]:
             refused = tombstoned(outcomes)

@@ -32,6 +32,7 @@ import numpy as np
 from faceindex.errors import ConfigError, NotFoundError, StorageError
 from faceindex.governance.base import ExportRecord, Receipt, Suppression
 from faceindex.governance.database import Database, SqliteDatabase, Tx
+from faceindex.vision import phash as ph
 
 __all__ = ["GovernanceStore", "new_id"]
 
@@ -53,6 +54,16 @@ _SCHEMA = [
         sha256 TEXT NOT NULL, intent_id TEXT NOT NULL, receipt_id TEXT NOT NULL,
         state TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (sha256, intent_id))""",
     "CREATE INDEX IF NOT EXISTS tombstones_receipt ON tombstones (receipt_id)",
+    # photo groups: the perceptual hash of a tombstoned sha256 (vision/phash.py), its bands
+    # indexed for near-duplicate lookup, and the near-duplicate images the erasure kept
+    # (held by other sources then): a tombstone's state stays in ``tombstones``.
+    """CREATE TABLE IF NOT EXISTS tombstone_hashes (
+        sha256 TEXT PRIMARY KEY, phash INTEGER NOT NULL, b0 INTEGER NOT NULL,
+        b1 INTEGER NOT NULL, b2 INTEGER NOT NULL, b3 INTEGER NOT NULL, kept TEXT NOT NULL)""",
+    *(
+        f"CREATE INDEX IF NOT EXISTS tombstone_hashes_b{i} ON tombstone_hashes (b{i})"
+        for i in range(4)
+    ),
 ]
 
 PENDING, DONE, ABORTED = "pending", "done", "aborted"
@@ -356,6 +367,70 @@ class GovernanceStore:
                 (value,),
             )
         return sorted(str(r[0]) for r in rows)
+
+    # -- near-duplicate tombstones (photo groups) -----------------------------------------
+
+    def add_content_hashes(self, hashes: dict[str, int]) -> None:
+        """sha256 -> perceptual hash of the images an erasure is about to remove. Written
+        before its intent: inert until a tombstone of the sha256 exists; a later erasure of
+        the same bytes replaces the row."""
+        rows = [(sha, ph.to_signed(h), *ph.bands(h), "[]") for sha, h in sorted(hashes.items())]
+        if rows:
+            with self._tx() as db:
+                db.executemany(
+                    "INSERT INTO tombstone_hashes VALUES (?,?,?,?,?,?,?) ON CONFLICT (sha256)"
+                    " DO UPDATE SET phash = excluded.phash, b0 = excluded.b0, b1 = excluded.b1,"
+                    " b2 = excluded.b2, b3 = excluded.b3, kept = excluded.kept",
+                    rows,
+                )
+
+    def keep_near_copies(self, kept: dict[str, Sequence[int]]) -> None:
+        """sha256 -> the near-duplicate images an erasure left held (other sources' copies):
+        erase verify does not count them as erased content held again."""
+        rows = [(json.dumps(sorted(int(i) for i in ids)), sha) for sha, ids in kept.items()]
+        if rows:
+            with self._tx() as db:
+                db.executemany("UPDATE tombstone_hashes SET kept = ? WHERE sha256 = ?", rows)
+
+    def content_hashes(self, shas: Sequence[str]) -> dict[str, tuple[int, list[int]]]:
+        """sha256 -> (perceptual hash, image ids kept at the erasure) (erase verify)."""
+        out: dict[str, tuple[int, list[int]]] = {}
+        wanted = sorted(set(shas))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for sha, h, kept in self._rows(
+                "SELECT sha256, phash, kept FROM tombstone_hashes"
+                f" WHERE sha256 IN ({_marks(chunk)})",
+                chunk,
+            ):
+                out[str(sha)] = (ph.from_signed(int(h)), [int(i) for i in json.loads(str(kept))])
+        return out
+
+    def near_tombstoned(
+        self, hashes: Sequence[int], max_bits: int = ph.NEAR_BITS
+    ) -> dict[int, tuple[str, str, int]]:
+        """perceptual hash -> (receipt id, "held" | "pending", bits) of the nearest
+        tombstone (not lifted) within ``max_bits`` of each hash that has one. Internal:
+        for the ingest screen."""
+        out: dict[int, tuple[str, str, int]] = {}
+        for h in sorted(set(hashes)):
+            best: tuple[int, str, str] | None = None
+            for band, values in enumerate(ph.band_probes(h, max_bits)):
+                for start in range(0, len(values), 500):
+                    chunk = values[start : start + 500]
+                    for stored, rid, state in self._rows(
+                        "SELECT th.phash, t.receipt_id, t.state FROM tombstone_hashes th"
+                        " JOIN tombstones t ON t.sha256 = th.sha256"
+                        f" WHERE t.state != 'lifted' AND th.b{band} IN ({_marks(chunk)})",
+                        chunk,
+                    ):
+                        d = ph.hamming(h, ph.from_signed(int(stored)))
+                        cand = (d, str(state), str(rid))  # "held" sorts before "pending"
+                        if d <= max_bits and (best is None or cand < best):
+                            best = cand
+            if best is not None:
+                out[h] = (best[2], best[1], best[0])
+        return out
 
 
 def _marks(values: Sequence[object]) -> str:

@@ -16,6 +16,7 @@ from faceindex.types import DetectedFace
 from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.decode import decode_image
 from faceindex.vision.minsize import too_small_for_faces
+from faceindex.vision.phash import perceptual_hash
 
 __all__ = ["failed_outcome", "is_refused", "process_item", "refused_outcome", "skipped_outcome"]
 
@@ -42,7 +43,8 @@ def process_item(
     carries the reason instead, so the batch goes on. An image too small to hold a face the
     detectors would keep (:func:`too_small_for_faces`) is recorded with no faces, without
     handing it to dlib. Bytes whose sha256 is in ``refuse`` (sha256 -> why: erased content)
-    are never decoded: :func:`refused_outcome`."""
+    are never decoded: :func:`refused_outcome`. The perceptual hash (photo groups) is taken
+    from the same pixels as the faces."""
     if item.skip is not None:
         return skipped_outcome(source_id, item)
     sha = None
@@ -54,6 +56,7 @@ def process_item(
             if refuse is not None and (why := refuse.get(sha)) is not None:
                 return refused_outcome(source_id, item, sha, why)
             rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+            phash = perceptual_hash(rgb)
             small = too_small_for_faces(
                 rgb.shape, min_face_size=min_face_size, detect_max_side=detect_max_side
             )
@@ -69,7 +72,7 @@ def process_item(
     except Exception as exc:  # a bug must cost one item, not the batch; the log has the stack
         log.debug("ingest of %s failed unexpectedly", printable(item.locator), exc_info=True)
         return failed_outcome(source_id, item, sha, f"internal error: {type(exc).__name__}: {exc}")
-    return _done(source_id, item, sha, rgb, found, quality_floor)
+    return _done(source_id, item, sha, rgb, found, quality_floor, phash)
 
 
 def _done(
@@ -79,6 +82,7 @@ def _done(
     rgb: np.ndarray,
     found: list[DetectedFace],
     quality_floor: float,
+    phash: int | None = None,
 ) -> ImageOutcome:
     faces = tuple(f for f in found if f.quality.score >= quality_floor)
     h, w = rgb.shape[:2]
@@ -92,6 +96,7 @@ def _done(
         h,
         faces,
         below_floor=len(found) - len(faces),
+        phash=phash,
     )
 
 

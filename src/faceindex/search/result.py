@@ -35,11 +35,18 @@ def match_dict(m: Match, links: Links = _no_links) -> dict[str, object]:
         "quality": m.quality,
         "image_sha256": m.image_sha256,
         "provenance": [
-            {"source": p.source, "locator": p.locator, "ingested_at": p.ingested_at}
+            {
+                "source": p.source,
+                "locator": p.locator,
+                "ingested_at": p.ingested_at,
+                "image_id": p.image_id,
+            }
             for p in m.locations
         ],
         "thumbnail_url": thumbnail_url,
         "original_url": original_url,
+        "photo_group": m.group_id,
+        "group_face_ids": list(m.group_faces),
     }
 
 

@@ -9,10 +9,11 @@ import numpy as np
 from faceindex.catalog.base import Catalog, FaceRow
 from faceindex.errors import NoFaceError
 from faceindex.index.base import VectorIndex
+from faceindex.search.groups import GroupHit, collapse
 from faceindex.search.scoring import Decider
 from faceindex.types import DetectedFace, Match, ProbeFace, SearchResult
 
-__all__ = ["PUSHDOWN_AFTER", "gallery_size", "knn", "match_faces"]
+__all__ = ["PUSHDOWN_AFTER", "gallery_size", "group_knn", "knn", "match_faces"]
 
 PUSHDOWN_AFTER = 1024  # candidates filtered before a restricted search asks the catalog
 
@@ -74,6 +75,30 @@ def _live(
     return kept
 
 
+def group_knn(
+    catalog: Catalog,
+    index: VectorIndex,
+    vectors: np.ndarray,
+    k: int,
+    *,
+    sources: Collection[str] | None = None,
+) -> list[list[GroupHit]]:
+    """The k nearest photo groups per query vector (search/groups.py): asks for k faces
+    first, and widens only while copies of one photo folded the answer below k groups and
+    the gallery has more faces."""
+    total = max(index.count(), 1)
+    fetch = k
+    while True:
+        neighbours = knn(catalog, index, vectors, fetch, sources=sources)
+        grouped = [collapse(catalog, hits, sources) for hits in neighbours]
+        short = any(
+            len(g) < k and len(h) >= fetch for g, h in zip(grouped, neighbours, strict=True)
+        )
+        if not short or fetch >= total:
+            return [g[:k] for g in grouped]
+        fetch = min(fetch * 4, total)
+
+
 def gallery_size(catalog: Catalog, sources: Collection[str] | None) -> int:
     """Live faces a search compares the probe with: N of the decision bands."""
     if sources is None:
@@ -91,17 +116,19 @@ def match_faces(
     sources: Collection[str] | None = None,
     match_quality: float = 0.0,
 ) -> list[SearchResult]:
-    """The top-k gallery faces of each probe face, each judged against the gallery searched."""
+    """The top-k photo groups of each probe face (one row per group: its nearest face, with
+    every location of the group), each judged against the gallery searched."""
     if not probe_faces:
         raise NoFaceError("no face found in the probe image")
     vectors = np.stack([f.embedding for f in probe_faces]).astype(np.float32)
-    neighbours = knn(catalog, index, vectors, top_k, sources=sources)
+    neighbours = group_knn(catalog, index, vectors, top_k, sources=sources)
     n = gallery_size(catalog, sources)
     results = []
     for face, hits in zip(probe_faces, neighbours, strict=True):
         matches = []
         q = face.quality.score
-        for d, row in hits:
+        for hit in hits:
+            d, row = hit.distance, hit.row
             a = decider.assess(d, n, min(q, row.quality))
             matches.append(
                 Match(
@@ -115,9 +142,9 @@ def match_faces(
                     bbox=row.bbox,
                     quality=row.quality,
                     image_sha256=row.image_sha256,
-                    locations=tuple(
-                        p for p in row.locations if sources is None or p.source in sources
-                    ),
+                    locations=hit.locations,
+                    group_id=hit.group_id,
+                    group_faces=hit.faces,
                 )
             )
         warnings: tuple[str, ...] = ()

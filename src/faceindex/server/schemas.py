@@ -106,6 +106,9 @@ class ProvenanceOut(_Out):
     source: str
     locator: str = Field(description="path inside the source")
     ingested_at: str
+    image_id: int | None = Field(
+        description="the image at this location: one of the photo group's near-duplicates"
+    )
 
 
 class MatchOut(_Out):
@@ -134,6 +137,13 @@ class MatchOut(_Out):
     provenance: list[ProvenanceOut]
     thumbnail_url: str | None = Field(description="null outside the HTTP API")
     original_url: str | None = Field(description="null unless the role may view originals")
+    photo_group: int | None = Field(
+        description="the photo group this row stands for: near-duplicate images (re-encoded, "
+        "resized copies of one photo); provenance lists every location of every image in it"
+    )
+    group_face_ids: list[int] = Field(
+        description="the group's faces among the nearest, best first (face_id is the first)"
+    )
 
 
 class ProbeFaceOut(_Out):
@@ -207,6 +217,12 @@ class ReceiptOut(_Out):
     recovered: bool = Field(
         default=False, description="finished on a later open, after the erasing process died"
     )
+    photo_groups: list[int] = Field(
+        default=[], description="photo groups that lost an image or a location"
+    )
+    photo_groups_removed: list[int] = Field(
+        default=[], description="of those, the groups that lost their last image (gone)"
+    )
 
 
 class ReceiptCheckOut(_Out):
@@ -222,6 +238,9 @@ class ReceiptCheckOut(_Out):
         default=[], description="images holding the erased images' bytes again"
     )
     problems: list[str]
+    near_duplicates_held: list[int] = Field(
+        default=[], description="images near an erased image's perceptual hash, held again"
+    )
 
 
 class EraseIds(BaseModel):

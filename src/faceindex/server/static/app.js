@@ -140,7 +140,10 @@ function showResults(answer) {
   const matches = answer.faces.flatMap((f) => f.matches);
   if (!matches.length) list.append(el("p", {}, "No faces in the gallery are close to this one."));
   for (const m of matches) {
-    const where = m.provenance[0] || { source: "-", locator: "-", ingested_at: "" };
+    // One card per photo group: every location of every copy of the photo, not the first.
+    const places = m.provenance.length ? m.provenance : [{ source: "-", locator: "-", ingested_at: "" }];
+    const where = el("ul", { class: "locations" }, ...places.map((p) =>
+      el("li", {}, `${p.source}: ${p.locator}`, el("span", { class: "date" }, ` ${p.ingested_at.slice(0, 10)}`))));
     const thumb = el("img", { alt: `face ${m.face_id}`, class: "thumb" });
     blobUrl(m.thumbnail_url).then((u) => { thumb.src = u; }).catch(() => { thumb.alt = "unavailable"; });
     const card = el("article", { class: `card ${m.decision}`, "data-face-id": String(m.face_id) },
@@ -149,8 +152,8 @@ function showResults(answer) {
         el("span", { class: `band ${m.decision}` }, BAND_TEXT[m.decision] || m.decision),
         el("div", { class: "chance" }, capitalise(m.stranger_chance_words) + "."),
         el("div", { class: "numbers" }, `distance ${m.distance.toFixed(3)}, quality ${m.quality.toFixed(2)}`),
-        el("div", {}, `${where.source}: ${where.locator}`),
-        el("div", { class: "date" }, where.ingested_at.slice(0, 10))));
+        places.length > 1 ? el("div", { class: "copies" }, `${places.length} locations of this photo`) : "",
+        where));
     if (m.original_url) {
       card.append(el("button", { type: "button", class: "open", onclick: () => compare(m) }, "Compare with probe"));
     }
