@@ -21,6 +21,7 @@ from faceindex.pipeline.runner import FaceScreen, ImageScreen, Progress_cb, run_
 from faceindex.pipeline.worker import WorkerState
 from faceindex.search.scoring import Decider
 from faceindex.search.searcher import match_faces
+from faceindex.search.verify import Verification, verify_photos
 from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
 from faceindex.types import IngestSummary, SearchResult
 from faceindex.vision.analyze import Analyzer, FaceAnalyzer
@@ -302,6 +303,28 @@ class Engine:
             decider=self.decider(match_bound),
             sources=sources,
             match_quality=s.match_quality,
+        )
+
+    def verify(
+        self,
+        photo_a: bytes,
+        photo_b: bytes,
+        *,
+        face_a: int | None = None,
+        face_b: int | None = None,
+        match_bound: float | None = None,
+    ) -> Verification:
+        """1:1: the chosen (default: largest) face of each photo, decided with N = 1."""
+        s = self.settings
+        return verify_photos(
+            self.probe_analyzer or self.analyzer,
+            photo_a,
+            photo_b,
+            self.decider(match_bound),
+            max_pixels=s.max_pixels,
+            max_bytes=s.max_bytes,
+            face_a=face_a,
+            face_b=face_b,
         )
 
     def stats(self) -> dict[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -14,6 +15,9 @@ __all__ = [
     "Match",
     "ProbeFace",
     "Provenance",
+    "REVIEW_DECISIONS",
+    "Review",
+    "ReviewDecision",
     "SearchResult",
 ]
 
@@ -132,3 +136,24 @@ class IngestSummary:
     # ingest hardening: entries listed but not read, and images left without a location
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (locator, why)
     images_unheld: int = 0  # replaced in place; `gc` erases them with a receipt
+
+
+# -- review: an examiner's decision on a search's candidate ---------------------------------
+
+ReviewDecision = Literal["confirmed", "rejected", "inconclusive"]
+REVIEW_DECISIONS: tuple[str, ...] = get_args(ReviewDecision)
+
+
+@dataclass(frozen=True)
+class Review:
+    """One reviewer's decision on one candidate face of one search, within its case."""
+
+    id: int
+    search_id: str
+    case_reference: str
+    face_id: int
+    decision: str  # one of REVIEW_DECISIONS
+    note: str
+    reviewer: str
+    role: str
+    at: str  # ISO-8601 UTC

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from faceindex.sources.base import SourceRecord
-from faceindex.types import BBox, DetectedFace, Provenance
+from faceindex.types import BBox, DetectedFace, Provenance, Review
 
 __all__ = [
     "Catalog",
@@ -23,11 +23,12 @@ __all__ = [
     "ErasedRows",
     "FaceRow",
     "ImageOutcome",
+    "NewReview",
     "NewSource",
     "SCHEMA_VERSION",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,19 @@ class ImageOutcome:
     error: str | None = None  # set for a failed item (or, with skipped, why it was skipped)
     below_floor: int = 0  # faces found but under Settings.quality_floor (not recorded)
     skipped: bool = False  # listed by the source but not an image to read (error says why)
+
+
+@dataclass(frozen=True)
+class NewReview:
+    """A review decision to record (catalog/sql_reviews.py adds its id and time)."""
+
+    search_id: str
+    case_reference: str
+    face_id: int
+    decision: str
+    note: str
+    reviewer: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -200,4 +214,13 @@ class Catalog(Protocol):
 
     def checkpoint(self) -> None:
         """Make physical deletes final (SQLite: fold and truncate the WAL; PG: VACUUM)."""
+        ...
+
+    # review decisions on search candidates (catalog/sql_reviews.py)
+    def add_review(self, review: NewReview) -> Review:
+        """Record one decision (never overwrites: the latest per face and case counts)."""
+        ...
+
+    def reviews(self, case_reference: str, face_ids: Sequence[int] | None = None) -> list[Review]:
+        """Every decision of a case (optionally on those faces only), oldest first."""
         ...

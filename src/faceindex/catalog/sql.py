@@ -29,6 +29,7 @@ from faceindex.catalog.base import (
 )
 from faceindex.catalog.schema import MIGRATIONS
 from faceindex.catalog.sql_erase import EraseQueries
+from faceindex.catalog.sql_reviews import ReviewQueries
 from faceindex.catalog.sql_rows import insert_face, source_record
 from faceindex.errors import InputError, NotFoundError, StorageError
 from faceindex.sources.base import SourceRecord
@@ -81,7 +82,7 @@ class Tx:
         return None if row is None else int(row[0])
 
 
-class SqlCatalog(EraseQueries):
+class SqlCatalog(EraseQueries, ReviewQueries):
     """Every catalog query, over the hooks a dialect subclass supplies.
 
     Safe to share between threads: one connection, one re-entrant lock around each

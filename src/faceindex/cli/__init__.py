@@ -10,8 +10,10 @@ from faceindex.cli import audit, erase, evaluate, gc, home, optout, sources, use
 from faceindex.cli import index as index_cli
 from faceindex.cli.ingest import ingest
 from faceindex.cli.reembed import reembed
+from faceindex.cli.review import case_app, review
 from faceindex.cli.search import search
 from faceindex.cli.serve import serve
+from faceindex.cli.verify import verify
 
 __all__ = ["app", "main"]
 
@@ -54,6 +56,9 @@ app.add_typer(gc.export_app, name="export")
 app.add_typer(audit.app, name="audit")
 app.add_typer(index_cli.app, name="index")
 app.command("reembed")(reembed)
+app.command("verify")(verify)
+app.command("review")(review)
+app.add_typer(case_app, name="case")
 
 
 def main() -> None:

@@ -82,6 +82,10 @@ ACTIONS = frozenset(
         "tombstone-lift",
         "audit-anchor",
         "denied",
+        # review: 1:1 verification, review decisions, case views (governance/casework.py)
+        "verify",
+        "review",
+        "case-view",
     }
 )
 

@@ -14,6 +14,10 @@ upkeep itself. Stable methods:
 method                     returns                                    permission
 =========================  =========================================  ==================
 search(image, case=, purpose=, top_k=, largest=, sources=)  list[SearchResult]  search
+verify(photo_a, photo_b, case=, purpose=, face_a=, face_b=)  Verification     search
+review(search_id, face_id, decision, note=)  Review                          search (on the case)
+decisions(case, face_ids)                   dict[int, Review] (latest)       search/read-audit
+case(case_reference)                        CaseView                         search (own)/read-audit
 add_source(name, path=, owner=, legal_basis=, retention_days=, ...)  SourceRecord  manage-sources
 ingest(source, progress=, in_process=)      IngestSummary                    ingest
 erase_faces(ids, reason=)                   Receipt                          delete
@@ -56,7 +60,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +82,7 @@ from faceindex.governance.base import (
     Suppression,
     Tombstone,
 )
+from faceindex.governance.casework import CaseView, Casework, new_search_id
 from faceindex.governance.erasure import Erasure
 from faceindex.governance.exports import Exports
 from faceindex.governance.faults import NO_FAULTS, FaultPoints
@@ -86,8 +91,9 @@ from faceindex.governance.receipts import ReceiptBook
 from faceindex.governance.roles import Actor, Permission, Role
 from faceindex.governance.store import GovernanceStore
 from faceindex.pipeline.runner import Progress_cb
+from faceindex.search.verify import Verification
 from faceindex.sources.base import SourceRecord
-from faceindex.types import IngestSummary, SearchResult
+from faceindex.types import IngestSummary, Review, SearchResult
 
 if TYPE_CHECKING:
     from faceindex.reembed import ReembedReport
@@ -123,6 +129,7 @@ class Governance:
         self.lifecycle = Lifecycle(engine, store, self.acting, self.erasure)
         self.exporter = Exports(engine, store, self.acting)
         self.auditing = Auditing(audit, self.acting)
+        self.casework = Casework(engine, audit, self.acting, keep_probe=self._probe_hash)
         self._owns = False
 
     @classmethod
@@ -213,7 +220,11 @@ class Governance:
         largest: bool = False,
         sources: Sequence[str] | None = None,
         match_bound: float | None = None,
+        name_search: Callable[[frozenset[int]], str] | None = None,
     ) -> list[SearchResult]:
+        """``name_search`` gives the search its id once the faces it returns are known (the
+        server remembers them under it); by default a fresh one. The audit entry keeps it:
+        review decisions and the case view find the search by it."""
         sha = hashlib.sha256(image).hexdigest()
         self._require(P.SEARCH, action="search", case=case, purpose=purpose, probe_sha256=sha)
         if not case.strip() or not purpose.strip():
@@ -241,6 +252,8 @@ class Governance:
             )
             raise
         results = self._drop_suppressed(results)
+        returned = frozenset(m.face_id for r in results for m in r.matches)
+        search_id = name_search(returned) if name_search is not None else new_search_id()
         self._record(
             "search",
             case=case,
@@ -249,6 +262,7 @@ class Governance:
             sources=tuple(scope),
             face_ids=tuple(m.face_id for r in results for m in r.matches),
             details={
+                "search_id": search_id,
                 "probe_faces": len(results),
                 "top_k": top_k or 0,
                 "largest": largest,
@@ -256,6 +270,40 @@ class Governance:
             },
         )
         return results
+
+    def verify(
+        self,
+        photo_a: bytes,
+        photo_b: bytes,
+        *,
+        case: str,
+        purpose: str,
+        face_a: int | None = None,
+        face_b: int | None = None,
+        match_bound: float | None = None,
+    ) -> Verification:
+        """1:1: the same person or not, decided with the calibration at N = 1; audited."""
+        return self.casework.verify(
+            photo_a,
+            photo_b,
+            case=case,
+            purpose=purpose,
+            face_a=face_a,
+            face_b=face_b,
+            match_bound=match_bound,
+        )
+
+    def review(self, search_id: str, face_id: int, decision: str, *, note: str = "") -> Review:
+        """Confirm, reject or call inconclusive one candidate of one search; audited."""
+        return self.casework.review(search_id, face_id, decision, note=note)
+
+    def decisions(self, case: str, face_ids: Sequence[int]) -> dict[int, Review]:
+        """The latest decision on each of these faces in this case."""
+        return self.casework.decisions(case, face_ids)
+
+    def case(self, case_reference: str) -> CaseView:
+        """A case's searches, verifications, candidates and decisions (audited)."""
+        return self.casework.case(case_reference)
 
     def _drop_suppressed(self, results: list[SearchResult]) -> list[SearchResult]:
         from dataclasses import replace

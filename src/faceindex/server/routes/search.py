@@ -24,7 +24,7 @@ from faceindex.server.schemas import (
     SearchOut,
 )
 from faceindex.sources.base import SourceItem
-from faceindex.types import Match, SearchResult
+from faceindex.types import Match, Review, SearchResult
 
 __all__ = ["router"]
 
@@ -94,9 +94,15 @@ async def search(
     st = state(request)
     data = await read_upload(image, st.settings.max_bytes)
 
-    def run(engine: Engine) -> list[SearchResult]:
+    named: list[str] = []  # the id ShownFaces gives it, which its audit entry keeps
+
+    def name(shown: frozenset[int]) -> str:
+        named.append(st.shown.record(actor.name, shown))
+        return named[-1]
+
+    def run(engine: Engine) -> tuple[list[SearchResult], dict[int, Review]]:
         gov = st.acting(engine, actor)
-        return gov.search(
+        results = gov.search(
             data,
             case=case_reference,
             purpose=purpose,
@@ -104,16 +110,18 @@ async def search(
             largest=largest,
             sources=sources or None,
             match_bound=match_bound,
+            name_search=name,
         )
+        shown = [m.face_id for r in results for m in r.matches]
+        return results, gov.decisions(case_reference, shown)
 
     try:
-        results = await st.runner.run(run)
+        results, reviews = await st.runner.run(run)
     except Exception as exc:
         st.metrics.searches.labels(type(exc).__name__).inc()
         raise
     st.metrics.searches.labels("ok").inc()
-    shown = {m.face_id for r in results for m in r.matches}
-    search_id = st.shown.record(actor.name, shown)
+    search_id = named[-1]
     originals = actor.can(Permission.VIEW_ORIGINALS)
     base = f"/v1/searches/{search_id}/faces"
 
@@ -122,7 +130,12 @@ async def search(
         return f"{base}/{m.face_id}/thumbnail", original
 
     body = search_dict(
-        results, case_reference=case_reference, purpose=purpose, search_id=search_id, links=links
+        results,
+        case_reference=case_reference,
+        purpose=purpose,
+        search_id=search_id,
+        links=links,
+        reviews=reviews,
     )
     return SearchOut.model_validate(body)
 
