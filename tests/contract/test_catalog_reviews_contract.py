@@ -16,7 +16,10 @@ def review(face_id: int, decision: str, case: str = "C-1", **kw: str) -> NewRevi
     fields = {"search_id": "a" * 24, "note": "", "reviewer": "inv-1", "role": "investigator"}
     fields.update(kw)
     return NewReview(
-        case_reference=case, face_id=face_id, decision=decision, **fields  # type: ignore[arg-type]
+        case_reference=case,
+        face_id=face_id,
+        decision=decision,
+        **fields,  # type: ignore[arg-type]
     )
 
 

@@ -35,6 +35,7 @@ CONTENT_DEPENDENT = {
     "POST /v1/erasures/person",
     "POST /v1/opt-outs",
     "POST /v1/subject-access",
+    "POST /v1/verifications",
 }
 
 

@@ -185,7 +185,7 @@ class Casework:
 
     def review(self, search_id: str, face_id: int, decision: str, *, note: str = "") -> Review:
         """Record a decision on one candidate of one search (audited first: fail closed)."""
-        self.acting.require(P.SEARCH, action="review", details={"search_id": search_id})
+        self.acting.require(P.SEARCH, action="review", face_ids=(int(face_id),))
         if decision not in REVIEW_DECISIONS:
             raise InputError(
                 f"unknown decision {decision!r}; one of: {', '.join(REVIEW_DECISIONS)}"
