@@ -51,6 +51,7 @@ def test_investigator_reviews_a_candidate_and_sees_the_case(
     row = page.locator("#case-candidates tr", has_text="confirmed")
     assert row.count() == 1 and "same ear and hairline" in row.inner_text()
     assert "investigator-user" in row.inner_text()
+    assert "press: obama/obama.jpg" in row.inner_text()
     assert page.locator("#case-candidates tr", has_text="not reviewed").count() >= 1
     screenshot(page, tmp_path, "case")
 

@@ -157,6 +157,7 @@ def test_a_decision_shows_in_later_searches_and_the_case_view(api: Api) -> None:
     decided = {c["face_id"]: c for c in view["candidates"]}
     assert decided[best["face_id"]]["review"]["decision"] == "rejected"
     assert len(decided) == 2 and all(c["held"] for c in decided.values())
+    assert decided[best["face_id"]]["provenance"][0]["locator"] == "obama/obama.jpg"
 
     audit = api.client.get("/v1/audit", headers=api.h("auditor"), params={"limit": 50}).json()
     reviews = [e for e in audit["entries"] if e["action"] == "review"]

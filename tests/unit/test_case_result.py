@@ -10,7 +10,7 @@ from faceindex.search.case_result import case_dict, review_dict
 from faceindex.search.result import search_dict
 from faceindex.server.schemas import MatchOut, ReviewOut, SearchOut
 from faceindex.server.schemas_casework import CaseOut
-from faceindex.types import Review
+from faceindex.types import Provenance, Review
 from tests.unit.test_search_result import result
 
 pytestmark = pytest.mark.unit
@@ -51,11 +51,13 @@ def test_the_case_dict_is_the_http_model_field_for_field() -> None:
          CaseSearch(None, 1, "2026-11-01T12:00:00", "inv-1", "investigator", "p", (), 0,
                     "error")),
         (CaseVerification(5, "2026-12-01T12:05:00", "inv-1", "p", "match", 0.31, "ok"),),
-        (CaseCandidate(7, ("ab" * 12,), True, REVIEW, (REVIEW,)),
-         CaseCandidate(9, ("ab" * 12,), False, None, ())),
+        (CaseCandidate(7, ("ab" * 12,), True, (Provenance("press", "a.jpg", "2026-01-01"),),
+                       REVIEW, (REVIEW,)),
+         CaseCandidate(9, ("ab" * 12,), False, (), None, ())),
     )  # fmt: skip
     body = case_dict(view)
     assert CaseOut.model_validate(body).model_dump() == body
     assert body["candidates"][1] == {  # type: ignore[index]
-        "face_id": 9, "search_ids": ["ab" * 12], "held": False, "review": None, "history": [],
+        "face_id": 9, "search_ids": ["ab" * 12], "held": False, "provenance": [],
+        "review": None, "history": [],
     }  # fmt: skip

@@ -66,11 +66,13 @@ def show(
             distance = f"{v.distance:.3f}" if v.distance is not None else "-"
             checks.add_row(v.at[:19], v.actor, v.purpose, v.decision or v.outcome, distance)
         console.print(checks)
-    candidates = Table("face", "searches", "decision", "by", "note", title="candidates")
+    candidates = Table("face", "where", "searches", "decision", "by", "note", title="candidates")
     for c in view.candidates:
         r = c.review
         candidates.add_row(
-            f"{c.face_id}" + ("" if c.held else " (erased)"), str(len(c.search_ids)),
+            f"{c.face_id}" + ("" if c.held else " (erased)"),
+            "\n".join(f"{p.source}:{p.locator}" for p in c.locations) or "-",
+            str(len(c.search_ids)),
             r.decision if r else "-", r.reviewer if r else "", r.note if r else "",
         )  # fmt: skip
     console.print(candidates)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from faceindex.catalog.base import NewReview
 from faceindex.errors import InputError, NotFoundError
 from faceindex.governance.roles import Permission
-from faceindex.types import REVIEW_DECISIONS, Review
+from faceindex.types import REVIEW_DECISIONS, Provenance, Review
 
 if TYPE_CHECKING:
     from faceindex.engine import Engine
@@ -93,6 +93,7 @@ class CaseCandidate:
     face_id: int
     search_ids: tuple[str, ...]  # the searches that returned it (with ids), oldest first
     held: bool  # the face is still in the catalog (not erased since)
+    locations: tuple[Provenance, ...]  # where its image is held now (none once erased)
     review: Review | None  # the latest decision in this case
     history: tuple[Review, ...]  # every decision in this case, oldest first
 
@@ -279,12 +280,13 @@ class Casework:
         for r in reviews:
             history.setdefault(r.face_id, []).append(r)
             returned.setdefault(r.face_id, [])
-        held = set(self.engine.catalog.faces(sorted(returned)))
+        rows = self.engine.catalog.faces(sorted(returned))
         candidates = tuple(
             CaseCandidate(
                 face_id=f,
                 search_ids=tuple(returned[f]),
-                held=f in held,
+                held=f in rows,
+                locations=rows[f].locations if f in rows else (),
                 review=history[f][-1] if f in history else None,
                 history=tuple(history.get(f, ())),
             )

@@ -111,6 +111,10 @@ def case_dict(c: CaseView) -> dict[str, object]:
                 "face_id": k.face_id,
                 "search_ids": list(k.search_ids),
                 "held": k.held,
+                "provenance": [
+                    {"source": p.source, "locator": p.locator, "ingested_at": p.ingested_at}
+                    for p in k.locations
+                ],
                 "review": review_dict(k.review) if k.review else None,
                 "history": [review_dict(r) for r in k.history],
             }

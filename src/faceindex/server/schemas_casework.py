@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from faceindex.governance.casework import MAX_NOTE
-from faceindex.server.schemas import MAX_ID, ReviewOut
+from faceindex.server.schemas import MAX_ID, ProvenanceOut, ReviewOut
 from faceindex.types import ReviewDecision
 
 __all__ = [
@@ -89,6 +89,7 @@ class CaseCandidateOut(_Out):
     face_id: int
     search_ids: list[str] = Field(description="the searches of this case that returned it")
     held: bool = Field(description="false once the face has been erased")
+    provenance: list[ProvenanceOut] = Field(description="where its image is held now")
     review: ReviewOut | None = Field(description="the latest decision")
     history: list[ReviewOut] = Field(description="every decision, oldest first")
 

@@ -53,7 +53,9 @@ async function loadCase(ref) {
     $("case-candidates").replaceChildren(...c.candidates.map((k) => {
       const r = k.review;
       return el("tr", { "data-face-id": String(k.face_id) },
-        el("td", {}, k.held ? String(k.face_id) : `${k.face_id} (erased)`), el("td", {}, k.search_ids.length),
+        el("td", {}, k.held ? String(k.face_id) : `${k.face_id} (erased)`),
+        el("td", {}, k.provenance.map((p) => `${p.source}: ${p.locator}`).join("; ") || "-"),
+        el("td", {}, k.search_ids.length),
         el("td", { class: r ? r.decision : "" }, r ? r.decision : "not reviewed"),
         el("td", {}, r ? r.reviewer : ""), el("td", {}, r ? when(r.at) : ""), el("td", {}, r ? r.note : ""));
     }));
