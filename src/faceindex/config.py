@@ -173,6 +173,23 @@ class Settings(BaseSettings):
         default=0.3, ge=0, le=1, description="'match' needs probe and gallery face this good"
     )
 
+    # persons (clustering faces into people: persons/build.py, docs/BENCHMARKS.md)
+    persons_method: Literal["chinese-whispers", "components"] = Field(
+        default="chinese-whispers", description="how `persons build` clusters the face graph"
+    )
+    persons_neighbours: int = Field(
+        default=20, ge=1, le=1000, description="links per face in the persons graph (kNN)"
+    )
+    persons_link_fmr: float = Field(
+        default=0.002, gt=0, lt=1, description="link two faces when strangers are this rare"
+    )
+    persons_gate_fmr: float = Field(
+        default=0.002, gt=0, lt=1, description="components: join groups whose means are this close"
+    )
+    template_fusion: Literal["best-of", "mean"] = Field(
+        default="mean", description="how several photos / a person's faces rank results"
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

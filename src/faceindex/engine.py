@@ -5,8 +5,10 @@ model pack (built by ``vision/factory.py``), catalog, index and pipeline into an
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from faceindex.backends import open_catalog, open_index
 from faceindex.catalog.base import Catalog, NewSource
@@ -21,6 +23,7 @@ from faceindex.pipeline.runner import FaceScreen, ImageScreen, Progress_cb, run_
 from faceindex.pipeline.worker import WorkerState
 from faceindex.search.scoring import Decider
 from faceindex.search.searcher import match_faces
+from faceindex.search.template import Fusion, match_template
 from faceindex.search.verify import Verification, verify_photos
 from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
 from faceindex.types import IngestSummary, SearchResult
@@ -302,6 +305,49 @@ class Engine:
             top_k=top_k or s.top_k,
             decider=self.decider(match_bound),
             sources=sources,
+            match_quality=s.match_quality,
+        )
+
+    def probe_template(self, images: Sequence[bytes]) -> tuple[np.ndarray, list[float]]:
+        """The largest face of each photo of one person: (descriptors, qualities)."""
+        s = self.settings
+        analyzer = self.probe_analyzer or self.analyzer
+        vecs, qualities = [], []
+        for n, image in enumerate(images, 1):
+            faces = analyzer.analyze_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
+            if not faces.faces:
+                raise NoFaceError(f"no face found in probe photo {n}")
+            face = max(faces.faces, key=lambda f: f.bbox.area)
+            vecs.append(np.asarray(face.embedding, dtype=np.float32))
+            qualities.append(face.quality.score)
+        if not vecs:
+            raise NoFaceError("give at least one photo of the person")
+        return np.stack(vecs), qualities
+
+    def search_template(
+        self,
+        template: np.ndarray,
+        qualities: list[float],
+        *,
+        fusion: Fusion = "best-of",
+        top_k: int | None = None,
+        sources: Collection[str] | None = None,
+        exclude: Collection[int] = (),
+        match_bound: float | None = None,
+    ) -> SearchResult:
+        """Several descriptors of one person searched as one (search/template.py)."""
+        s = self.settings
+        return match_template(
+            self.catalog,
+            self.index,
+            template,
+            qualities=qualities,
+            top_k=top_k or s.top_k,
+            decider=self.decider(match_bound),
+            fusion=fusion,
+            sources=sources,
+            exclude=exclude,
+            normalise=self.pack.normalise,
             match_quality=s.match_quality,
         )
 

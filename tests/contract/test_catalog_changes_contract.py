@@ -130,13 +130,15 @@ def test_concurrent_writers_commit_in_generation_order(reopen: OpenCatalog) -> N
 
 
 def test_a_v1_catalog_upgrades_with_its_faces_at_generation_zero(reopen: OpenCatalog) -> None:
-    assert SCHEMA_VERSION >= 2
+    assert SCHEMA_VERSION >= 3
     old = reopen()
     src = old.add_source(new_source())
     ids = _faces(old, src.id, "ab")
     with old.transaction(bump=False) as tx:  # type: ignore[attr-defined]
         for statement in (  # back to the v1 schema, faces and all
-            "DROP TABLE reviews",  # v3 (review decisions)
+            "DROP TABLE person_faces",  # v3 (persons)
+            "DROP TABLE persons",
+            "DROP TABLE reviews",  # v4 (review decisions)
             "DROP INDEX faces_generation",
             "ALTER TABLE faces DROP COLUMN generation",
             "DROP TABLE face_removals",
@@ -147,6 +149,7 @@ def test_a_v1_catalog_upgrades_with_its_faces_at_generation_zero(reopen: OpenCat
     old.close()
     upgraded = reopen()
     assert upgraded.schema_version() == SCHEMA_VERSION  # type: ignore[attr-defined]
+    assert upgraded.persons() == []  # v3 ran too
     assert upgraded.generation() == 0
     assert upgraded.live_face_ids().tolist() == ids
     other = reopen()

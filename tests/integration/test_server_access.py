@@ -244,7 +244,70 @@ ROUTES: dict[tuple[str, str], tuple[Need, Call]] = {
         Permission.READ_AUDIT,
         lambda w, who, h: w.client.get("/v1/audit/export", headers=h, params={"format": "csv"}),
     ),
+    ("GET", "/v1/persons"): (
+        Permission.SEARCH,
+        lambda w, who, h: w.client.get("/v1/persons", headers=h),
+    ),
+    ("POST", "/v1/persons/build"): (
+        Permission.MANAGE_PERSONS,
+        lambda w, who, h: w.client.post("/v1/persons/build", headers=h, json={"rebuild": False}),
+    ),
+    ("GET", "/v1/persons/{person_id}"): (
+        Permission.SEARCH,
+        lambda w, who, h: w.client.get(f"/v1/persons/{_new_person(w)[0]}", headers=h),
+    ),
+    ("PUT", "/v1/persons/{person_id}/label"): (
+        Permission.MANAGE_PERSONS,
+        lambda w, who, h: w.client.put(
+            f"/v1/persons/{_new_person(w)[0]}/label", headers=h, json={"label": "Case 9"}
+        ),
+    ),
+    ("POST", "/v1/persons/{person_id}/merges"): (
+        Permission.MANAGE_PERSONS,
+        lambda w, who, h: w.client.post(
+            f"/v1/persons/{_new_person(w)[0]}/merges",
+            headers=h,
+            json={"other": _new_person(w)[0]},
+        ),
+    ),
+    ("POST", "/v1/persons/{person_id}/splits"): (
+        Permission.MANAGE_PERSONS,
+        lambda w, who, h: (
+            lambda p: w.client.post(
+                f"/v1/persons/{p[0]}/splits", headers=h, json={"face_ids": [p[1][0]]}
+            )
+        )(_new_person(w, 2)),
+    ),
+    ("DELETE", "/v1/persons/{person_id}/faces/{face_id}"): (
+        Permission.MANAGE_PERSONS,
+        lambda w, who, h: (
+            lambda p: w.client.delete(f"/v1/persons/{p[0]}/faces/{p[1][0]}", headers=h)
+        )(_new_person(w, 2)),
+    ),
+    ("GET", "/v1/persons/{person_id}/faces/{face_id}/thumbnail"): (
+        Permission.SEARCH,
+        lambda w, who, h: (
+            lambda p: w.client.get(f"/v1/persons/{p[0]}/faces/{p[1][0]}/thumbnail", headers=h)
+        )(_new_person(w)),
+    ),
 }
+
+
+def _new_person(w: World, faces: int = 1) -> tuple[int, list[int]]:
+    """A person of its own over new faces of a new image: (person id, face ids)."""
+    from faceindex.persons.base import Placement
+    from tests.contract.builders import face, outcome
+
+    catalog = w.app.state.faceindex.governance.engine.catalog
+    n = time.monotonic_ns()
+    src = catalog.get_source("nasa").id
+    found = catalog.record(
+        [outcome(src, f"p-{n}.jpg", f"p-{n}", tuple(face(n % 10**6 + i) for i in range(faces)))],
+        "matrix",
+    )
+    faces_of = [fid for fid, _ in found]
+    (person,) = catalog.assign_persons([Placement(None, tuple(faces_of))])
+    return person, faces_of
 
 
 def _person(w: World) -> list[tuple[str, tuple[str, bytes, str]]]:

@@ -35,6 +35,10 @@ CONTENT_DEPENDENT = {
     "POST /v1/erasures/person",
     "POST /v1/opt-outs",
     "POST /v1/subject-access",
+    # a face id must be one of the person's, and merging needs two different persons
+    "POST /v1/persons/{person_id}/merges",
+    "POST /v1/persons/{person_id}/splits",
+    "DELETE /v1/persons/{person_id}/faces/{face_id}",
     "POST /v1/verifications",
 }
 

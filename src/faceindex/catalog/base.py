@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from faceindex.persons.base import Membership, Person, Placement
 from faceindex.sources.base import SourceRecord
 from faceindex.types import BBox, DetectedFace, Provenance, Review
 
@@ -28,7 +29,7 @@ __all__ = [
     "SCHEMA_VERSION",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,33 @@ class Catalog(Protocol):
 
     def checkpoint(self) -> None:
         """Make physical deletes final (SQLite: fold and truncate the WAL; PG: VACUUM)."""
+        ...
+
+    # persons (schema v3, catalog/sql_persons.py). After every write a person has at least
+    # one face (one left with none is deleted, erasure included) and a representative of
+    # its own.
+    def persons(self, ids: Sequence[int] | None = None) -> list[Person]:
+        """Persons by id (all of them when ``ids`` is None), ascending; unknown ids absent."""
+        ...
+
+    def person_memberships(self) -> dict[int, Membership]:
+        """face id -> the person it belongs to, for every face in a person."""
+        ...
+
+    def assign_persons(
+        self,
+        placements: Sequence[Placement],
+        *,
+        pinned: bool = False,
+        drop_unpinned: bool = False,
+    ) -> list[int]:
+        """In one transaction: (``drop_unpinned``: clear every membership no user made,
+        then) put each placement's faces into its person (None: a new one), moving them out
+        of any other; returns the person id of each placement."""
+        ...
+
+    def label_person(self, person_id: int, label: str, by: str) -> None:
+        """Name a person (a name or a case label); NotFoundError if there is none."""
         ...
 
     # review decisions on search candidates (catalog/sql_reviews.py)

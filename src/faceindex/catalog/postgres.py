@@ -142,7 +142,7 @@ class PostgresCatalog(SqlCatalog):
     def checkpoint(self) -> None:
         """VACUUM the tables deletes touch, so removed rows' space is reclaimed and reused."""
         with self._lock:
-            for table in ("faces", "items", "images"):
+            for table in ("faces", "items", "images", "persons", "person_faces"):
                 self._conn.execute(pgsql.SQL("VACUUM {}").format(pgsql.Identifier(table)))
 
     def close(self) -> None:

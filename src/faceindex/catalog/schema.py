@@ -110,11 +110,31 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE INDEX face_removals_generation ON face_removals (generation)",
     ],
-    # v3: review decisions on search candidates (catalog/sql_reviews.py). Keyed by the
+    # v3: persons (faces clustered into people, catalog/sql_persons.py). A face belongs to
+    # at most one person; erasing the face drops its membership (ON DELETE CASCADE) and the
+    # same transaction drops a person left with no face. ``pinned`` marks a membership a user
+    # made (merge, split): an automatic rebuild keeps it.
+    3: [
+        """CREATE TABLE persons (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            label TEXT NOT NULL DEFAULT '',
+            labelled_by TEXT NOT NULL DEFAULT '',
+            representative INTEGER REFERENCES faces(id) ON DELETE SET NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE person_faces (
+            face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+            person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+            pinned INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX person_faces_person ON person_faces (person_id)",
+    ],
+    # v4: review decisions on search candidates (catalog/sql_reviews.py). Keyed by the
     # search id a search's audit entry carries and its case reference; no foreign key to
     # faces: a decision outlives the erasure of the face it was about (the audit log keeps
     # the face id anyway).
-    3: [
+    4: [
         """CREATE TABLE reviews (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             search_id TEXT NOT NULL,

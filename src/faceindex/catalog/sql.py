@@ -19,7 +19,7 @@ from typing import Any, ClassVar, NoReturn, Protocol
 
 import numpy as np
 
-from faceindex.catalog import sql_changes
+from faceindex.catalog import sql_changes, sql_persons
 from faceindex.catalog.base import (
     SCHEMA_VERSION,
     CatalogChanges,
@@ -32,6 +32,7 @@ from faceindex.catalog.sql_erase import EraseQueries
 from faceindex.catalog.sql_reviews import ReviewQueries
 from faceindex.catalog.sql_rows import insert_face, source_record
 from faceindex.errors import InputError, NotFoundError, StorageError
+from faceindex.persons.base import Membership, Person, Placement
 from faceindex.sources.base import SourceRecord
 from faceindex.types import BBox, Provenance
 
@@ -383,4 +384,29 @@ class SqlCatalog(EraseQueries, ReviewQueries):
                 removed += tx.execute(
                     f"DELETE FROM faces WHERE id IN ({marks(len(chunk))})", chunk
                 ).rowcount
+            sql_persons.settle_persons(tx)
         return removed
+
+    # -- persons (catalog/sql_persons.py) -------------------------------------------------
+
+    def persons(self, ids: Sequence[int] | None = None) -> list[Person]:
+        return sql_persons.persons(self.query, ids)
+
+    def person_memberships(self) -> dict[int, Membership]:
+        return sql_persons.person_memberships(self.query)
+
+    def assign_persons(
+        self,
+        placements: Sequence[Placement],
+        *,
+        pinned: bool = False,
+        drop_unpinned: bool = False,
+    ) -> list[int]:
+        with self.transaction() as tx:
+            return sql_persons.assign_persons(
+                tx, placements, utcnow(), pinned=pinned, drop_unpinned=drop_unpinned
+            )
+
+    def label_person(self, person_id: int, label: str, by: str) -> None:
+        with self.transaction() as tx:
+            sql_persons.label_person(tx, person_id, label, by, utcnow())

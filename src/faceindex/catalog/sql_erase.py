@@ -18,6 +18,7 @@ import numpy as np
 
 from faceindex.catalog.base import ErasedRows
 from faceindex.catalog.sql_changes import log_removals
+from faceindex.catalog.sql_persons import settle_persons
 
 __all__ = ["EraseQueries"]
 
@@ -74,6 +75,8 @@ def _drop_images(tx: _Tx, image_ids: Sequence[int]) -> tuple[list[int], list[int
         log_removals(tx, tx.generation, where, chunk)
         tx.execute(f"DELETE FROM faces WHERE {where}", chunk)
         tx.execute(f"DELETE FROM images WHERE id IN ({_in(len(chunk))})", chunk)
+    if faces:
+        settle_persons(tx)  # a person whose last face went is deleted with it
     return images, faces
 
 

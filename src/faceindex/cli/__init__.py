@@ -8,6 +8,7 @@ import typer
 
 from faceindex.cli import audit, erase, evaluate, gc, home, optout, sources, users
 from faceindex.cli import index as index_cli
+from faceindex.cli import persons as persons_cli
 from faceindex.cli.ingest import ingest
 from faceindex.cli.reembed import reembed
 from faceindex.cli.review import case_app, review
@@ -56,6 +57,7 @@ app.add_typer(gc.export_app, name="export")
 app.add_typer(audit.app, name="audit")
 app.add_typer(index_cli.app, name="index")
 app.command("reembed")(reembed)
+app.add_typer(persons_cli.app, name="persons")
 app.command("verify")(verify)
 app.command("review")(review)
 app.add_typer(case_app, name="case")

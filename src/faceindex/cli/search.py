@@ -11,11 +11,12 @@ from rich.table import Table
 
 from faceindex.cli.common import HomeOpt, console, handle_errors
 from faceindex.cli.errors import EXIT_NO_MATCH
-from faceindex.cli.governed import open_governance
+from faceindex.cli.governed import open_governance, read_photos
 from faceindex.errors import InputError
 from faceindex.governance.casework import new_search_id
 from faceindex.search.result import search_dict
 from faceindex.search.scoring import one_in
+from faceindex.search.template import FUSIONS
 from faceindex.types import Review, SearchResult
 
 __all__ = ["search"]
@@ -23,7 +24,9 @@ __all__ = ["search"]
 
 @handle_errors
 def search(
-    probe: Path = typer.Argument(..., help="photo of the person to look for"),
+    probes: list[Path] = typer.Argument(
+        None, help="photo of the person to look for (several with --same-person)"
+    ),
     case: str = typer.Option(..., "--case", help="case reference this search is for"),
     purpose: str = typer.Option(..., "--purpose", help="why this search is made"),
     top: int = typer.Option(10, "--top", min=1, max=1000, help="matches per probe face"),
@@ -36,28 +39,59 @@ def search(
         max=0.5,
         help="call a match only below this chance of any stranger this close (default 0.01)",
     ),
+    same_person: bool = typer.Option(
+        False, "--same-person", help="the photos show one person: search them as one template"
+    ),
+    person: int | None = typer.Option(
+        None, "--person", min=1, help="search by a person's faces (see `persons list`)"
+    ),
+    fusion: str | None = typer.Option(
+        None, "--fusion", help="template ranking: best-of or mean (default: the setting)"
+    ),
     as_json: bool = typer.Option(False, "--json"),
     home: HomeOpt = None,
 ) -> None:
-    """Search the gallery for every face in PROBE. Exit 0 if a match is found, 1 if none."""
+    """Search the gallery for every face in PROBE. Exit 0 if a match is found, 1 if none.
+
+    Several photos of one person (--same-person), or a person (--person ID), are searched
+    as one template: one result list, with bands corrected for the several comparisons."""
     if not case.strip() or not purpose.strip():
         raise InputError("a search needs a case reference and a purpose")
-    try:
-        data = probe.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read probe {probe}: {exc.strerror or exc}") from exc
+    probes = probes or []
+    if fusion is not None and fusion not in FUSIONS:
+        raise InputError(f"--fusion is one of {', '.join(FUSIONS)}, not {fusion!r}")
+    if person is not None and probes:
+        raise InputError("search by photos or by --person, not both")
+    if person is None and not probes:
+        raise InputError("give a probe photo (or --person ID)")
+    if len(probes) > 1 and not same_person:
+        raise InputError("several probe photos are searched together only with --same-person")
+    photos = read_photos(probes)
     search_id = new_search_id()  # for `faceindex review SEARCH_ID FACE_ID ...`
     with open_governance(home) as gov:  # audited before results are shown; fails closed
-        results = gov.search(
-            data,
-            case=case,
-            purpose=purpose,
-            top_k=top,
-            largest=largest,
-            sources=source or None,
-            match_bound=match_bound,
-            name_search=lambda _shown: search_id,
-        )
+        if person is not None or same_person:
+            results = gov.search_template(
+                photos,
+                person=person,
+                case=case,
+                purpose=purpose,
+                fusion=fusion,  # checked against FUSIONS above
+                top_k=top,
+                sources=source or None,
+                match_bound=match_bound,
+                name_search=lambda _shown: search_id,
+            )
+        else:
+            results = gov.search(
+                photos[0],
+                case=case,
+                purpose=purpose,
+                top_k=top,
+                largest=largest,
+                sources=source or None,
+                match_bound=match_bound,
+                name_search=lambda _shown: search_id,
+            )
         reviews = gov.decisions(case, [m.face_id for r in results for m in r.matches])
     if as_json:
         body = search_dict(

@@ -78,6 +78,9 @@ ACTIONS = frozenset(
         "index-build",
         "index-compact",
         "reembed",
+        "person-build",  # persons (governance/persons.py)
+        "person-view",
+        "person-change",
         "tombstones",
         "tombstone-lift",
         "audit-anchor",

@@ -23,6 +23,7 @@ class Permission(str, Enum):
     MANAGE_USERS = "manage-users"
     RETENTION = "retention"  # run retention garbage collection
     MANAGE_INDEX = "manage-index"  # rebuild (retrain) and compact the vector index
+    MANAGE_PERSONS = "manage-persons"  # build persons, name, merge, split them (seeing: search)
 
 
 class Role(str, Enum):
@@ -36,7 +37,7 @@ P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # The operator of the installation; every action is still audited.
     Role.ADMIN: frozenset(Permission),
-    Role.INVESTIGATOR: frozenset({P.SEARCH, P.VIEW_ORIGINALS, P.EXPORT}),
+    Role.INVESTIGATOR: frozenset({P.SEARCH, P.VIEW_ORIGINALS, P.EXPORT, P.MANAGE_PERSONS}),
     Role.AUDITOR: frozenset({P.READ_AUDIT}),
     Role.PRIVACY_OFFICER: frozenset(
         {P.DELETE, P.OPT_OUT, P.SUBJECT_ACCESS, P.READ_AUDIT, P.RETENTION}

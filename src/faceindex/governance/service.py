@@ -14,6 +14,9 @@ upkeep itself. Stable methods:
 method                     returns                                    permission
 =========================  =========================================  ==================
 search(image, case=, purpose=, top_k=, largest=, sources=)  list[SearchResult]  search
+search_template(images= | person=, case=, purpose=, fusion=, ...)  SearchResult  search
+persons.build(rebuild=), name, merge, split, remove_face  PersonView  manage-persons
+persons.list() / persons.show(id)           list[PersonView] / PersonView    search
 verify(photo_a, photo_b, case=, purpose=, face_a=, face_b=)  Verification     search
 review(search_id, face_id, decision, note=)  Review                          search (on the case)
 decisions(case, face_ids)                   dict[int, Review] (latest)       search/read-audit
@@ -87,10 +90,12 @@ from faceindex.governance.erasure import Erasure
 from faceindex.governance.exports import Exports
 from faceindex.governance.faults import NO_FAULTS, FaultPoints
 from faceindex.governance.lifecycle import Lifecycle, OptOut
+from faceindex.governance.persons import PersonBook
 from faceindex.governance.receipts import ReceiptBook
 from faceindex.governance.roles import Actor, Permission, Role
 from faceindex.governance.store import GovernanceStore
 from faceindex.pipeline.runner import Progress_cb
+from faceindex.search.template import Fusion, pick_template
 from faceindex.search.verify import Verification
 from faceindex.sources.base import SourceRecord
 from faceindex.types import IngestSummary, Review, SearchResult
@@ -129,6 +134,7 @@ class Governance:
         self.lifecycle = Lifecycle(engine, store, self.acting, self.erasure)
         self.exporter = Exports(engine, store, self.acting)
         self.auditing = Auditing(audit, self.acting)
+        self.persons = PersonBook(engine, self.acting)
         self.casework = Casework(engine, audit, self.acting, keep_probe=self._probe_hash)
         self._owns = False
 
@@ -267,6 +273,82 @@ class Governance:
                 "top_k": top_k or 0,
                 "largest": largest,
                 "match_bound": results[0].match_bound if results else match_bound,
+            },
+        )
+        return results
+
+    def search_template(
+        self,
+        images: Sequence[bytes] = (),
+        *,
+        person: int | None = None,
+        case: str,
+        purpose: str,
+        fusion: Fusion | None = None,
+        top_k: int | None = None,
+        sources: Sequence[str] | None = None,
+        match_bound: float | None = None,
+        name_search: Callable[[frozenset[int]], str] | None = None,
+    ) -> list[SearchResult]:
+        """Several photos of one person (their largest faces), or a person's faces, searched
+        as one template (search/template.py); a person's own faces are not returned. Audited
+        as a ``search`` with every probe's sha256 (or the person) in its details."""
+        if bool(images) == (person is not None):
+            raise InputError("search by several photos or by one person, not both or neither")
+        shas = [hashlib.sha256(i).hexdigest() for i in images]
+        first = shas[0] if shas else ""
+        fields: dict[str, Any] = {"case": case, "purpose": purpose, "probe_sha256": first}
+        self._require(P.SEARCH, action="search", **fields)
+        if not case.strip() or not purpose.strip():
+            raise InputError("a search needs a case reference and a purpose")
+        scope = self._sources_for(purpose, sources)
+        fusion = fusion or self.engine.settings.template_fusion
+        about: dict[str, Any] = {"fusion": fusion, "probes": shas, "person": person}
+        try:
+            exclude: tuple[int, ...] = ()
+            if person is not None:
+                exclude = self.persons.faces_of(person)
+                rows = self.engine.catalog.faces(exclude)
+                chosen = pick_template({f: r.quality for f, r in rows.items()})
+                stored = self.engine.catalog.embeddings(chosen)
+                template = np.stack([stored[f] for f in chosen])
+                qualities = [rows[f].quality for f in chosen]
+            else:
+                for image in images:
+                    self._probe_hash(image)
+                template, qualities = self.engine.probe_template(images)
+            everything = not sources and len(scope) == len(self.engine.catalog.list_sources())
+            result = self.engine.search_template(
+                template,
+                qualities,
+                fusion=fusion,
+                top_k=top_k,
+                sources=None if everything else scope,
+                exclude=exclude,
+                match_bound=match_bound,
+            )
+        except Exception as exc:
+            self._record(
+                "search",
+                **fields,
+                sources=tuple(scope),
+                outcome="error",
+                details={**about, "error": type(exc).__name__},
+            )
+            raise
+        results = self._drop_suppressed([result])
+        returned = frozenset(m.face_id for r in results for m in r.matches)
+        search_id = name_search(returned) if name_search is not None else new_search_id()
+        self._record(
+            "search",
+            **fields,
+            sources=tuple(scope),
+            face_ids=tuple(m.face_id for r in results for m in r.matches),
+            details={
+                **about,
+                "search_id": search_id,  # as search(): reviews and the case view use it
+                "template_faces": len(template),
+                "top_k": top_k or 0,
             },
         )
         return results

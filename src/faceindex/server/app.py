@@ -30,6 +30,7 @@ from faceindex.server.metrics import Metrics
 from faceindex.server.ratelimit import RateLimiter
 from faceindex.server.routes import casework, ops, search, sources, web
 from faceindex.server.routes import governance as governance_routes
+from faceindex.server.routes import persons as persons_routes
 from faceindex.server.routes.common import State
 from faceindex.server.searches import ShownFaces
 from faceindex.server.workers import AnalysisWorker, RemoteAnalyzer
@@ -94,7 +95,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.middleware("http")(st.metrics.middleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_bytes)
-    for module in (ops, search, sources, governance_routes, casework):
+    for module in (ops, search, sources, governance_routes, persons_routes, casework):
         app.include_router(module.router, dependencies=[Depends(known_query_only)])
     app.include_router(web.router)
     web.mount_static(app)

@@ -312,3 +312,77 @@ class AuditOut(_Out):
     verification: VerificationOut
     total: int
     entries: list[AuditEntryOut] = Field(description="newest first")
+
+
+# -- persons (server/routes/persons.py; mirrors persons/view.py:person_dict) ---------------
+
+LABEL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"  # one line of text, may be empty (clears it)
+
+
+class PersonFaceOut(_Out):
+    face_id: int
+    image_id: int
+    image_sha256: str
+    box: list[int] = Field(min_length=4, max_length=4, description="left, top, right, bottom")
+    quality: float = Field(ge=0, le=1)
+    thumbnail_url: str | None = Field(description="null outside the HTTP API")
+    provenance: list[ProvenanceOut]
+
+
+class PersonOut(_Out):
+    """A person: faces clustered (or placed by a user) as one individual."""
+
+    id: int
+    label: str = Field(description="a name or case label given by an authorised user")
+    labelled_by: str
+    representative: int | None = Field(description="the face shown for the person")
+    representative_url: str | None
+    face_count: int = Field(ge=0)
+    sources: list[str]
+    created_at: str
+    updated_at: str
+    faces: list[PersonFaceOut]
+
+
+class PersonsOut(_Out):
+    persons: list[PersonOut]
+
+
+class PersonBuildIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rebuild: bool = Field(
+        default=False, description="re-cluster every face no user placed (default: new faces)"
+    )
+
+
+class PersonBuildOut(_Out):
+    method: str
+    rebuild: bool
+    faces_placed: int
+    links: int
+    persons_created: int
+    persons_joined: int
+    persons: int
+    edge: float = Field(description="link distance (from the model's calibration)")
+    gate: float
+
+
+class PersonLabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(max_length=200, pattern=LABEL_PATTERN, description="'' clears it")
+
+
+class PersonMergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    other: int = Field(ge=1, le=MAX_ID, description="the person whose faces move in")
+
+
+class PersonSplitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    face_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        min_length=1, max_length=10_000, description="faces that move to a new person"
+    )

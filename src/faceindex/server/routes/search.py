@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import Field
 
 from faceindex.engine import Engine, build_source
-from faceindex.errors import FaceIndexError, NotFoundError
+from faceindex.errors import FaceIndexError, InputError, NotFoundError
 from faceindex.governance.roles import Actor, Permission
 from faceindex.search.result import search_dict
 from faceindex.server.auth import allow
@@ -69,14 +69,20 @@ async def probe_faces(
 @router.post(
     "/searches",
     response_model=SearchOut,
-    responses=errors(400, 403, 413, 503),  # 503: the request timeout
-    summary="Search the gallery for every face in an uploaded photo",
+    responses=errors(400, 403, 404, 413, 503),  # 503: the request timeout
+    summary="Search the gallery for every face in an uploaded photo (or for one person: "
+    "several photos with same_person, or a person_id)",
 )
 async def search(
     request: Request,
-    image: Annotated[UploadFile, File(description="the probe photo (JPEG, PNG, ...)")],
     case_reference: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT_PATTERN)],
     purpose: Annotated[str, Form(min_length=1, max_length=500, pattern=TEXT_PATTERN)],
+    image: Annotated[
+        list[UploadFile] | None,
+        File(
+            description="the probe photo (JPEG, PNG, ...); up to 5 with same_person", max_length=5
+        ),
+    ] = None,
     top_k: Annotated[int, Form(ge=1, le=100)] = 10,
     largest: Annotated[bool, Form(description="only the largest probe face")] = False,
     sources: Annotated[
@@ -87,12 +93,26 @@ async def search(
         float | None,
         Form(gt=0, lt=1, description="this search's match bound (default: the setting)"),
     ] = None,
+    same_person: Annotated[
+        bool, Form(description="the photos show one person: search them as one template")
+    ] = False,
+    person_id: Annotated[
+        int | None, Form(ge=1, le=MAX_ID, description="search by a person's faces, no photo")
+    ] = None,
+    fusion: Annotated[
+        Literal["best-of", "mean"] | None,
+        Form(description="how a template ranks results (default: the setting)"),
+    ] = None,
     actor: Actor = Depends(allow(Permission.SEARCH)),
 ) -> SearchOut:
     """Audited before any result is returned; if the audit log cannot be written the
-    search fails (503) and returns nothing."""
+    search fails (503) and returns nothing. A template (several photos of one person, or a
+    person) answers one result whose bands count every template face's comparisons."""
     st = state(request)
-    data = await read_upload(image, st.settings.max_bytes)
+    photos = [await read_upload(f, st.settings.max_bytes) for f in image or []]
+    template = same_person or person_id is not None
+    if not template and len(photos) != 1:
+        raise InputError("send one photo (several only with same_person=true), or a person_id")
 
     named: list[str] = []  # the id ShownFaces gives it, which its audit entry keeps
 
@@ -102,8 +122,22 @@ async def search(
 
     def run(engine: Engine) -> tuple[list[SearchResult], dict[int, Review]]:
         gov = st.acting(engine, actor)
+        if template:
+            results = gov.search_template(
+                photos,
+                person=person_id,
+                case=case_reference,
+                purpose=purpose,
+                fusion=fusion,
+                top_k=top_k,
+                sources=sources or None,
+                match_bound=match_bound,
+                name_search=name,
+            )
+            shown = [m.face_id for r in results for m in r.matches]
+            return results, gov.decisions(case_reference, shown)
         results = gov.search(
-            data,
+            photos[0],
             case=case_reference,
             purpose=purpose,
             top_k=top_k,
