@@ -31,6 +31,7 @@ from faceindex.pipeline.worker import WorkerState
 from faceindex.search.scoring import Decider
 from faceindex.search.searcher import match_faces
 from faceindex.search.template import Fusion, match_template
+from faceindex.search.verify import Verification, verify_photos
 from faceindex.sources.base import ImageSource, LegalBasis, SourceRecord
 from faceindex.types import IngestSummary, SearchResult
 from faceindex.vision.analyze import Analyzer, FaceAnalyzer
@@ -368,6 +369,28 @@ class Engine:
             exclude=exclude,
             normalise=self.pack.normalise,
             match_quality=s.match_quality,
+        )
+
+    def verify(
+        self,
+        photo_a: bytes,
+        photo_b: bytes,
+        *,
+        face_a: int | None = None,
+        face_b: int | None = None,
+        match_bound: float | None = None,
+    ) -> Verification:
+        """1:1: the chosen (default: largest) face of each photo, decided with N = 1."""
+        s = self.settings
+        return verify_photos(
+            self.probe_analyzer or self.analyzer,
+            photo_a,
+            photo_b,
+            self.decider(match_bound),
+            max_pixels=s.max_pixels,
+            max_bytes=s.max_bytes,
+            face_a=face_a,
+            face_b=face_b,
         )
 
     def stats(self) -> dict[str, object]:

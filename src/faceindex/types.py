@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -14,6 +15,9 @@ __all__ = [
     "Match",
     "ProbeFace",
     "Provenance",
+    "REVIEW_DECISIONS",
+    "Review",
+    "ReviewDecision",
     "SearchResult",
 ]
 
@@ -140,3 +144,24 @@ class IngestSummary:
     # privacy: the ingest's governance retires what it displaced (receipt, no tombstone)
     images_retired: int = 0
     retired_receipt: str | None = None
+
+
+# -- review: an examiner's decision on a search's candidate ---------------------------------
+
+ReviewDecision = Literal["confirmed", "rejected", "inconclusive"]
+REVIEW_DECISIONS: tuple[str, ...] = get_args(ReviewDecision)
+
+
+@dataclass(frozen=True)
+class Review:
+    """One reviewer's decision on one candidate face of one search, within its case."""
+
+    id: int
+    search_id: str
+    case_reference: str
+    face_id: int
+    decision: str  # one of REVIEW_DECISIONS
+    note: str
+    reviewer: str
+    role: str
+    at: str  # ISO-8601 UTC

@@ -217,6 +217,30 @@ ROUTES: dict[tuple[str, str], tuple[Need, Call]] = {
         Permission.READ_AUDIT,
         lambda w, who, h: w.client.get("/v1/audit", headers=h, params={"limit": 5}),
     ),
+    ("POST", "/v1/verifications"): (
+        Permission.SEARCH,
+        lambda w, who, h: w.client.post(
+            "/v1/verifications",
+            headers=h,
+            files=[
+                ("image_a", ("a.jpg", w.photo, "image/jpeg")),
+                ("image_b", ("b.jpg", w.photo, "image/jpeg")),
+            ],
+            data={"case_reference": "C-2", "purpose": "matrix"},
+        ),
+    ),
+    ("POST", "/v1/searches/{search_id}/reviews"): (
+        Permission.SEARCH,
+        lambda w, who, h: w.client.post(
+            f"/v1/searches/{_search_id(w, who)}/reviews",
+            headers=h,
+            json={"face_id": w.face_id, "decision": "inconclusive", "note": "matrix"},
+        ),
+    ),
+    ("GET", "/v1/cases/{case_ref}"): (
+        (Permission.SEARCH, Permission.READ_AUDIT),
+        lambda w, who, h: w.client.get("/v1/cases/C-1", headers=h),
+    ),
     ("GET", "/v1/audit/export"): (
         Permission.READ_AUDIT,
         lambda w, who, h: w.client.get("/v1/audit/export", headers=h, params={"format": "csv"}),

@@ -176,6 +176,28 @@ def test_a_watch_photo_without_a_face_is_a_problem(api: Any) -> None:
     assert client.get("/v1/watches", headers=bearer(tokens["investigator"])).json() == []
 
 
+def test_control_characters_in_casework_text_are_refused(api: Any) -> None:
+    client, tokens = api
+    r = client.post(
+        "/v1/verifications",
+        headers=bearer(tokens["investigator"]),
+        files=[("image_a", ("a.jpg", b"\xff\xd8\xff", "image/jpeg")),
+               ("image_b", ("b.jpg", b"\xff\xd8\xff", "image/jpeg"))],
+        data={"case_reference": "CASE\x007", "purpose": "test"},
+    )  # fmt: skip
+    assert "case_reference" in problem(r, 422)["detail"]
+    r = client.post(
+        f"/v1/searches/{'0' * 24}/reviews",
+        headers=bearer(tokens["investigator"]),
+        json={"face_id": 1, "decision": "rejected", "note": "see\x1b[31m"},
+    )
+    assert "note" in problem(r, 422)["detail"]
+    r = client.get("/v1/cases/CASE%1B7", headers=bearer(tokens["auditor"]))
+    assert "case_ref" in problem(r, 422)["detail"]
+    # A newline ends the path match itself: no route, a 404 problem (never a 5xx)
+    problem(client.get("/v1/cases/CASE%0A7", headers=bearer(tokens["auditor"])), 404)
+
+
 def test_control_characters_in_a_reason_are_refused(api: Any) -> None:
     client, tokens = api
     r = client.post(

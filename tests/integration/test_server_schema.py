@@ -42,6 +42,7 @@ CONTENT_DEPENDENT = {
     "POST /v1/watches",
     "POST /v1/audit/verifications",  # each anchor must parse as an audit head
     "POST /v1/exports/searches",
+    "POST /v1/verifications",
 }
 
 

@@ -23,7 +23,7 @@ from faceindex.catalog.watch_rows import (
 )
 from faceindex.persons.base import Membership, Person, Placement
 from faceindex.sources.base import SourceRecord
-from faceindex.types import BBox, DetectedFace, Provenance
+from faceindex.types import BBox, DetectedFace, Provenance, Review
 
 __all__ = [
     "Catalog",
@@ -31,11 +31,12 @@ __all__ = [
     "ErasedRows",
     "FaceRow",
     "ImageOutcome",
+    "NewReview",
     "NewSource",
     "SCHEMA_VERSION",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,19 @@ class ImageOutcome:
     below_floor: int = 0  # faces found but under Settings.quality_floor (not recorded)
     skipped: bool = False  # listed by the source but not an image to read (error says why)
     phash: int | None = None  # perceptual hash (vision/phash.py): links its photo group
+
+
+@dataclass(frozen=True)
+class NewReview:
+    """A review decision to record (catalog/sql_reviews.py adds its id and time)."""
+
+    search_id: str
+    case_reference: str
+    face_id: int
+    decision: str
+    note: str
+    reviewer: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -302,3 +316,11 @@ class Catalog(Protocol):
         ...
 
     def count_groups(self) -> int: ...
+    # review decisions on search candidates (catalog/sql_reviews.py)
+    def add_review(self, review: NewReview) -> Review:
+        """Record one decision (never overwrites: the latest per face and case counts)."""
+        ...
+
+    def reviews(self, case_reference: str, face_ids: Sequence[int] | None = None) -> list[Review]:
+        """Every decision of a case (optionally on those faces only), oldest first."""
+        ...

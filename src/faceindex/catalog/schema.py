@@ -197,4 +197,23 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX images_phash_b2 ON images (phash_b2)",
         "CREATE INDEX images_phash_b3 ON images (phash_b3)",
     ],
+    # v6: review decisions on search candidates (catalog/sql_reviews.py). Keyed by the
+    # search id a search's audit entry carries and its case reference; no foreign key to
+    # faces: a decision outlives the erasure of the face it was about (the audit log keeps
+    # the face id anyway).
+    6: [
+        """CREATE TABLE reviews (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            search_id TEXT NOT NULL,
+            case_reference TEXT NOT NULL,
+            face_id INTEGER NOT NULL,
+            decision TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            reviewer TEXT NOT NULL,
+            role TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX reviews_case ON reviews (case_reference, face_id)",
+        "CREATE INDEX reviews_search ON reviews (search_id)",
+    ],
 }

@@ -30,6 +30,7 @@ from faceindex.catalog.base import (
 from faceindex.catalog.schema import MIGRATIONS
 from faceindex.catalog.sql_erase import EraseQueries
 from faceindex.catalog.sql_groups import GroupQueries, link_image
+from faceindex.catalog.sql_reviews import ReviewQueries
 from faceindex.catalog.sql_rows import insert_face, source_record
 from faceindex.catalog.sql_watches import WatchQueries
 from faceindex.errors import InputError, NotFoundError, StorageError
@@ -84,7 +85,7 @@ class Tx:
         return None if row is None else int(row[0])
 
 
-class SqlCatalog(EraseQueries, WatchQueries, GroupQueries):
+class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
     """Every catalog query, over the hooks a dialect subclass supplies.
 
     Safe to share between threads: one connection, one re-entrant lock around each

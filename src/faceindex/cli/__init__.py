@@ -11,8 +11,10 @@ from faceindex.cli import index as index_cli
 from faceindex.cli import persons as persons_cli
 from faceindex.cli.ingest import ingest
 from faceindex.cli.reembed import reembed
+from faceindex.cli.review import case_app, review
 from faceindex.cli.search import search
 from faceindex.cli.serve import serve
+from faceindex.cli.verify import verify
 
 __all__ = ["app", "main"]
 
@@ -57,6 +59,9 @@ app.add_typer(index_cli.app, name="index")
 app.command("reembed")(reembed)
 app.add_typer(persons_cli.app, name="persons")
 app.add_typer(watch.app, name="watch")
+app.command("verify")(verify)
+app.command("review")(review)
+app.add_typer(case_app, name="case")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
@@ -12,10 +13,11 @@ from faceindex.cli.common import HomeOpt, console, handle_errors
 from faceindex.cli.errors import EXIT_NO_MATCH
 from faceindex.cli.governed import open_governance, read_photos
 from faceindex.errors import InputError
+from faceindex.governance.casework import new_search_id
 from faceindex.search.result import search_dict
 from faceindex.search.scoring import one_in
 from faceindex.search.template import FUSIONS
-from faceindex.types import SearchResult
+from faceindex.types import Review, SearchResult
 
 __all__ = ["search"]
 
@@ -65,6 +67,7 @@ def search(
     if len(probes) > 1 and not same_person:
         raise InputError("several probe photos are searched together only with --same-person")
     photos = read_photos(probes)
+    search_id = new_search_id()  # for `faceindex review SEARCH_ID FACE_ID ...`
     with open_governance(home) as gov:  # audited before results are shown; fails closed
         if person is not None or same_person:
             results = gov.search_template(
@@ -76,6 +79,7 @@ def search(
                 top_k=top,
                 sources=source or None,
                 match_bound=match_bound,
+                name_search=lambda _shown: search_id,
             )
         else:
             results = gov.search(
@@ -86,17 +90,23 @@ def search(
                 largest=largest,
                 sources=source or None,
                 match_bound=match_bound,
+                name_search=lambda _shown: search_id,
             )
+        reviews = gov.decisions(case, [m.face_id for r in results for m in r.matches])
     if as_json:
-        body = search_dict(results, case_reference=case, purpose=purpose)
+        body = search_dict(
+            results, case_reference=case, purpose=purpose, search_id=search_id, reviews=reviews
+        )
         console.print_json(json.dumps(body))
     else:
-        _print(results)
+        console.print(f"search {search_id} for case {case}", highlight=False)
+        _print(results, reviews)
     if not any(m.decision == "match" for r in results for m in r.matches):
         raise typer.Exit(EXIT_NO_MATCH)
 
 
-def _print(results: list[SearchResult]) -> None:
+def _print(results: list[SearchResult], reviews: Mapping[int, Review] | None = None) -> None:
+    decided = reviews or {}
     for n, r in enumerate(results, 1):
         box = r.probe.bbox.as_list()
         console.print(
@@ -106,19 +116,25 @@ def _print(results: list[SearchResult]) -> None:
         )
         for warning in r.probe.warnings:
             console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
-        table = Table("#", "decision", "dist", "quality", "stranger this close", "image", "seen")
+        table = Table(
+            "#", "face", "decision", "dist", "quality", "stranger this close", "image", "seen",
+            "review",
+        )  # fmt: skip
         for rank, m in enumerate(r.matches, 1):
             colour = {"match": "green", "possible": "yellow"}.get(m.decision, "dim")
             where = "\n".join(f"{p.source}:{p.locator}" for p in m.locations) or "-"
             ingested = m.locations[0].ingested_at[:10] if m.locations else "-"
+            review = decided.get(m.face_id)
             table.add_row(
                 str(rank),
+                str(m.face_id),
                 f"[{colour}]{m.decision}[/{colour}]",
                 f"{m.distance:.3f}",
                 f"{m.quality:.2f}",
                 one_in(m.stranger_chance),
                 where,
                 ingested,
+                f"{review.decision} ({review.reviewer})" if review else "-",
             )
         console.print(table)
         console.print(

@@ -94,6 +94,10 @@ ACTIONS = frozenset(
         "watch-alert",
         "watch-remove",
         "watch-purge",
+        # review: 1:1 verification, review decisions, case views (governance/casework.py)
+        "verify",
+        "review",
+        "case-view",
     }
 )
 

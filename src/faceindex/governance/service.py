@@ -18,6 +18,10 @@ search(image, case=, purpose=, top_k=, largest=, sources=)  list[SearchResult]  
 search_template(images= | person=, case=, purpose=, fusion=, ...)  SearchResult  search
 persons.build(rebuild=), name, merge, split, remove_face  PersonView  manage-persons
 persons.list() / persons.show(id)           list[PersonView] / PersonView    search
+verify(photo_a, photo_b, case=, purpose=, face_a=, face_b=)  Verification     search
+review(search_id, face_id, decision, note=)  Review                          search (on the case)
+decisions(case, face_ids)                   dict[int, Review] (latest)       search/read-audit
+case(case_reference)                        CaseView                         search (own)/read-audit
 add_source(name, path=, owner=, legal_basis=, retention_days=, ...)  SourceRecord  manage-sources
 ingest(source, progress=, in_process=)      IngestSummary                    ingest
 erase_faces(ids, reason=)                   Receipt                          delete
@@ -66,7 +70,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +93,7 @@ from faceindex.governance.base import (
     Suppression,
     Tombstone,
 )
+from faceindex.governance.casework import CaseView, Casework, new_search_id
 from faceindex.governance.database import open_database
 from faceindex.governance.erasure import Erasure
 from faceindex.governance.exports import Exports
@@ -101,8 +106,9 @@ from faceindex.governance.store import GovernanceStore
 from faceindex.governance.watches import SCREEN_EVERY_S, Alert, Watches
 from faceindex.pipeline.runner import Progress, Progress_cb
 from faceindex.search.template import Fusion, pick_template
+from faceindex.search.verify import Verification
 from faceindex.sources.base import SourceRecord
-from faceindex.types import IngestSummary, SearchResult
+from faceindex.types import IngestSummary, Review, SearchResult
 
 if TYPE_CHECKING:
     from faceindex.catalog.watch_rows import WatchRecord
@@ -142,6 +148,7 @@ class Governance:
         self.persons = PersonBook(engine, self.acting)
         self.watchlist = Watches(engine, store, self.acting, self._sources_for)
         self._watch_alerts = 0  # alerts the ingest running now has raised so far
+        self.casework = Casework(engine, audit, self.acting, keep_probe=self._probe_hash)
         self._owns = False
 
     @classmethod
@@ -233,7 +240,11 @@ class Governance:
         largest: bool = False,
         sources: Sequence[str] | None = None,
         match_bound: float | None = None,
+        name_search: Callable[[frozenset[int]], str] | None = None,
     ) -> list[SearchResult]:
+        """``name_search`` gives the search its id once the faces it returns are known (the
+        server remembers them under it); by default a fresh one. The audit entry keeps it:
+        review decisions and the case view find the search by it."""
         sha = hashlib.sha256(image).hexdigest()
         self._require(P.SEARCH, action="search", case=case, purpose=purpose, probe_sha256=sha)
         if not case.strip() or not purpose.strip():
@@ -261,6 +272,8 @@ class Governance:
             )
             raise
         results = self._drop_suppressed(results)
+        returned = frozenset(m.face_id for r in results for m in r.matches)
+        search_id = name_search(returned) if name_search is not None else new_search_id()
         self._record(
             "search",
             case=case,
@@ -269,6 +282,7 @@ class Governance:
             sources=tuple(scope),
             face_ids=tuple(m.face_id for r in results for m in r.matches),
             details={
+                "search_id": search_id,
                 "probe_faces": len(results),
                 "top_k": top_k or 0,
                 "largest": largest,
@@ -288,6 +302,7 @@ class Governance:
         top_k: int | None = None,
         sources: Sequence[str] | None = None,
         match_bound: float | None = None,
+        name_search: Callable[[frozenset[int]], str] | None = None,
     ) -> list[SearchResult]:
         """Several photos of one person (their largest faces), or a person's faces, searched
         as one template (search/template.py); a person's own faces are not returned. Audited
@@ -336,14 +351,55 @@ class Governance:
             )
             raise
         results = self._drop_suppressed([result])
+        returned = frozenset(m.face_id for r in results for m in r.matches)
+        search_id = name_search(returned) if name_search is not None else new_search_id()
         self._record(
             "search",
             **fields,
             sources=tuple(scope),
             face_ids=tuple(m.face_id for r in results for m in r.matches),
-            details={**about, "template_faces": len(template), "top_k": top_k or 0},
+            details={
+                **about,
+                "search_id": search_id,  # as search(): reviews and the case view use it
+                "template_faces": len(template),
+                "top_k": top_k or 0,
+            },
         )
         return results
+
+    def verify(
+        self,
+        photo_a: bytes,
+        photo_b: bytes,
+        *,
+        case: str,
+        purpose: str,
+        face_a: int | None = None,
+        face_b: int | None = None,
+        match_bound: float | None = None,
+    ) -> Verification:
+        """1:1: the same person or not, decided with the calibration at N = 1; audited."""
+        return self.casework.verify(
+            photo_a,
+            photo_b,
+            case=case,
+            purpose=purpose,
+            face_a=face_a,
+            face_b=face_b,
+            match_bound=match_bound,
+        )
+
+    def review(self, search_id: str, face_id: int, decision: str, *, note: str = "") -> Review:
+        """Confirm, reject or call inconclusive one candidate of one search; audited."""
+        return self.casework.review(search_id, face_id, decision, note=note)
+
+    def decisions(self, case: str, face_ids: Sequence[int]) -> dict[int, Review]:
+        """The latest decision on each of these faces in this case."""
+        return self.casework.decisions(case, face_ids)
+
+    def case(self, case_reference: str) -> CaseView:
+        """A case's searches, verifications, candidates and decisions (audited)."""
+        return self.casework.case(case_reference)
 
     def _drop_suppressed(self, results: list[SearchResult]) -> list[SearchResult]:
         from dataclasses import replace

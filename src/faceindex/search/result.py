@@ -6,10 +6,11 @@ agree. Never includes an embedding.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from faceindex.search.case_result import review_dict
 from faceindex.search.scoring import in_words
-from faceindex.types import Match, SearchResult
+from faceindex.types import Match, Review, SearchResult
 
 __all__ = ["Links", "face_dict", "match_dict", "search_dict"]
 
@@ -20,7 +21,10 @@ def _no_links(_m: Match) -> tuple[str | None, str | None]:
     return None, None
 
 
-def match_dict(m: Match, links: Links = _no_links) -> dict[str, object]:
+def match_dict(
+    m: Match, links: Links = _no_links, review: Review | None = None
+) -> dict[str, object]:
+    """``review``: the latest decision on this face in the search's case, if any."""
     thumbnail_url, original_url = links(m)
     return {
         "face_id": m.face_id,
@@ -47,10 +51,14 @@ def match_dict(m: Match, links: Links = _no_links) -> dict[str, object]:
         "original_url": original_url,
         "photo_group": m.group_id,
         "group_face_ids": list(m.group_faces),
+        "review": review_dict(review) if review is not None else None,
     }
 
 
-def face_dict(r: SearchResult, links: Links = _no_links) -> dict[str, object]:
+def face_dict(
+    r: SearchResult, links: Links = _no_links, reviews: Mapping[int, Review] | None = None
+) -> dict[str, object]:
+    decided = reviews or {}
     return {
         "probe": {
             "box": r.probe.bbox.as_list(),
@@ -59,7 +67,7 @@ def face_dict(r: SearchResult, links: Links = _no_links) -> dict[str, object]:
         },
         "gallery_size": r.gallery_size,
         "match_bound": r.match_bound,
-        "matches": [match_dict(m, links) for m in r.matches],
+        "matches": [match_dict(m, links, decided.get(m.face_id)) for m in r.matches],
     }
 
 
@@ -70,10 +78,12 @@ def search_dict(
     purpose: str,
     search_id: str | None = None,
     links: Links = _no_links,
+    reviews: Mapping[int, Review] | None = None,
 ) -> dict[str, object]:
+    """``reviews``: face id -> the latest decision on it in this case (Governance.decisions)."""
     return {
         "search_id": search_id,
         "case_reference": case_reference,
         "purpose": purpose,
-        "faces": [face_dict(r, links) for r in results],
+        "faces": [face_dict(r, links, reviews) for r in results],
     }

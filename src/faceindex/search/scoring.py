@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from faceindex.errors import InputError
 from faceindex.vision.calibration import Calibration
 
-__all__ = ["DECISIONS", "Assessment", "Decider", "in_words", "one_in"]
+__all__ = ["DECISIONS", "Assessment", "Decider", "in_words", "one_in", "pair_words"]
 
 DECISIONS = ("match", "possible", "no-match")
 
@@ -95,6 +95,20 @@ def in_words(stranger_chance: float) -> str:
     short = one_in(stranger_chance)
     about = "about " if short.startswith("1 ") else ""
     return f"{about}{short} of a gallery this size shows a stranger this close"
+
+
+def pair_words(fmr: float) -> str:
+    """A 1:1 comparison (N = 1): 'about 1 pair in 4,000 of different people is this close'."""
+    if fmr >= 0.995:
+        return "nearly every pair of different people is this close"
+    if fmr >= 0.5:
+        return f"most pairs of different people ({fmr:.0%}) are this close"
+    if fmr <= 0:
+        return "no pair of different people is this close"
+    n = 1.0 / fmr
+    if n >= 1e6:
+        return "fewer than 1 pair in a million of different people is this close"
+    return f"about 1 pair in {_round(n)} of different people is this close"
 
 
 def _round(x: float) -> str:

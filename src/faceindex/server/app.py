@@ -30,8 +30,8 @@ from faceindex.server.limits import BodyLimit, known_query_only
 from faceindex.server.metrics import Metrics
 from faceindex.server.ratelimit import RateLimiter
 from faceindex.server.ratelimit_shared import SharedRateLimiter
+from faceindex.server.routes import casework, ops, privacy, search, sources, watches, web
 from faceindex.server.routes import governance as governance_routes
-from faceindex.server.routes import ops, privacy, search, sources, watches, web
 from faceindex.server.routes import persons as persons_routes
 from faceindex.server.routes.common import State
 from faceindex.server.searches import ShownFaces
@@ -99,7 +99,16 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.middleware("http")(st.metrics.middleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_bytes)
-    for module in (ops, search, sources, governance_routes, persons_routes, watches, privacy):
+    for module in (
+        ops,
+        search,
+        sources,
+        governance_routes,
+        persons_routes,
+        watches,
+        privacy,
+        casework,
+    ):
         app.include_router(module.router, dependencies=[Depends(known_query_only)])
     app.include_router(web.router)
     web.mount_static(app)

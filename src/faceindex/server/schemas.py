@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from faceindex.governance.roles import Permission, Role
 from faceindex.sources.base import LegalBasis
+from faceindex.types import ReviewDecision
 
 __all__ = [
     "MAX_ID",
@@ -31,6 +32,7 @@ __all__ = [
     "ProbeOut",
     "Problem",
     "ProvenanceOut",
+    "ReviewOut",
     "SearchFaceOut",
     "SearchOut",
     "SourceIn",
@@ -111,6 +113,20 @@ class ProvenanceOut(_Out):
     )
 
 
+class ReviewOut(_Out):
+    """A reviewer's decision on a candidate; mirrors ``search/case_result.py:review_dict``."""
+
+    id: int
+    search_id: str = Field(description="the search whose candidate this was")
+    case_reference: str
+    face_id: int
+    decision: ReviewDecision
+    note: str
+    reviewer: str
+    role: str
+    at: str
+
+
 class MatchOut(_Out):
     """One gallery face; mirrors ``search/result.py:match_dict`` field for field."""
 
@@ -144,6 +160,9 @@ class MatchOut(_Out):
     group_face_ids: list[int] = Field(
         description="the group's faces among the nearest, best first (face_id is the first)"
     )
+    review: ReviewOut | None = Field(
+        default=None, description="the latest review decision on this face in this case"
+    )
 
 
 class ProbeFaceOut(_Out):
@@ -173,7 +192,9 @@ class SearchFaceOut(_Out):
 class SearchOut(_Out):
     """One search; mirrors ``search/result.py:search_dict`` (the CLI's --json)."""
 
-    search_id: str | None = Field(description="null from the CLI")
+    search_id: str | None = Field(
+        description="the id its candidates are reviewed by (POST /v1/searches/{id}/reviews)"
+    )
     case_reference: str
     purpose: str
     faces: list[SearchFaceOut]

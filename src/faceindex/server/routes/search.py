@@ -24,7 +24,7 @@ from faceindex.server.schemas import (
     SearchOut,
 )
 from faceindex.sources.base import SourceItem
-from faceindex.types import Match, SearchResult
+from faceindex.types import Match, Review, SearchResult
 
 __all__ = ["router"]
 
@@ -114,10 +114,16 @@ async def search(
     if not template and len(photos) != 1:
         raise InputError("send one photo (several only with same_person=true), or a person_id")
 
-    def run(engine: Engine) -> list[SearchResult]:
+    named: list[str] = []  # the id ShownFaces gives it, which its audit entry keeps
+
+    def name(shown: frozenset[int]) -> str:
+        named.append(st.shown.record(actor.name, shown))
+        return named[-1]
+
+    def run(engine: Engine) -> tuple[list[SearchResult], dict[int, Review]]:
         gov = st.acting(engine, actor)
         if template:
-            return gov.search_template(
+            results = gov.search_template(
                 photos,
                 person=person_id,
                 case=case_reference,
@@ -126,8 +132,11 @@ async def search(
                 top_k=top_k,
                 sources=sources or None,
                 match_bound=match_bound,
+                name_search=name,
             )
-        return gov.search(
+            shown = [m.face_id for r in results for m in r.matches]
+            return results, gov.decisions(case_reference, shown)
+        results = gov.search(
             photos[0],
             case=case_reference,
             purpose=purpose,
@@ -135,16 +144,18 @@ async def search(
             largest=largest,
             sources=sources or None,
             match_bound=match_bound,
+            name_search=name,
         )
+        shown = [m.face_id for r in results for m in r.matches]
+        return results, gov.decisions(case_reference, shown)
 
     try:
-        results = await st.runner.run(run)
+        results, reviews = await st.runner.run(run)
     except Exception as exc:
         st.metrics.searches.labels(type(exc).__name__).inc()
         raise
     st.metrics.searches.labels("ok").inc()
-    shown = {m.face_id for r in results for m in r.matches}
-    search_id = st.shown.record(actor.name, shown)
+    search_id = named[-1]
     originals = actor.can(Permission.VIEW_ORIGINALS)
     base = f"/v1/searches/{search_id}/faces"
 
@@ -153,7 +164,12 @@ async def search(
         return f"{base}/{m.face_id}/thumbnail", original
 
     body = search_dict(
-        results, case_reference=case_reference, purpose=purpose, search_id=search_id, links=links
+        results,
+        case_reference=case_reference,
+        purpose=purpose,
+        search_id=search_id,
+        links=links,
+        reviews=reviews,
     )
     return SearchOut.model_validate(body)
 

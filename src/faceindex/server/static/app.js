@@ -157,6 +157,7 @@ function showResults(answer) {
     if (m.original_url) {
       card.append(el("button", { type: "button", class: "open", onclick: () => compare(m) }, "Compare with probe"));
     }
+    if (typeof reviewCard === "function") reviewCard(card, m, answer); // static/review.js
     list.append(card);
   }
   $("results").replaceChildren(el("p", { class: "case" }, `Search ${answer.search_id} for case ${answer.case_reference}`), ...notes, list);
