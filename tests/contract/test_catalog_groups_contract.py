@@ -133,6 +133,7 @@ def test_a_v4_catalog_upgrades_with_one_group_per_image(reopen: OpenCatalog) -> 
     b = _record(old, src.id, "b.jpg", "b", BASE)
     with old.transaction(bump=False) as tx:  # type: ignore[attr-defined]
         for statement in (  # back to the v4 schema, images and all
+            "DROP TABLE reviews",  # v6, after the photo groups' v5
             "DROP INDEX images_group",
             *(f"DROP INDEX images_phash_b{i}" for i in range(4)),
             "ALTER TABLE images DROP COLUMN group_id",

@@ -7,13 +7,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from faceindex.search.scoring import one_in, pair_words
-from faceindex.types import Review
+from faceindex.types import Provenance, Review
 
 if TYPE_CHECKING:
     from faceindex.governance.casework import CaseView
     from faceindex.search.verify import Verification
 
-__all__ = ["case_dict", "meaning", "review_dict", "verification_dict"]
+__all__ = ["case_dict", "meaning", "provenance_dict", "review_dict", "verification_dict"]
+
+
+def provenance_dict(p: Provenance) -> dict[str, object]:
+    """One place an image was found, as every answer shows it (CLI --json and HTTP)."""
+    return {
+        "source": p.source,
+        "locator": p.locator,
+        "ingested_at": p.ingested_at,
+        "image_id": p.image_id,
+    }
 
 
 def review_dict(r: Review) -> dict[str, object]:
@@ -111,10 +121,7 @@ def case_dict(c: CaseView) -> dict[str, object]:
                 "face_id": k.face_id,
                 "search_ids": list(k.search_ids),
                 "held": k.held,
-                "provenance": [
-                    {"source": p.source, "locator": p.locator, "ingested_at": p.ingested_at}
-                    for p in k.locations
-                ],
+                "provenance": [provenance_dict(p) for p in k.locations],
                 "review": review_dict(k.review) if k.review else None,
                 "history": [review_dict(r) for r in k.history],
             }

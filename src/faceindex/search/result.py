@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from faceindex.search.case_result import review_dict
+from faceindex.search.case_result import provenance_dict, review_dict
 from faceindex.search.scoring import in_words
 from faceindex.types import Match, Review, SearchResult
 
@@ -38,15 +38,7 @@ def match_dict(
         "box": m.bbox.as_list(),
         "quality": m.quality,
         "image_sha256": m.image_sha256,
-        "provenance": [
-            {
-                "source": p.source,
-                "locator": p.locator,
-                "ingested_at": p.ingested_at,
-                "image_id": p.image_id,
-            }
-            for p in m.locations
-        ],
+        "provenance": [provenance_dict(p) for p in m.locations],
         "thumbnail_url": thumbnail_url,
         "original_url": original_url,
         "photo_group": m.group_id,
