@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import Field
@@ -88,7 +89,7 @@ async def search(
         Form(gt=0, lt=1, description="this search's match bound (default: the setting)"),
     ] = None,
     actor: Actor = Depends(allow(Permission.SEARCH)),
-) -> SearchOut:
+) -> Response:
     """Audited before any result is returned; if the audit log cannot be written the
     search fails (503) and returns nothing."""
     st = state(request)
@@ -121,10 +122,20 @@ async def search(
         original = f"{base}/{m.face_id}/original" if originals else None
         return f"{base}/{m.face_id}/thumbnail", original
 
-    body = search_dict(
-        results, case_reference=case_reference, purpose=purpose, search_id=search_id, links=links
-    )
-    return SearchOut.model_validate(body)
+    def render() -> bytes:
+        body = search_dict(
+            results,
+            case_reference=case_reference,
+            purpose=purpose,
+            search_id=search_id,
+            links=links,
+        )
+        return SearchOut.model_validate(body).model_dump_json().encode()
+
+    # A crowd photo's answer is hundreds of matches: building, checking and encoding it in
+    # a thread keeps the event loop (and /v1/health) answering meanwhile. The Response is
+    # sent as it is; response_model above still documents it.
+    return Response(await to_thread.run_sync(render), media_type="application/json")
 
 
 @router.get(
