@@ -155,11 +155,8 @@ def _serve(conn: Connection, settings: Settings) -> None:
     try:
         # Every core for ONNX Runtime's intra-op threads (the embedder, the CNN pass): one
         # probe on an otherwise idle server gets the whole machine; probes at once share it
-        # (ORT's threads do not spin, so oversubscribed ones only wait their turn); and
-        # dlib's HOG scans each probe in two threads (vision/hog_split.py) where there are
-        # two cores.
-        cores = os.cpu_count() or 1
-        analyzer = build_analyzer(settings, threads=cores, split_hog=cores > 1)
+        # (ORT's threads do not spin, so oversubscribed ones only wait their turn).
+        analyzer = build_analyzer(settings, threads=os.cpu_count() or 1)
     except FaceIndexError as exc:  # a missing or altered model: every answer says so
         failure = (type(exc), str(exc))
     conn.send(("error", failure) if failure else ("ready", None))

@@ -24,19 +24,16 @@ def settings_pack(settings: Settings) -> ModelPack:
 
 
 def build_analyzer(
-    settings: Settings, pack: ModelPack | None = None, *, threads: int = 0, split_hog: bool = False
+    settings: Settings, pack: ModelPack | None = None, *, threads: int = 0
 ) -> FaceAnalyzer:
     """The face models of ``pack`` (default: the settings'), configured by the settings.
 
     dlib's load its weights in ~0.5 s; ``threads`` bounds an ONNX pack's intra-op threads
-    (0: ONNX Runtime's default, one per core). ``split_hog``: dlib's HOG scans one image in
-    two threads (vision/hog_split.py), for an analyzer that sees one image at a time with
-    cores to spare (the server's probes); ingest keeps the single scan its gallery was
-    detected with.
+    (0: ONNX Runtime's default, one per core).
     """
     pack = pack or settings_pack(settings)
     if pack.detector == "dlib":
-        return _dlib(settings, threads, hog_threads=2 if split_hog else 1)
+        return _dlib(settings, threads)
     detector = _pack_detector(settings, pack, threads)
     aligner = _pack_aligner(pack)
     embedder = _pack_embedder(settings, pack, threads)
@@ -52,7 +49,7 @@ def model_tag(settings: Settings, pack: ModelPack) -> str:
     return pack.descriptor_name(mirror=settings.mirror)
 
 
-def _dlib(settings: Settings, threads: int = 0, *, hog_threads: int = 1) -> FaceAnalyzer:
+def _dlib(settings: Settings, threads: int = 0) -> FaceAnalyzer:
     from faceindex.vision.align import DlibAligner
     from faceindex.vision.detect import (
         BoundedDetector,
@@ -96,14 +93,10 @@ def _dlib(settings: Settings, threads: int = 0, *, hog_threads: int = 1) -> Face
             max_side=settings.detect_max_side,
             min_size=settings.min_face_size,
             cnn_max_pixels=settings.detect_cnn_max_pixels,
-            hog_threads=hog_threads,
         )
     else:
         detector = HogDetector(
-            upsample=up,
-            max_side=settings.detect_max_side,
-            min_size=settings.min_face_size,
-            threads=hog_threads,
+            upsample=up, max_side=settings.detect_max_side, min_size=settings.min_face_size
         )
     embedder = build_embedder(
         settings.embedder_runtime,
