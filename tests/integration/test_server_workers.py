@@ -37,6 +37,7 @@ def test_faces_and_boxes_come_back(worker: AnalysisWorker, astronaut: np.ndarray
     found = worker.call("analyze_image", photo, far(), **LIMITS)
     assert isinstance(found, ImageFaces) and (found.width, found.height) == (512, 512)
     assert found.faces and all(f.embedding.shape == (128,) for f in found.faces)
+    assert all(f.thumbnail == b"" for f in found.faces)  # a probe's faces are never stored
     boxes = worker.call("detect_image", photo, far(), **LIMITS)
     assert isinstance(boxes, ImageBoxes)
     assert [d.bbox for d in boxes.detections] == [f.bbox for f in found.faces]
@@ -74,3 +75,12 @@ def test_a_worker_over_its_memory_limit_is_replaced(astronaut: np.ndarray) -> No
         assert small.pid != pid  # ... and the worker that gave it is replaced
     finally:
         small.stop()
+
+
+def test_ingest_faces_keep_their_thumbnails(astronaut: np.ndarray) -> None:
+    """Only the probe path drops thumbnails: the faces an ingest stores keep theirs."""
+    from faceindex.vision.factory import build_analyzer
+
+    analyzer = build_analyzer(Settings.load("/nonexistent-home-for-workers"))
+    faces = analyzer.analyze(astronaut)
+    assert faces and all(f.thumbnail.startswith(b"\xff\xd8") for f in faces)

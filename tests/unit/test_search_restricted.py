@@ -71,3 +71,28 @@ def test_filtering_the_nearest_alone_would_miss_them(
     cat, index, probe, _ = gallery
     monkeypatch.setattr(searcher, "PUSHDOWN_AFTER", 10**9)
     assert searcher.knn(cat, index, probe[None, :], 10, sources=["few"]) == [[]]
+
+
+def test_several_probe_faces_share_one_index_call(
+    gallery: Gallery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crowd photo's faces go to the index together (one call, not one per face) and each
+    gets the same answer it would alone, the widened restricted ones included."""
+    cat, index, probe, _ = gallery
+    rng = np.random.default_rng(7)
+    probes = np.vstack([probe, probe + rng.normal(0, 0.02, (4, DIM))]).astype(np.float32)
+    alone = [searcher.knn(cat, index, q[None, :], 10, sources=["few"])[0] for q in probes]
+    plain = [searcher.knn(cat, index, q[None, :], 10)[0] for q in probes]
+    calls: list[int] = []
+    search = index.search
+
+    def counted(q: np.ndarray, k: int, *, within: np.ndarray | None = None) -> object:
+        calls.append(len(q))
+        return search(q, k, within=within)
+
+    monkeypatch.setattr(index, "search", counted)
+    together = searcher.knn(cat, index, probes, 10)
+    assert calls == [len(probes)]  # nothing needed widening: one call for all five
+    assert [[r.id for _, r in h] for h in together] == [[r.id for _, r in h] for h in plain]
+    restricted = searcher.knn(cat, index, probes, 10, sources=["few"])
+    assert [[r.id for _, r in h] for h in restricted] == [[r.id for _, r in h] for h in alone]

@@ -37,25 +37,45 @@ def knn(
     candidates it can return, so widening alone would miss them).
     """
     total = index.count()
-    out: list[list[tuple[float, FaceRow]]] = []
-    within: np.ndarray | None = None
+    queries = np.atleast_2d(vectors)
     first = min(max(k * 2, k + 16), max(total, 1))
-    for vec in np.atleast_2d(vectors):
-        fetch = first
-        while True:
-            if within is not None:
-                fetch = min(fetch, max(len(within), 1))
-            dist, ids = index.search(vec[None, :], fetch, within=within)
-            kept = _live(catalog, dist[0], ids[0], sources)
-            if len(kept) >= k or fetch >= total or (within is not None and fetch >= len(within)):
-                break
-            if sources is not None and within is None and fetch >= PUSHDOWN_AFTER:
-                within = catalog.face_ids_in_sources(sources)
-                fetch = first
-                continue
-            fetch = min(fetch * 4, total)
+    # One index call for every probe face's first round: a crowd photo's 60 faces cost one
+    # pass over the index (and one thread-pool start in FAISS), not 60.
+    dist, ids = index.search(queries, first)
+    out: list[list[tuple[float, FaceRow]]] = []
+    for n, vec in enumerate(queries):
+        kept = _live(catalog, dist[n], ids[n], sources)
+        if len(kept) < k and first < total:
+            kept = _widen(catalog, index, vec, k, first, total, sources)
         out.append(kept[:k])
     return out
+
+
+def _widen(
+    catalog: Catalog,
+    index: VectorIndex,
+    vec: np.ndarray,
+    k: int,
+    first: int,
+    total: int,
+    sources: Collection[str] | None,
+) -> list[tuple[float, FaceRow]]:
+    """One query's search, widened from the ``first`` candidates that left fewer than k
+    live faces, until k survive or the index (or the sources' faces) is spent."""
+    within: np.ndarray | None = None
+    fetch = first
+    while True:
+        if sources is not None and within is None and fetch >= PUSHDOWN_AFTER:
+            within = catalog.face_ids_in_sources(sources)
+            fetch = first
+        else:
+            fetch = min(fetch * 4, total)
+        if within is not None:
+            fetch = min(fetch, max(len(within), 1))
+        dist, ids = index.search(vec[None, :], fetch, within=within)
+        kept = _live(catalog, dist[0], ids[0], sources)
+        if len(kept) >= k or fetch >= total or (within is not None and fetch >= len(within)):
+            return kept
 
 
 def _live(

@@ -57,7 +57,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         actor: Actor, source: str, progress: Callable[[Progress], None]
     ) -> IngestSummary:
         job = Governance(ingest_engine, gov.audit, gov.store, actor)
-        return job.ingest(source, progress=progress, in_process=settings.workers == 1)
+        # Always in worker processes, even with workers=1: an in-process ingest would run
+        # dlib's landmark and embedding calls in a server thread, under the GIL that every
+        # request needs.
+        return job.ingest(source, progress=progress, in_process=False)
 
     st = State(
         settings=settings,

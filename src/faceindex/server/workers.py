@@ -148,12 +148,15 @@ def _serve(conn: Connection, settings: Settings) -> None:
     # delay /v1/health and every other request by whole scheduler slices.
     with contextlib.suppress(OSError):
         os.nice(5)
-    from faceindex.engine import build_analyzer
+    from faceindex.vision.factory import build_analyzer
 
     analyzer: Any = None
     failure: tuple[type[BaseException], str] | None = None
     try:
-        analyzer = build_analyzer(settings)
+        # Every core for ONNX Runtime's intra-op threads (the embedder, the CNN pass): one
+        # probe on an otherwise idle server gets the whole machine; probes at once share it
+        # (ORT's threads do not spin, so oversubscribed ones only wait their turn).
+        analyzer = build_analyzer(settings, threads=os.cpu_count() or 1)
     except FaceIndexError as exc:  # a missing or altered model: every answer says so
         failure = (type(exc), str(exc))
     conn.send(("error", failure) if failure else ("ready", None))

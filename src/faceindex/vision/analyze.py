@@ -41,7 +41,8 @@ class Analyzer(Protocol):
     runs one in a worker process (the server's, so a long analysis never holds its GIL)."""
 
     def analyze_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageFaces:
-        """Decode (raising DecodeError or ImageTooLarge) and find every face."""
+        """Decode (raising DecodeError or ImageTooLarge) and find every face: a probe's, so
+        the faces carry no thumbnail."""
         ...
 
     def detect_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageBoxes:
@@ -69,7 +70,10 @@ class FaceAnalyzer:
 
     def analyze_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageFaces:
         rgb = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
-        return ImageFaces(int(rgb.shape[1]), int(rgb.shape[0]), tuple(self.analyze(rgb)))
+        # A probe's faces are searched, never stored: no thumbnails (64 JPEG encodes and
+        # their transfer from the server's analysis worker, on a crowd photo).
+        faces = self.analyze(rgb, thumbnails=False)
+        return ImageFaces(int(rgb.shape[1]), int(rgb.shape[0]), tuple(faces))
 
     def detect_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageBoxes:
         rgb = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
@@ -86,7 +90,9 @@ class FaceAnalyzer:
             raise NoFaceError(f"no face found in the probe image: {small}")
         return rgb
 
-    def analyze(self, rgb: np.ndarray) -> list[DetectedFace]:
+    def analyze(self, rgb: np.ndarray, *, thumbnails: bool = True) -> list[DetectedFace]:
+        """Every face in ``rgb``: box, landmarks, quality, embedding and, where it will be
+        stored (ingest), a thumbnail; ``thumbnails=False`` leaves it empty (probes)."""
         detections = self.detector.detect(rgb)
         if not detections:
             return []
@@ -105,7 +111,7 @@ class FaceAnalyzer:
                     detector_score=round(det.score, 4),
                     quality=assess(det.bbox, al.landmarks, al.chip, pose=al.pose),
                     embedding=vec,
-                    thumbnail=thumbnail(rgb, det.bbox, self.thumbnail_size),
+                    thumbnail=thumbnail(rgb, det.bbox, self.thumbnail_size) if thumbnails else b"",
                 )
             )
         return faces

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import Field
@@ -104,7 +105,7 @@ async def search(
         Form(description="how a template ranks results (default: the setting)"),
     ] = None,
     actor: Actor = Depends(allow(Permission.SEARCH)),
-) -> SearchOut:
+) -> Response:
     """Audited before any result is returned; if the audit log cannot be written the
     search fails (503) and returns nothing. A template (several photos of one person, or a
     person) answers one result whose bands count every template face's comparisons."""
@@ -163,15 +164,21 @@ async def search(
         original = f"{base}/{m.face_id}/original" if originals else None
         return f"{base}/{m.face_id}/thumbnail", original
 
-    body = search_dict(
-        results,
-        case_reference=case_reference,
-        purpose=purpose,
-        search_id=search_id,
-        links=links,
-        reviews=reviews,
-    )
-    return SearchOut.model_validate(body)
+    def render() -> bytes:
+        body = search_dict(
+            results,
+            case_reference=case_reference,
+            purpose=purpose,
+            search_id=search_id,
+            links=links,
+            reviews=reviews,
+        )
+        return SearchOut.model_validate(body).model_dump_json().encode()
+
+    # A crowd photo's answer is hundreds of matches: building, checking and encoding it in
+    # a thread keeps the event loop (and /v1/health) answering meanwhile. The Response is
+    # sent as it is; response_model above still documents it.
+    return Response(await to_thread.run_sync(render), media_type="application/json")
 
 
 @router.get(
