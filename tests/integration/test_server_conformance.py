@@ -262,3 +262,19 @@ def test_docs_load_only_same_origin_assets(api: Any, page: str) -> None:
 def test_swagger_ui_does_not_call_the_online_validator(api: Any) -> None:
     client, _ = api
     assert '"validatorUrl": null' in client.get("/docs").text
+
+
+def test_a_watch_needs_photos_or_a_person(api: Any) -> None:
+    client, tokens = api
+    r = client.post(
+        "/v1/watches",
+        headers=bearer(tokens["investigator"]),
+        data={"case_reference": "W-1", "purpose": "p"},
+    )
+    assert "person id" in problem(r, 400)["detail"]
+    r = client.post(
+        "/v1/watches",
+        headers=bearer(tokens["investigator"]),
+        data={"case_reference": "W-1", "purpose": "p", "person_id": "999999"},
+    )
+    assert problem(r, 404)["detail"]  # no such person

@@ -240,3 +240,27 @@ def test_an_alert_left_unaudited_by_a_dead_screen_is_audited_by_the_next(home: H
     (entry,) = home.actions("watch-alert")
     assert entry["face_ids"] == [77]
     assert home.engine.catalog.alerts(ids=[made.id])[0].audit_seq == entry["seq"]
+
+
+def test_a_watch_on_a_catalogued_person_alerts_on_their_next_photo(home: Home) -> None:
+    """A person (persons build) watched by id: its faces' descriptors, no photo sent."""
+    home.folder("press", "obama/obama.jpg", "biden/biden.jpg")
+    home.gov.ingest("press", in_process=True)
+    home.gov.persons.build()
+    (obama,) = [
+        v.person.id
+        for v in home.gov.persons.list()
+        if any(p.locator == "obama/obama.jpg" for f in v.faces for p in f.locations)
+    ]
+    ivy = _investigator(home)
+    with pytest.raises(InputError):  # photos or a person, not both
+        ivy.add_watch([home.photo("obama/obama2.jpg")], person=obama, case="C", purpose="p")
+    watch = ivy.add_watch(person=obama, case="C-9", purpose="find him")
+    assert watch.kind == "person" and watch.person_id == obama and watch.templates == 1
+
+    home.folder("later", "obama/obama2.jpg", "kit_harington/john1.jpeg")
+    assert home.gov.ingest("later", in_process=True).watch_alerts == 1
+    (alert,) = ivy.watch_alerts(watch.id)
+    assert [p.locator for p in alert.locations] == ["obama/obama2.jpg"]
+    (added,) = home.actions("watch-add")
+    assert added["details"]["kind"] == "person"  # type: ignore[index]

@@ -30,7 +30,7 @@ def _sources(raw: str | None) -> list[str] | None:
 @app.command("add")
 @handle_errors
 def add(
-    photos: list[Path] = typer.Argument(..., help="one or more photos of the person"),
+    photos: list[Path] = typer.Argument(None, help="one or more photos of the person"),
     case: str = typer.Option(..., "--case", help="the case reference"),
     purpose: str = typer.Option(..., "--purpose", help="why this person is watched for"),
     expires_days: int | None = typer.Option(
@@ -39,13 +39,18 @@ def add(
     sources: str | None = typer.Option(
         None, "--sources", help="comma-separated sources to watch (default: all the purpose allows)"
     ),
+    person: int | None = typer.Option(
+        None, "--person", help="watch for a catalogued person (faceindex persons list), no photo"
+    ),
     as_json: bool = typer.Option(False, "--json"),
     home: HomeOpt = None,
 ) -> None:
-    """Watch for the person (the largest face of each photo; the photos are not kept)."""
+    """Watch for the person (the largest face of each photo; the photos are not kept), or
+    for a catalogued person (--person: its best faces)."""
     with open_governance(home) as gov:
         w = gov.add_watch(
-            read_photos(photos),
+            read_photos(photos or []),
+            person=person,
             case=case,
             purpose=purpose,
             expires_days=expires_days,

@@ -321,12 +321,7 @@ class Governance:
         try:
             exclude: tuple[int, ...] = ()
             if person is not None:
-                exclude = self.persons.faces_of(person)
-                rows = self.engine.catalog.faces(exclude)
-                chosen = pick_template({f: r.quality for f, r in rows.items()})
-                stored = self.engine.catalog.embeddings(chosen)
-                template = np.stack([stored[f] for f in chosen])
-                qualities = [rows[f].quality for f in chosen]
+                exclude, template, qualities = self._person_template(person)
             else:
                 for image in images:
                     self._probe_hash(image)
@@ -588,17 +583,44 @@ class Governance:
 
     # -- watchlists (governance/watches.py) -----------------------------------------------
 
+    def _person_template(self, person: int) -> tuple[tuple[int, ...], np.ndarray, list[float]]:
+        """A person's face ids, and the descriptors and qualities of its best faces
+        (search/template.py: at most TEMPLATE_MAX): the template a search or watch uses."""
+        faces = self.persons.faces_of(person)
+        rows = self.engine.catalog.faces(faces)
+        chosen = pick_template({f: r.quality for f, r in rows.items()})
+        stored = self.engine.catalog.embeddings(chosen)
+        return faces, np.stack([stored[f] for f in chosen]), [rows[f].quality for f in chosen]
+
     def add_watch(
         self,
-        probes: Sequence[bytes],
+        probes: Sequence[bytes] = (),
         *,
         case: str,
         purpose: str,
         expires_days: int | None = None,
         sources: Sequence[str] | None = None,
+        person: int | None = None,
     ) -> WatchRecord:
-        return self.watchlist.add(
-            probes, case=case, purpose=purpose, expires_days=expires_days, sources=sources
+        """A watch on the person in ``probes`` (the largest face of each), or on a
+        catalogued ``person`` (its best faces' descriptors, as a search by person)."""
+        if bool(probes) == (person is not None):
+            raise InputError("watch for photos of a person or for a person id, not both or neither")
+        if person is None:
+            return self.watchlist.add(
+                probes, case=case, purpose=purpose, expires_days=expires_days, sources=sources
+            )
+        self._require(P.WATCH, action="watch-add", case=case, purpose=purpose)
+        _, template, qualities = self._person_template(person)
+        return self.watchlist.create(
+            template,
+            qualities,
+            case=case,
+            purpose=purpose,
+            expires_days=expires_days,
+            sources=sources,
+            kind="person",
+            person_id=person,
         )
 
     def watches(self) -> list[WatchRecord]:

@@ -150,7 +150,7 @@ class Watches:
         probe_sha256: str = "",
     ) -> WatchRecord:
         """A watch on any list of descriptors: a probe's faces, or (``kind="person"``) the
-        faces of a catalogued person once persons exist (issue 10, another branch)."""
+        best faces of a catalogued person (``Governance.add_watch(person=...)``)."""
         self.acting.require(P.WATCH, action="watch-add", case=case, purpose=purpose)
         if not case.strip() or not purpose.strip():
             raise InputError("a watch needs a case reference and a purpose")

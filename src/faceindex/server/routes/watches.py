@@ -61,16 +61,18 @@ def alert_out(a: Alert) -> AlertOut:
 )
 async def add_watch(
     request: Request,
-    images: Annotated[
-        list[UploadFile],
-        File(
-            description="1-5 photos of the person (the largest face of each)",
-            min_length=1,
-            max_length=5,
-        ),
-    ],  # fmt: skip
     case_reference: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT_PATTERN)],
     purpose: Annotated[str, Form(min_length=1, max_length=500, pattern=TEXT_PATTERN)],
+    images: Annotated[
+        list[UploadFile] | None,
+        File(
+            description="1-5 photos of the person (the largest face of each); or person_id",
+            max_length=5,
+        ),
+    ] = None,  # fmt: skip
+    person_id: Annotated[
+        int | None, Form(ge=1, le=MAX_ID, description="watch for a catalogued person instead")
+    ] = None,
     expires_days: Annotated[
         int | None, Form(ge=1, le=3650, description="default: the watch_default_days setting")
     ] = None,
@@ -82,10 +84,11 @@ async def add_watch(
 ) -> WatchOut:
     """The photos are not kept: their face descriptors are, until the watch ends."""
     st = state(request)
-    probes = [await read_upload(p, st.settings.max_bytes) for p in images]
+    probes = [await read_upload(p, st.settings.max_bytes) for p in images or []]
     made = await st.runner.run(
         lambda e: st.acting(e, actor).add_watch(
             probes,
+            person=person_id,
             case=case_reference,
             purpose=purpose,
             expires_days=expires_days,
