@@ -367,13 +367,13 @@ class AuditLog:
     def newest(self, before: int | None = None, n: int = 500) -> list[AuditEntry]:
         """Up to ``n`` entries, newest first, with seq below ``before`` (all when None)."""
         with self._lock:
-            rows = self._db.execute(
+            rows = self.db.rows(
                 "SELECT body, prev, hash FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
                 (before if before is not None else 2**62, int(n)),
-            ).fetchall()
+            )
         out = []
         for row in rows:
-            data = _loads(_merge(*row))
+            data = _loads(_merge(*(str(v) for v in row)))
             if data is not None:
                 out.append(entry_from_dict(data))
         return out

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from faceindex.catalog.base import FaceRow
 from faceindex.persons.base import Person
+from faceindex.search.case_result import provenance_dict
 
 __all__ = ["BuildReport", "FaceLinks", "PersonView", "person_dict"]
 
@@ -61,10 +62,7 @@ def person_dict(view: PersonView, links: FaceLinks = _no_links) -> dict[str, obj
                 "box": f.bbox.as_list(),
                 "quality": f.quality,
                 "thumbnail_url": links(f.id),
-                "provenance": [
-                    {"source": loc.source, "locator": loc.locator, "ingested_at": loc.ingested_at}
-                    for loc in f.locations
-                ],
+                "provenance": [provenance_dict(loc) for loc in f.locations],
             }
             for f in view.faces
         ],
