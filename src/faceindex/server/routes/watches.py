@@ -56,7 +56,7 @@ def alert_out(a: Alert) -> AlertOut:
     "/watches",
     response_model=WatchOut,
     status_code=201,
-    responses=errors(400, 403, 413),
+    responses=errors(400, 403, 404, 413),  # 404: no such person
     summary="Watch for a person: alert when a new photo of them is ingested",
 )
 async def add_watch(
