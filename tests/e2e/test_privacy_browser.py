@@ -160,6 +160,8 @@ def test_auditor_filters_and_pages_the_log(page: Any, live: Live, tmp_path: Path
     page.fill("#af-action", "search")
     page.fill("#af-limit", "2")
     page.click("#audit-filter button[type=submit]")
+    # the filtered page replaces the unfiltered one (which may hold AUD-2 as well)
+    wait_until(lambda: page.locator("#audit-rows tr").count() == 2)
     page.wait_for_selector("#audit-rows tr td.case:has-text('AUD-2')")
     rows = page.locator("#audit-rows tr")
     assert rows.count() == 2

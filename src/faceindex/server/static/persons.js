@@ -38,8 +38,8 @@ async function buildPersons() {
   $("persons-status").textContent = "Building persons...";
   try {
     const r = await json("/v1/persons/build", jsonBody("POST", { rebuild: false }));
+    await loadPersons();  // writes the person count into the status line: the report goes after it
     $("persons-status").textContent = `${r.faces_placed} faces placed: ${r.persons_created} new persons, ${r.persons_joined} grew`;
-    await loadPersons();
   } catch (e) { $("persons-error").textContent = e.message; }
 }
 
