@@ -10,10 +10,10 @@ from faceindex.catalog.base import Catalog, FaceRow
 from faceindex.errors import NoFaceError
 from faceindex.index.base import VectorIndex
 from faceindex.search.groups import GroupHit, collapse
-from faceindex.search.scoring import Decider
-from faceindex.types import DetectedFace, Match, ProbeFace, SearchResult
+from faceindex.search.scoring import Assessment, Decider
+from faceindex.types import DetectedFace, Match, ProbeFace, Provenance, SearchResult
 
-__all__ = ["PUSHDOWN_AFTER", "gallery_size", "group_knn", "knn", "match_faces"]
+__all__ = ["PUSHDOWN_AFTER", "gallery_size", "group_knn", "judged", "knn", "match_faces"]
 
 PUSHDOWN_AFTER = 1024  # candidates filtered before a restricted search asks the catalog
 
@@ -151,21 +151,7 @@ def match_faces(
             d, row = hit.distance, hit.row
             a = decider.assess(d, n, min(q, row.quality))
             matches.append(
-                Match(
-                    face_id=row.id,
-                    image_id=row.image_id,
-                    distance=round(d, 4),
-                    fmr=float(f"{a.fmr:.4g}"),
-                    expected_strangers=float(f"{a.expected_strangers:.4g}"),
-                    stranger_chance=float(f"{a.stranger_chance:.4g}"),
-                    decision=a.decision,
-                    bbox=row.bbox,
-                    quality=row.quality,
-                    image_sha256=row.image_sha256,
-                    locations=hit.locations,
-                    group_id=hit.group_id,
-                    group_faces=hit.faces,
-                )
+                judged(row, d, a, hit.locations, group_id=hit.group_id, group_faces=hit.faces)
             )
         warnings: tuple[str, ...] = ()
         if q < match_quality:
@@ -176,3 +162,30 @@ def match_faces(
         probe = ProbeFace(face.bbox, q, warnings)
         results.append(SearchResult(probe, tuple(matches), n, decider.match_bound))
     return results
+
+
+def judged(
+    row: FaceRow,
+    distance: float,
+    a: Assessment,
+    locations: tuple[Provenance, ...],
+    *,
+    group_id: int | None = None,
+    group_faces: tuple[int, ...] = (),
+) -> Match:
+    """A gallery face at ``distance`` with its decision, as every search answers it."""
+    return Match(
+        face_id=row.id,
+        image_id=row.image_id,
+        distance=round(distance, 4),
+        fmr=float(f"{a.fmr:.4g}"),
+        expected_strangers=float(f"{a.expected_strangers:.4g}"),
+        stranger_chance=float(f"{a.stranger_chance:.4g}"),
+        decision=a.decision,
+        bbox=row.bbox,
+        quality=row.quality,
+        image_sha256=row.image_sha256,
+        locations=locations,
+        group_id=group_id,
+        group_faces=group_faces,
+    )

@@ -28,8 +28,8 @@ from faceindex.catalog.base import Catalog, FaceRow
 from faceindex.errors import InputError, NoFaceError
 from faceindex.index.base import VectorIndex
 from faceindex.search.scoring import Decider
-from faceindex.search.searcher import gallery_size, knn
-from faceindex.types import BBox, Match, ProbeFace, SearchResult
+from faceindex.search.searcher import gallery_size, judged, knn
+from faceindex.types import BBox, ProbeFace, SearchResult
 
 __all__ = ["FUSIONS", "TEMPLATE_MAX", "Fusion", "fuse_mean", "match_template", "pick_template"]
 
@@ -136,21 +136,8 @@ def match_template(
             continue
         d = float(np.linalg.norm(template.astype(np.float64) - vec, axis=1).min())
         a = decider.assess(d, comparisons, min(q, row.quality))
-        matches.append(
-            Match(
-                face_id=row.id,
-                image_id=row.image_id,
-                distance=round(d, 4),
-                fmr=float(f"{a.fmr:.4g}"),
-                expected_strangers=float(f"{a.expected_strangers:.4g}"),
-                stranger_chance=float(f"{a.stranger_chance:.4g}"),
-                decision=a.decision,
-                bbox=row.bbox,
-                quality=row.quality,
-                image_sha256=row.image_sha256,
-                locations=tuple(p for p in row.locations if sources is None or p.source in sources),
-            )
-        )
+        where = tuple(p for p in row.locations if sources is None or p.source in sources)
+        matches.append(judged(row, d, a, where))
     warnings = [
         f"template of {m} faces ({fusion}): each gallery face is compared with all {m}; the "
         f"distance shown is the closest of them and the bands count {m} x {max(n, 0):,} "
