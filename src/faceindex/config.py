@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     detect_cnn_max_pixels: int = Field(
         default=500_000, ge=10_000, description="pixels the CNN detector sees at most"
     )
+    probe_detect_max_pixels: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="a probe's first HOG pass sees at most this many pixels, then the ingest"
+        " chain if it finds nothing (0: probes detect as ingest does)",
+    )
     server_analysis: Literal["process", "thread"] = Field(
         default="process", description="server probes analysed in worker processes or threads"
     )

@@ -3,17 +3,22 @@ sees a bounded copy whatever the image, and finds faces on it in the image's coo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from faceindex.config import Settings
 from faceindex.types import BBox
+from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.base import Detection
+from faceindex.vision.decode import decode_image
 from faceindex.vision.detect import (
     BoundedDetector,
     CnnDetector,
     FallbackDetector,
     HogDetector,
+    ProbeDetector,
     bounded_fallback,
 )
 
@@ -65,3 +70,29 @@ def test_the_bounded_cnn_finds_the_face_where_hog_does(astronaut: np.ndarray) ->
     assert len(hog) == 1 and len(found) == 1
     box: BBox = found[0].bbox
     assert box.iou(hog[0].bbox) > 0.4, (box, hog[0].bbox)  # the two models frame faces apart
+
+
+def test_probes_start_on_their_own_budget_and_ingest_does_not(analyzer: FaceAnalyzer) -> None:
+    probe = analyzer.probe_detector
+    assert isinstance(probe, ProbeDetector)
+    assert probe.max_pixels == Settings.load("/nonexistent-home-for-budget").probe_detect_max_pixels
+    assert probe.chain is analyzer.detector  # then the ingest chain, unchanged
+
+
+def test_a_large_probe_finds_its_face_on_the_small_copy(
+    analyzer: FaceAnalyzer, shared_faces: Path
+) -> None:
+    # A 4 MP single-face photo: the ingest chain scans its 1600x1200 copy (1.9 MP at
+    # upsample 1); the probe scans at most its budget, and finds the same face.
+    data = (shared_faces / "deepface-pairs" / "images" / "img33.jpg").read_bytes()
+    rgb = decode_image(data, max_pixels=60_000_000, max_bytes=1 << 28)
+    (ingested,) = analyzer.detector.detect(rgb)
+    (probed,) = analyzer.probe_detector.detect(rgb)
+    assert ingested.detector == "hog-u1" and probed.detector.startswith("hog-u1@")
+    a, b = ingested.bbox, probed.bbox
+    inter = max(0, min(a.right, b.right) - max(a.left, b.left)) * max(
+        0, min(a.bottom, b.bottom) - max(a.top, b.top)
+    )
+    assert inter / (a.width * a.height + b.width * b.height - inter) > 0.7
+    (face,) = analyzer.analyze_image(data, max_pixels=60_000_000, max_bytes=1 << 28).faces
+    assert face.detector == probed.detector  # the probe path is the budgeted one

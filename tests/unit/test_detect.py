@@ -10,6 +10,7 @@ from faceindex.vision.base import Detection
 from faceindex.vision.detect import (
     BoundedDetector,
     FallbackDetector,
+    ProbeDetector,
     WholeImageDetector,
     downscale,
     rescale,
@@ -58,6 +59,55 @@ def test_fallback_chain_stops_at_the_first_answer() -> None:
     )
     found = FallbackDetector([first, second, third]).detect(np.zeros((10, 10, 3), np.uint8))
     assert [d.detector for d in found] == ["b"] and third.seen == []
+
+
+def test_probe_budget_answers_from_its_small_pass_when_it_finds_a_face() -> None:
+    first = FixedDetector("small", [BBox(10, 10, 110, 110)])  # 100 px: 46 px where it looked
+    ingest = FixedDetector("ingest", [BBox(0, 0, 5, 5)])
+    probe = ProbeDetector(
+        FallbackDetector([ingest], max_side=800), first, max_pixels=100_000, floor=10
+    )
+    found = probe.detect(np.zeros((1200, 1600, 3), np.uint8))  # the 800 px copy: 0.48 MP
+    assert first.seen == [(600, 800, 3)] and ingest.seen == []
+    assert [(d.bbox, d.detector) for d in found] == [(BBox(20, 20, 220, 220), "small")]
+
+
+def test_probe_budget_falls_back_to_the_ingest_chain_on_the_same_copy() -> None:
+    first = FixedDetector("small", [])
+    ingest = FixedDetector("ingest", [BBox(1, 2, 30, 40)])
+    probe = ProbeDetector(
+        FallbackDetector([ingest], max_side=800), first, max_pixels=100_000, floor=10
+    )
+    found = probe.detect(np.zeros((1200, 1600, 3), np.uint8))
+    assert first.seen == [(600, 800, 3)] and ingest.seen == [(600, 800, 3)]
+    assert [(d.bbox, d.detector) for d in found] == [(BBox(2, 4, 60, 80), "ingest")]
+
+
+def test_probe_budget_rescans_where_its_faces_are_near_its_floor() -> None:
+    # The small pass sees 0.1 of the 800x600 copy's pixels: its copy is 0.316 of the copy,
+    # so a 40 px face there was 12.6 px where it looked, under twice its 10 px floor: a
+    # crowd, whose smaller faces it may have missed. The ingest chain answers.
+    first = FixedDetector("small", [BBox(10, 10, 200, 200), BBox(300, 300, 340, 340)])
+    ingest = FixedDetector("ingest", [BBox(1, 2, 30, 40)])
+    probe = ProbeDetector(
+        FallbackDetector([ingest], max_side=800), first, max_pixels=48_000, floor=10
+    )
+    found = probe.detect(np.zeros((1200, 1600, 3), np.uint8))
+    assert ingest.seen == [(600, 800, 3)] and [d.detector for d in found] == ["ingest"]
+    first.boxes = [BBox(10, 10, 200, 200), BBox(300, 300, 370, 370)]  # 70 px: 22 px there
+    assert [d.detector for d in probe.detect(np.zeros((1200, 1600, 3), np.uint8))] == 2 * ["small"]
+
+
+def test_probe_budget_skips_its_pass_where_the_ingest_copy_is_within_it() -> None:
+    first = FixedDetector("small", [BBox(10, 10, 50, 50)])
+    ingest = FixedDetector("ingest", [])
+    probe = ProbeDetector(
+        FallbackDetector([ingest], max_side=800), first, max_pixels=480_000, floor=10
+    )
+    assert probe.detect(np.zeros((1200, 1600, 3), np.uint8)) == []  # copy = 480 000 px
+    assert first.seen == [] and ingest.seen == [(600, 800, 3)]
+    with pytest.raises(ValueError, match="positive"):
+        ProbeDetector(FallbackDetector([ingest]), first, max_pixels=0, floor=10)
 
 
 def test_downscale_factor() -> None:

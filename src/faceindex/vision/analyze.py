@@ -60,8 +60,12 @@ class FaceAnalyzer:
         thumbnail_size: int = 112,
         min_face_size: int = 0,
         detect_max_side: int = 0,
+        probe_detector: Detector | None = None,
     ) -> None:
         self.detector = detector
+        # Probes (searches, verify, watch and opt-out photos) may detect on a budget of
+        # their own (detect.ProbeDetector); what is ingested always goes through ``detector``.
+        self.probe_detector = probe_detector or detector
         self.aligner = aligner
         self.embedder = embedder
         self.thumbnail_size = thumbnail_size
@@ -72,12 +76,13 @@ class FaceAnalyzer:
         rgb = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
         # A probe's faces are searched, never stored: no thumbnails (64 JPEG encodes and
         # their transfer from the server's analysis worker, on a crowd photo).
-        faces = self.analyze(rgb, thumbnails=False)
+        faces = self.analyze(rgb, thumbnails=False, detector=self.probe_detector)
         return ImageFaces(int(rgb.shape[1]), int(rgb.shape[0]), tuple(faces))
 
     def detect_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageBoxes:
         rgb = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
-        return ImageBoxes(int(rgb.shape[1]), int(rgb.shape[0]), tuple(self.detector.detect(rgb)))
+        found = self.probe_detector.detect(rgb)
+        return ImageBoxes(int(rgb.shape[1]), int(rgb.shape[0]), tuple(found))
 
     def _decode_probe(self, data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
         """The probe's pixels; an image with no room for a face we would keep is "no face"
@@ -90,10 +95,13 @@ class FaceAnalyzer:
             raise NoFaceError(f"no face found in the probe image: {small}")
         return rgb
 
-    def analyze(self, rgb: np.ndarray, *, thumbnails: bool = True) -> list[DetectedFace]:
+    def analyze(
+        self, rgb: np.ndarray, *, thumbnails: bool = True, detector: Detector | None = None
+    ) -> list[DetectedFace]:
         """Every face in ``rgb``: box, landmarks, quality, embedding and, where it will be
-        stored (ingest), a thumbnail; ``thumbnails=False`` leaves it empty (probes)."""
-        detections = self.detector.detect(rgb)
+        stored (ingest), a thumbnail; ``thumbnails=False`` leaves it empty (probes).
+        ``detector`` defaults to the ingest one."""
+        detections = (detector or self.detector).detect(rgb)
         if not detections:
             return []
         marks = [d.landmarks for d in detections]

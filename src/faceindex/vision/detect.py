@@ -24,9 +24,11 @@ __all__ = [
     "FallbackDetector",
     "SECOND_HOG_MAX_PIXELS",
     "HogDetector",
+    "ProbeDetector",
     "WholeImageDetector",
     "bounded_fallback",
     "downscale",
+    "probe_budget",
     "rescale",
 ]
 
@@ -85,6 +87,11 @@ def _detections(
     return out
 
 
+# dlib's frontal face detector scans an 80x80 window: at upsample u the smallest face it
+# finds is 80 / 2**u px of the copy it is shown.
+HOG_WINDOW = 80
+
+
 class HogDetector:
     """dlib's frontal HOG + linear SVM detector."""
 
@@ -95,7 +102,7 @@ class HogDetector:
 
         self.name = f"hog-u{upsample}"
         self._detector = dlib.get_frontal_face_detector()
-        self._upsample = upsample
+        self.upsample = upsample
         self._max_side = max_side
         self._max_pixels = max_pixels  # of the copy it upsamples (0: max_side alone)
         self._min_size = min_size
@@ -105,7 +112,7 @@ class HogDetector:
         # HOG on the luminance alone: 1.8x faster than on RGB, the same faces (73 of 73 on
         # the multi-face set; fHOG on colour only keeps each pixel's strongest channel).
         grey = np.asarray(Image.fromarray(small).convert("L"))
-        rects, scores, _ = self._detector.run(grey, self._upsample, 0.0)
+        rects, scores, _ = self._detector.run(grey, self.upsample, 0.0)
         return _detections(
             list(zip(rects, scores, strict=True)), back, rgb.shape, self._min_size, self.name
         )
@@ -230,11 +237,55 @@ class FallbackDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         copy, back = rescale(rgb, max_side=self.max_side)
+        return self.detect_copy(copy, back, rgb.shape)
+
+    def detect_copy(self, copy: np.ndarray, back: float, shape: tuple[int, ...]) -> list[Detection]:
+        """The chain on a copy already shrunk to ``max_side`` (``back`` maps its boxes to an
+        image of ``shape``)."""
         for detector in self.chain:
-            found = _mapped(detector.detect(copy), back, rgb.shape, self.min_size)
+            found = _mapped(detector.detect(copy), back, shape, self.min_size)
             if found:
                 return found
         return []
+
+
+class ProbeDetector:
+    """A probe's detection: the ingest chain's first HOG pass, first on a smaller copy.
+
+    The ingest chain (:func:`bounded_fallback`) scans a copy of at most ``max_side`` px at
+    its upsampling; on a 2-5 MP single-face photo that pass alone is most of a probe's
+    latency. A probe starts on a copy of at most ``max_pixels`` instead. Its answer stands
+    when every face it found is at least twice the smallest that pass can see
+    (``floor``, px of the small copy): a portrait. Otherwise (nothing found, or faces near
+    the floor, as in a crowd, where smaller ones may have been cut off) the ingest chain
+    runs, unchanged, so such a probe has every pass an ingested photo has. Images whose
+    ingest copy is within the budget skip the small pass (it would be the same scan). What
+    the budget costs in faces and descriptor shift is measured by
+    ``benchmarks/probe_budget.py`` (docs/BENCHMARKS.md, "Probe budget").
+    """
+
+    def __init__(
+        self, chain: FallbackDetector, first: Detector, *, max_pixels: int, floor: float
+    ) -> None:
+        if max_pixels <= 0:
+            raise ValueError("a probe budget needs a positive pixel budget")
+        self.chain = chain
+        self.first = first  # shows itself at most max_pixels (HogDetector(max_pixels=...))
+        self.max_pixels = max_pixels
+        self.floor = floor
+        self.name = f"{first.name}+{chain.name}"
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        copy, back = rescale(rgb, max_side=self.chain.max_side)
+        pixels = copy.shape[0] * copy.shape[1]
+        if pixels > self.max_pixels:
+            found = self.first.detect(copy)  # boxes in the copy's pixels
+            small = (self.max_pixels / pixels) ** 0.5  # the first pass's copy, to this one
+            if found and min(min(d.bbox.width, d.bbox.height) for d in found) * small >= (
+                2 * self.floor
+            ):
+                return _mapped(found, back, rgb.shape, self.chain.min_size)
+        return self.chain.detect_copy(copy, back, rgb.shape)
 
 
 # The second HOG pass upsamples once more (16x the pixels at upsample 2): on at most 1 MP it
@@ -266,3 +317,12 @@ def bounded_fallback(
         max_side=max_side,
         min_size=min_size,
     )
+
+
+def probe_budget(chain: FallbackDetector, *, upsample: int, max_pixels: int) -> ProbeDetector:
+    """The default chain with a probe's first pass: HOG at ``upsample`` on at most
+    ``max_pixels`` (the chain's first pass, on a smaller copy)."""
+    first = HogDetector(upsample=upsample, max_side=0, max_pixels=max_pixels)
+    first.name = f"hog-u{upsample}@{max_pixels / 1e6:g}mp"
+    floor = HOG_WINDOW / 2**upsample  # the smallest face it sees, in its copy's pixels
+    return ProbeDetector(chain, first, max_pixels=max_pixels, floor=floor)

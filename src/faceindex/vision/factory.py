@@ -57,6 +57,7 @@ def _dlib(settings: Settings, threads: int = 0) -> FaceAnalyzer:
         HogDetector,
         WholeImageDetector,
         bounded_fallback,
+        probe_budget,
     )
     from faceindex.vision.embed import build_embedder
     from faceindex.vision.onnx.runtime import threads_per_worker
@@ -77,6 +78,7 @@ def _dlib(settings: Settings, threads: int = 0) -> FaceAnalyzer:
         cnn = CnnDetector(upsample=0, max_side=0)
     up = settings.detect_upsample
     detector: Detector
+    probe: Detector | None = None  # None: probes detect as ingest does
     if settings.detector == "whole":
         detector = WholeImageDetector(HogDetector(upsample=2, max_side=0))
     elif settings.detector == "cnn":
@@ -87,13 +89,16 @@ def _dlib(settings: Settings, threads: int = 0) -> FaceAnalyzer:
             min_size=settings.min_face_size,
         )
     elif settings.detect_fallback:
-        detector = bounded_fallback(
+        chain = bounded_fallback(
             cnn,  # the fallback policy scales its input
             upsample=up,
             max_side=settings.detect_max_side,
             min_size=settings.min_face_size,
             cnn_max_pixels=settings.detect_cnn_max_pixels,
         )
+        detector = chain
+        if settings.probe_detect_max_pixels:
+            probe = probe_budget(chain, upsample=up, max_pixels=settings.probe_detect_max_pixels)
     else:
         detector = HogDetector(
             upsample=up, max_side=settings.detect_max_side, min_size=settings.min_face_size
@@ -106,11 +111,15 @@ def _dlib(settings: Settings, threads: int = 0) -> FaceAnalyzer:
         provider=settings.onnx_provider,
         cache_dir=settings.onnx_cache_dir,
     )
-    return _analyzer(settings, detector, DlibAligner(), embedder)
+    return _analyzer(settings, detector, DlibAligner(), embedder, probe)
 
 
 def _analyzer(
-    settings: Settings, detector: Detector, aligner: Aligner, embedder: Embedder
+    settings: Settings,
+    detector: Detector,
+    aligner: Aligner,
+    embedder: Embedder,
+    probe: Detector | None = None,
 ) -> FaceAnalyzer:
     return FaceAnalyzer(
         detector,
@@ -119,6 +128,7 @@ def _analyzer(
         thumbnail_size=settings.thumbnail_size,
         min_face_size=settings.min_face_size,
         detect_max_side=settings.detect_max_side,
+        probe_detector=probe,
     )
 
 
