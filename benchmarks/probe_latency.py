@@ -126,7 +126,7 @@ def ingest_worker_child() -> None:
     print(json.dumps({"images": rows, "peak_rss_mib": round(peak)}))
 
 
-def cpu_seconds() -> None:
+def cpu_seconds(out: Path | None = None) -> None:
     """The analysis each probe costs the server's worker, in CPU seconds on one core: what
     its latency would be on an idle machine, whatever else shares this one."""
     from faceindex.config import Settings
@@ -152,6 +152,8 @@ def cpu_seconds() -> None:
         "hostile_cpu_s": {n: round(cpu[n], 2) for n, _ in hostile},
         "slowest": {n: round(c, 2) for n, c in slowest},
     }, indent=2))  # fmt: skip
+    if out:
+        out.write_text(json.dumps({n: round(c, 4) for n, c in cpu.items()}, indent=2))
 
 
 def main() -> None:
@@ -163,13 +165,14 @@ def main() -> None:
         action="store_true",
         help="instead: CPU seconds of each probe's analysis in this process (load-independent)",
     )
+    ap.add_argument("--json", type=Path, default=None, help="also write every probe's time here")
     ap.add_argument("--ingest-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.ingest_child:
         ingest_worker_child()
         return
     if args.cpu:
-        cpu_seconds()
+        cpu_seconds(args.json)
         return
     import httpx
 
@@ -251,6 +254,9 @@ def main() -> None:
     )
     report["ingest_worker_on_hostile"] = json.loads(child.stdout)
     print(json.dumps(report, indent=2))
+    if args.json:
+        every = {n: [s, round(t, 4)] for n, (s, t) in timings.items()}
+        args.json.write_text(json.dumps(report | {"every_probe": every}, indent=2))
 
     probes_r = report["probes"]
     assert isinstance(probes_r, dict)

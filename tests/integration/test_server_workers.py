@@ -84,3 +84,21 @@ def test_ingest_faces_keep_their_thumbnails(astronaut: np.ndarray) -> None:
     analyzer = build_analyzer(Settings.load("/nonexistent-home-for-workers"))
     faces = analyzer.analyze(astronaut)
     assert faces and all(f.thumbnail.startswith(b"\xff\xd8") for f in faces)
+
+
+def test_serve_starts_its_analysis_workers_before_the_first_probe() -> None:
+    # Started at its first probe, a worker made that probe wait ~4 s for its models (the
+    # slowest in-the-wild probe of benchmarks/probe_latency.py): serve starts them at once.
+    from faceindex.server.app import remote_analyzers
+
+    settings = Settings.load("/nonexistent-home-for-workers", server_threads=2)
+    lazy = remote_analyzers(settings)
+    assert [a.worker.pid for a in lazy] == [None, None]
+    warm = remote_analyzers(settings, start=True)
+    try:
+        assert all(a.worker.pid is not None for a in warm)
+        conn = warm[0].worker._conn
+        assert conn is not None and conn.poll(120)  # it says "ready" with no call made
+    finally:
+        for a in warm:
+            a.worker.stop()

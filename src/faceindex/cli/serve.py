@@ -40,7 +40,7 @@ def serve(
         raise MissingDependency("the server needs: pip install 'faceindex[server]'") from exc
     settings = settings_for(home)
     if workers == 1:
-        app = create_app(settings)
+        app = create_app(settings, warm=True)
         console.print(f"faceindex serving on http://{host}:{port}/ (API docs at /docs)")
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5)
         return

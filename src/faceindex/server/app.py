@@ -43,13 +43,14 @@ __all__ = ["create_app", "create_app_from_env"]
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+def create_app(settings: Settings, *, engine: Engine | None = None, warm: bool = False) -> FastAPI:
     """Build the app. Opens the engine home (which must exist) unless ``engine`` is given;
-    either way the app closes the engine when it shuts down."""
+    either way the app closes the engine when it shuts down. ``warm`` (``faceindex serve``)
+    starts every analysis worker now, so that no probe waits for one to load its models."""
     engine = engine or Engine.open(settings)
     settings = engine.settings
     _lock_index(engine)
-    pool = EnginePool(engine, settings.server_threads, remote_analyzers(settings))
+    pool = EnginePool(engine, settings.server_threads, remote_analyzers(settings, start=warm))
     ingest_engine = pool.view()
     gov = Governance.open(engine)
 
@@ -124,7 +125,7 @@ def create_app_from_env() -> FastAPI:
     """The app for the home ``FACEINDEX_HOME`` names (with every other ``FACEINDEX_*``
     setting): the import-string factory each process of ``faceindex serve --workers N``
     calls (uvicorn starts them; each opens its own engine over the shared home)."""
-    return create_app(Settings.load())
+    return create_app(Settings.load(), warm=True)
 
 
 def rate_limiter(settings: Settings) -> RateLimiter | SharedRateLimiter:
@@ -148,15 +149,22 @@ def _lock_index(engine: Engine) -> None:
         engine.index = LockedIndex(index)
 
 
-def remote_analyzers(settings: Settings) -> list[RemoteAnalyzer]:
-    """One analysis worker process per engine slot, started at its first probe (dlib holds
-    the GIL for a whole detection, so in a thread it would stall every other request)."""
+def remote_analyzers(settings: Settings, *, start: bool = False) -> list[RemoteAnalyzer]:
+    """One analysis worker process per engine slot (dlib holds the GIL for a whole
+    detection, so in a thread it would stall every other request), started now with
+    ``start`` (each loads its models in the background), else at its first probe. A worker
+    started at its first probe makes that probe wait for its models: ~4 s, measured as the
+    slowest in-the-wild probe of benchmarks/probe_latency.py before serve started them."""
     if settings.server_analysis != "process":
         return []
-    return [
-        RemoteAnalyzer(AnalysisWorker(settings, max_rss_mb=settings.analysis_worker_max_rss_mb))
+    workers = [
+        AnalysisWorker(settings, max_rss_mb=settings.analysis_worker_max_rss_mb)
         for _ in range(settings.server_threads)
     ]
+    if start:
+        for worker in workers:
+            worker.start()
+    return [RemoteAnalyzer(worker) for worker in workers]
 
 
 def close_state(st: State, engine: Engine) -> None:
