@@ -27,7 +27,7 @@ demo: install
 	bash scripts/demo.sh
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-slow: install
 	$(BIN)/pip install -q -e '.[ray]'
