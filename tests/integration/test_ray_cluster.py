@@ -1,7 +1,8 @@
 """Ingest on a real two-node Ray cluster (``ray start --head`` plus a second node, on this
 machine) into PostgreSQL + milvus-lite, through the CLI as a user runs it: the same faces
 as the local runner; a Ray worker killed mid-run loses nothing; a driver killed mid-run,
-then rerun, adds no duplicate.
+then rerun, adds no duplicate; two server processes started before the job answer its
+faces at once (over a shared index: a real Milvus server or FAISS in the home).
 
 Needs Ray (``pip install 'faceindex[ray]'``), FACEINDEX_TEST_PG_URL (``bash
 scripts/start-postgres.sh`` prints one) and milvus-lite; skipped with the reason otherwise.
@@ -199,3 +200,51 @@ def test_a_killed_driver_then_a_rerun_adds_no_duplicate(
     assert_same_faces(home.faces(), local_faces)
     stats = home.stats()
     assert stats["index_vectors"] == stats["faces"] == len(local_faces)
+
+
+def test_two_server_processes_see_a_ray_ingest_at_once(
+    cluster: RayCluster, pg_url: str, photos: Path, tmp_path: Path, local_faces: dict
+) -> None:
+    # Two `faceindex serve` processes over the home, started before the Ray job: what the
+    # job commits (PostgreSQL catalog; the index two processes can share: a real Milvus
+    # server where FACEINDEX_TEST_MILVUS_URI names one, else FAISS in the home, which each
+    # process follows from the catalog) both answer without a restart. milvus-lite is one
+    # process's file ("Open local milvus failed" for a second), so it cannot be shared.
+    from tests.integration.test_server_processes import Server
+
+    home = Home(tmp_path / "home", pg_url, cluster.env)
+    server_uri = os.environ.get("FACEINDEX_TEST_MILVUS_URI", "")
+    if server_uri:
+        collection = f"ray_{uuid.uuid4().hex[:12]}"
+        home.env["FACEINDEX_INDEX_URL"] = f"{server_uri.rsplit('/', 1)[0]}/{collection}"
+    else:
+        del home.env["FACEINDEX_INDEX_URL"]
+    home.env["FACEINDEX_GOVERNANCE_URL"] = home.catalog_url
+    home.env["FACEINDEX_SERVER_THREADS"] = "1"
+    home.add_source(photos)
+    token = next(w for w in home.run("users", "add", "inv-1", "--role", "investigator").split()
+                 if w.startswith("fi_"))  # fmt: skip
+    probe = (photos / "img05.jpg").read_bytes()
+    servers = [Server(home, token) for _ in range(2)]  # type: ignore[arg-type]
+    try:
+        assert [_locators(s.search(probe)) for s in servers] == [set(), set()]
+        proc = _ray_ingest(home, cluster)
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        assert json.loads(out)["faces_indexed"] == len(local_faces)
+        every = {p.name for p in photos.iterdir()}
+        assert [_locators(s.search(probe)) for s in servers] == [every, every]
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def _locators(body: dict) -> set[str]:
+    """Every location of every match of the probe's face (a photo group lists them all)."""
+    return {
+        loc["locator"]
+        for face in body["faces"]
+        for m in face["matches"]
+        if m["decision"] == "match"
+        for loc in m["provenance"]
+    }
