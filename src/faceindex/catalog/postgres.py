@@ -72,6 +72,11 @@ class _Row:
         return list(self._names)
 
 
+def _placeholders(sql: str) -> str:
+    """The shared SQL's '?' as psycopg's '%s' (and a literal '%' doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
 def _row_factory(cursor: Any) -> Any:
     names = {col.name: i for i, col in enumerate(cursor.description or ())}
 
@@ -120,10 +125,38 @@ class PostgresCatalog(SqlCatalog):
     # -- dialect hooks --------------------------------------------------------------------
 
     def _execute(self, sql: str, params: Sequence[object]) -> Cursor:
-        # The shared SQL uses '?'; psycopg wants '%s' and a literal '%' doubled.
         if params:
-            sql = sql.replace("%", "%%").replace("?", "%s")
+            sql = _placeholders(sql)
         return self._conn.execute(sql, tuple(params) or None)
+
+    def _in_ints(self, column: str, values: Sequence[int]) -> list[tuple[str, list[object]]]:
+        # One array parameter, one statement however long the list (a photo batch's band
+        # probes are thousands of values), written as its text literal: psycopg's list
+        # adapter costs more than the query.
+        if not values:
+            return []
+        literal = "{" + ",".join(map(str, map(int, values))) + "}"
+        return [(f"{column} = ANY(?::bigint[])", [literal])]
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        # psycopg pipelines executemany: the rows go out without waiting for each answer.
+        with self._conn.cursor() as cur:
+            cur.executemany(_placeholders(sql), [tuple(r) for r in rows])
+
+    def _insert_many(self, sql: str, rows: Sequence[Sequence[object]]) -> list[int | None]:
+        # returning=True keeps one result per row, in the rows' order (a multi-row
+        # VALUES ... RETURNING promises no order).
+        out: list[int | None] = []
+        with self._conn.cursor() as cur:
+            cur.executemany(_placeholders(sql), [tuple(r) for r in rows], returning=True)
+            while True:
+                row = cur.fetchone()
+                out.append(None if row is None else int(row[0]))
+                if not cur.nextset():
+                    break
+        if len(out) != len(rows):
+            raise StorageError(f"{len(rows)} rows written, {len(out)} results back")
+        return out
 
     @contextmanager
     def _begin(self) -> Iterator[None]:

@@ -29,9 +29,9 @@ from faceindex.catalog.base import (
 )
 from faceindex.catalog.schema import MIGRATIONS
 from faceindex.catalog.sql_erase import EraseQueries
-from faceindex.catalog.sql_groups import GroupQueries, link_image
+from faceindex.catalog.sql_groups import GroupQueries, link_images
 from faceindex.catalog.sql_reviews import ReviewQueries
-from faceindex.catalog.sql_rows import insert_face, source_record
+from faceindex.catalog.sql_rows import face_values, insert_faces, source_record
 from faceindex.catalog.sql_watches import WatchQueries
 from faceindex.errors import InputError, NotFoundError, StorageError
 from faceindex.persons.base import Membership, Person, Placement
@@ -48,6 +48,22 @@ OWN_KEPT = 100_000  # own generations remembered until someone asks past them
 
 def utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _item_values(out: ImageOutcome, now: str) -> tuple[tuple[object, ...], str | None]:
+    """An item row's values but its image id, and the digest that finds that id."""
+    sha = out.sha256 if out.error is None else None
+    values = (
+        int(out.source_id),
+        out.locator,
+        out.sha256,
+        "skipped" if out.skipped else "failed" if out.error else "ok",
+        out.error,
+        None if out.size is None else int(out.size),
+        None if out.mtime is None else float(out.mtime),
+        now,
+    )
+    return values, sha
 
 
 def marks(n: int) -> str:
@@ -84,6 +100,21 @@ class Tx:
         row = self._catalog._execute(sql + " RETURNING id", params).fetchone()
         return None if row is None else int(row[0])
 
+    def in_ints(self, column: str, values: Sequence[int]) -> list[tuple[str, list[object]]]:
+        """Conditions that together say ``column IN values``, each with its parameters:
+        as few statements as the dialect allows for a long list."""
+        return self._catalog._in_ints(column, values)
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run one statement once per row, in order, as one batch (no results)."""
+        if rows:
+            self._catalog._execute_many(sql, rows)
+
+    def insert_many(self, sql: str, rows: Sequence[Sequence[object]]) -> list[int | None]:
+        """Run an INSERT once per row, in order, as one batch: the new ids, one per row in
+        the rows' order (None where ON CONFLICT DO NOTHING hit)."""
+        return self._catalog._insert_many(sql + " RETURNING id", rows) if rows else []
+
 
 class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
     """Every catalog query, over the hooks a dialect subclass supplies.
@@ -104,6 +135,22 @@ class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
 
     def _execute(self, sql: str, params: Sequence[object]) -> Cursor:
         """Run one statement written with ``?`` placeholders."""
+        raise NotImplementedError
+
+    def _in_ints(self, column: str, values: Sequence[int]) -> list[tuple[str, list[object]]]:
+        """``column IN (?,...)`` over CHUNK values at a time (SQLite's variable limit)."""
+        out: list[tuple[str, list[object]]] = []
+        for start in range(0, len(values), CHUNK):
+            chunk = [int(v) for v in values[start : start + CHUNK]]
+            out.append((f"{column} IN ({marks(len(chunk))})", list(chunk)))
+        return out
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run one statement per row, in order, in as few round trips as the driver can."""
+        raise NotImplementedError
+
+    def _insert_many(self, sql: str, rows: Sequence[Sequence[object]]) -> list[int | None]:
+        """Run one ``... RETURNING id`` per row, in order: each row's id (or None)."""
         raise NotImplementedError
 
     def _begin(self) -> AbstractContextManager[object]:
@@ -219,47 +266,53 @@ class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
         return {r["locator"]: (r["size"], r["mtime"]) for r in rows}
 
     def record(self, outcomes: Sequence[ImageOutcome], model: str) -> list[tuple[int, np.ndarray]]:
-        new: list[tuple[int, np.ndarray]] = []
+        # A statement per table per batch, not per row: every writer queues on the
+        # generation row for its whole transaction, so the rows are built before it starts.
         now = utcnow()
+        images: dict[str, ImageOutcome] = {}  # sha256 -> its first outcome in the batch
+        for out in outcomes:
+            if out.error is None and out.sha256 is not None:
+                images.setdefault(out.sha256, out)
+        faces = {
+            sha: [face_values(f, model, now) for f in out.faces] for sha, out in images.items()
+        }
+        items = [_item_values(out, now) for out in outcomes]
         with self.transaction() as tx:
-            for out in outcomes:
-                image_id = None
-                if out.error is None and out.sha256 is not None:
-                    # ON CONFLICT keeps two writers of the same bytes safe on PostgreSQL.
-                    image_id = tx.insert(
-                        "INSERT INTO images (sha256, width, height, created_at) VALUES (?,?,?,?)"
-                        " ON CONFLICT (sha256) DO NOTHING",
-                        (out.sha256, int(out.width), int(out.height), now),
-                    )
-                    if image_id is None:
-                        row = tx.execute(
-                            "SELECT id FROM images WHERE sha256 = ?", (out.sha256,)
-                        ).fetchone()
-                        image_id = int(row[0])
-                    else:
-                        link_image(tx, image_id, out.phash, now)
-                        for face in out.faces:
-                            new.append(insert_face(tx, image_id, face, model, now))
-                tx.execute(
-                    "INSERT INTO items (source_id, locator, image_id, sha256, status, reason,"
-                    " size, mtime, ingested_at) VALUES (?,?,?,?,?,?,?,?,?)"
-                    " ON CONFLICT (source_id, locator) DO UPDATE SET image_id = excluded.image_id,"
-                    " sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason,"
-                    " size = excluded.size, mtime = excluded.mtime,"
-                    " ingested_at = excluded.ingested_at",
-                    (
-                        int(out.source_id),
-                        out.locator,
-                        image_id,
-                        out.sha256,
-                        "skipped" if out.skipped else "failed" if out.error else "ok",
-                        out.error,
-                        None if out.size is None else int(out.size),
-                        None if out.mtime is None else float(out.mtime),
-                        now,
-                    ),
-                )
+            # ON CONFLICT keeps two writers of the same bytes safe on PostgreSQL.
+            ids = tx.insert_many(
+                "INSERT INTO images (sha256, width, height, created_at) VALUES (?,?,?,?)"
+                " ON CONFLICT (sha256) DO NOTHING",
+                [(sha, int(o.width), int(o.height), now) for sha, o in images.items()],
+            )
+            new_ids = {sha: i for sha, i in zip(images, ids, strict=True) if i is not None}
+            image_ids = dict(new_ids)
+            image_ids.update(self._image_ids(tx, [sha for sha in images if sha not in new_ids]))
+            link_images(tx, [(i, images[sha].phash) for sha, i in new_ids.items()], now)
+            new = insert_faces(tx, [(i, f) for sha, i in new_ids.items() for f in faces[sha]])
+            tx.execute_many(
+                "INSERT INTO items (source_id, locator, image_id, sha256, status, reason,"
+                " size, mtime, ingested_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (source_id, locator) DO UPDATE SET image_id = excluded.image_id,"
+                " sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason,"
+                " size = excluded.size, mtime = excluded.mtime,"
+                " ingested_at = excluded.ingested_at",
+                [(v[0], v[1], None if sha is None else image_ids[sha], *v[2:]) for v, sha in items],
+            )
         return new
+
+    @staticmethod
+    def _image_ids(tx: Tx, digests: Sequence[str]) -> dict[str, int]:
+        """The ids of images already held (by an earlier batch, or another writer)."""
+        out: dict[str, int] = {}
+        for start in range(0, len(digests), CHUNK):
+            chunk = list(digests[start : start + CHUNK])
+            rows = tx.execute(
+                f"SELECT id, sha256 FROM images WHERE sha256 IN ({marks(len(chunk))})", chunk
+            ).fetchall()
+            out.update((r[1], int(r[0])) for r in rows)
+        if len(out) != len(set(digests)):
+            raise StorageError("an image the catalog said it held is not there")
+        return out
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from faceindex.types import Provenance
 from faceindex.vision.phash import (
     BANDS,
@@ -29,16 +31,25 @@ __all__ = [
     "drop_empty_groups",
     "groups_gone",
     "groups_of_images",
-    "link_image",
+    "link_images",
+    "near_each",
     "tx_rows",
 ]
 
 CHUNK = 500
+_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 Run = Callable[[str, Sequence[object]], list[Any]]
 
 
 class _Tx(Protocol):
     def execute(self, sql: str, params: Sequence[object] = ()) -> Any: ...
+
+
+class _BatchTx(_Tx, Protocol):
+    """What linking a batch needs of the transaction (catalog/sql.py's Tx)."""
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
+    def in_ints(self, column: str, values: Sequence[int]) -> list[tuple[str, list[object]]]: ...
 
 
 class _Host(Protocol):
@@ -80,25 +91,79 @@ def near(run: Run, phash: int, max_bits: int) -> list[tuple[int, int, int]]:
     return sorted(found.values())
 
 
-def link_image(tx: _Tx, image_id: int, phash: int | None, now: str) -> int:
-    """Hash a new image's row and put it in a group (see the module docstring); returns the
-    group id. Called in the transaction that inserted the image, before it holds a hash, so
-    it never finds itself."""
-    hits = near(tx_rows(tx), phash, NEAR_BITS) if phash is not None else []
-    if hits:
-        group = hits[0][2]
-    else:
-        group = int(image_id)
-        tx.execute("INSERT INTO photo_groups (id, created_at) VALUES (?,?)", (group, now))
-    parts: tuple[object, ...] = (None,) * (1 + BANDS)
-    if phash is not None:
-        parts = (to_signed(phash), *bands(phash))
-    tx.execute(
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (numpy >= 1.24 has no bitwise_count)."""
+    per_byte = _POP8[np.ascontiguousarray(x).view(np.uint8)]
+    return per_byte.reshape(*x.shape, 8).sum(axis=-1, dtype=np.uint8)
+
+
+def near_each(
+    tx: _BatchTx, hashes: Sequence[int], max_bits: int
+) -> list[list[tuple[int, int, int]]]:
+    """:func:`near` for many hashes at once, in a transaction: per band, one lookup of all
+    the hashes' probe values together, then every candidate's distance to every hash in
+    one array. Same answers, a few statements per batch instead of a few per image."""
+    if not hashes:
+        return []
+    flips = np.array(band_probes(0, max_bits)[0], dtype=np.int64)  # the masks within reach
+    own = np.array([bands(h) for h in hashes], dtype=np.int64)  # (hashes, BANDS)
+    held: dict[int, tuple[int, int]] = {}  # image id -> (signed hash, group id)
+    for band in range(BANDS):
+        values = np.unique(own[:, band, None] ^ flips[None, :]).tolist()
+        for where, params in tx.in_ints(f"phash_b{band}", values):
+            sql = f"SELECT id, phash, group_id FROM images WHERE {where}"
+            rows = tx.execute(sql, params).fetchall()
+            held.update((int(r[0]), (int(r[1]), int(r[2]))) for r in rows)
+    if not held:
+        return [[] for _ in hashes]
+    ids = np.fromiter(held, dtype=np.int64, count=len(held))
+    groups = np.fromiter((g for _, g in held.values()), dtype=np.int64, count=len(held))
+    signed = np.fromiter((h for h, _ in held.values()), dtype=np.int64, count=len(held))
+    want = np.array([to_signed(h) for h in hashes], dtype=np.int64).view(np.uint64)
+    dist = _popcount(signed.view(np.uint64)[:, None] ^ want[None, :])  # (held, hashes)
+    out: list[list[tuple[int, int, int]]] = []
+    for k in range(len(hashes)):
+        rows = np.nonzero(dist[:, k] <= max_bits)[0]
+        out.append(sorted((int(dist[r, k]), int(ids[r]), int(groups[r])) for r in rows))
+    return out
+
+
+def link_images(tx: _BatchTx, images: Sequence[tuple[int, int | None]], now: str) -> list[int]:
+    """Hash new images' rows and put each in a group (see the module docstring), as if one
+    by one in the given order: a later image of the batch may join an earlier one's group.
+    ``images`` are (id, perceptual hash or None); returns their group ids in that order.
+    Called in the transaction that inserted the images, before they hold a hash, so the
+    lookup never finds them; the batch's own images are compared here instead."""
+    hashed = [h for _, h in images if h is not None]
+    held = iter(near_each(tx, hashed, NEAR_BITS))
+    earlier: list[tuple[int, int, int]] = []  # (id, hash, group) linked in this batch
+    founded: list[tuple[object, ...]] = []
+    updates: list[tuple[object, ...]] = []
+    groups: list[int] = []
+    for image_id, phash in images:
+        parts: tuple[object, ...] = (None,) * (1 + BANDS)
+        hits: list[tuple[int, int, int]] = []
+        if phash is not None:
+            parts = (to_signed(phash), *bands(phash))
+            hits = next(held)
+            for other, other_hash, other_group in earlier:
+                d = hamming(phash, other_hash)
+                if d <= NEAR_BITS:
+                    hits.append((d, other, other_group))
+        group = min(hits)[2] if hits else int(image_id)
+        if not hits:
+            founded.append((group, now))
+        if phash is not None:
+            earlier.append((int(image_id), phash, group))
+        updates.append((*parts, group, int(image_id)))
+        groups.append(group)
+    tx.execute_many("INSERT INTO photo_groups (id, created_at) VALUES (?,?)", founded)
+    tx.execute_many(
         "UPDATE images SET phash = ?, phash_b0 = ?, phash_b1 = ?, phash_b2 = ?, phash_b3 = ?,"
         " group_id = ? WHERE id = ?",
-        (*parts, group, int(image_id)),
+        updates,
     )
-    return group
+    return groups
 
 
 def groups_of_images(run: Run, image_ids: Sequence[int]) -> list[int]:

@@ -57,6 +57,18 @@ class SqliteCatalog(SqlCatalog):
     def _execute(self, sql: str, params: Sequence[object]) -> Cursor:
         return self._db.execute(sql, tuple(params))
 
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._db.executemany(sql, [tuple(r) for r in rows])
+
+    def _insert_many(self, sql: str, rows: Sequence[Sequence[object]]) -> list[int | None]:
+        # In-process: a statement per row costs no round trip (and sqlite3's executemany
+        # cannot return rows).
+        out: list[int | None] = []
+        for params in rows:
+            row = self._db.execute(sql, tuple(params)).fetchone()
+            out.append(None if row is None else int(row[0]))
+        return out
+
     @contextmanager
     def _begin(self) -> Iterator[None]:
         # IMMEDIATE takes the write lock up front: one writer, no upgrade deadlocks.
