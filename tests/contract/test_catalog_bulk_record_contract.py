@@ -205,3 +205,23 @@ def test_a_batch_lands_as_its_outcomes_one_at_a_time(cat: Catalog, twin: Catalog
     assert _groups(cat) == _groups(twin)
     assert cat.stats() == twin.stats()
     assert cat.count_groups() == twin.count_groups()
+
+
+def test_a_batch_longer_than_one_statement_keeps_every_mapping(cat: Catalog) -> None:
+    # 300 images, 2 faces each: more rows than one statement's parameters take on SQLite,
+    # so the batch goes as several statements per table.
+    src = cat.add_source(new_source())
+    batch = [
+        _out(src.id, f"{i:03d}.jpg", f"bulk-{i}", (face(2 * i), face(2 * i + 1, 300)))
+        for i in range(300)
+    ]
+    new = cat.record(batch, "m")
+    want = [
+        (_sha(f"bulk-{i}"), f.bbox, f.embedding.tobytes(), f.thumbnail)
+        for i in range(300)
+        for f in (face(2 * i), face(2 * i + 1, 300))
+    ]
+    assert _face_rows(cat, new) == want
+    items = _items(cat)
+    assert len(items) == 300
+    assert all(items[f"{i:03d}.jpg"][0] == _sha(f"bulk-{i}") for i in range(300))

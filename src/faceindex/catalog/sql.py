@@ -29,7 +29,7 @@ from faceindex.catalog.base import (
 )
 from faceindex.catalog.schema import MIGRATIONS
 from faceindex.catalog.sql_erase import EraseQueries
-from faceindex.catalog.sql_groups import GroupQueries, link_images
+from faceindex.catalog.sql_groups import GroupQueries, place_images
 from faceindex.catalog.sql_reviews import ReviewQueries
 from faceindex.catalog.sql_rows import face_values, insert_faces, source_record
 from faceindex.catalog.sql_watches import WatchQueries
@@ -100,20 +100,47 @@ class Tx:
         row = self._catalog._execute(sql + " RETURNING id", params).fetchone()
         return None if row is None else int(row[0])
 
-    def in_ints(self, column: str, values: Sequence[int]) -> list[tuple[str, list[object]]]:
-        """Conditions that together say ``column IN values``, each with its parameters:
-        as few statements as the dialect allows for a long list."""
-        return self._catalog._in_ints(column, values)
+    def int_tables(self, values: Sequence[int]) -> list[tuple[str, list[object]]]:
+        """FROM items, each with its parameters, that together list ``values`` as the column
+        ``v.value`` (join against them): as few statements as the dialect allows."""
+        return self._catalog._int_tables(values) if values else []
 
-    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        """Run one statement once per row, in order, as one batch (no results)."""
+    def new_ids(self, table: str, n: int) -> list[int]:
+        """``n`` ids ``table`` has never used, ascending, for rows this transaction inserts
+        with explicit ids (so each row's id is known before, in order, on both engines)."""
+        return self._catalog._new_ids(table, n) if n else []
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        """Insert rows that cannot conflict (fresh ids) in the dialect's fastest bulk way."""
         if rows:
-            self._catalog._execute_many(sql, rows)
+            self._catalog._insert_rows(table, columns, rows)
 
-    def insert_many(self, sql: str, rows: Sequence[Sequence[object]]) -> list[int | None]:
-        """Run an INSERT once per row, in order, as one batch: the new ids, one per row in
-        the rows' order (None where ON CONFLICT DO NOTHING hit)."""
-        return self._catalog._insert_many(sql + " RETURNING id", rows) if rows else []
+    def execute_values(
+        self,
+        sql: str,
+        rows: Sequence[Sequence[object]],
+        *,
+        fetch: bool = False,
+    ) -> list[Any]:
+        """Run ``sql`` with ``{rows}`` replaced by a multi-row VALUES list of ``rows``: one
+        statement per chunk of rows under the dialect's parameter limit, not one per row.
+        The rows must not hit the same conflict key twice. With ``fetch``, the rows
+        RETURNING gave, in no promised order."""
+        if not rows:
+            return []
+        width = len(rows[0])
+        template = f"({marks(width)})"
+        per = max(1, self._catalog.max_params // width)
+        out: list[Any] = []
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            statement = sql.replace("{rows}", ",".join([template] * len(chunk)))
+            cursor = self._catalog._execute(statement, [v for r in chunk for v in r])
+            if fetch:
+                out.extend(cursor.fetchall())
+        return out
 
 
 class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
@@ -124,6 +151,7 @@ class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
     """
 
     dialect: ClassVar[str] = "sql"
+    max_params: ClassVar[int] = 999  # per statement: SQLite's limit in every build
     integrity_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
@@ -137,20 +165,23 @@ class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
         """Run one statement written with ``?`` placeholders."""
         raise NotImplementedError
 
-    def _in_ints(self, column: str, values: Sequence[int]) -> list[tuple[str, list[object]]]:
-        """``column IN (?,...)`` over CHUNK values at a time (SQLite's variable limit)."""
+    def _int_tables(self, values: Sequence[int]) -> list[tuple[str, list[object]]]:
+        """VALUES lists of CHUNK values at a time (SQLite's variable limit)."""
         out: list[tuple[str, list[object]]] = []
         for start in range(0, len(values), CHUNK):
-            chunk = [int(v) for v in values[start : start + CHUNK]]
-            out.append((f"{column} IN ({marks(len(chunk))})", list(chunk)))
+            chunk: list[object] = [int(v) for v in values[start : start + CHUNK]]
+            rows = ",".join(["(?)"] * len(chunk))
+            out.append((f"(SELECT column1 AS value FROM (VALUES {rows})) AS v", chunk))
         return out
 
-    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        """Run one statement per row, in order, in as few round trips as the driver can."""
+    def _insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        """Insert rows no constraint can refuse but a foreign key (see Tx.insert_rows)."""
         raise NotImplementedError
 
-    def _insert_many(self, sql: str, rows: Sequence[Sequence[object]]) -> list[int | None]:
-        """Run one ``... RETURNING id`` per row, in order: each row's id (or None)."""
+    def _new_ids(self, table: str, n: int) -> list[int]:
+        """``n`` fresh ids of ``table``, ascending (see :meth:`Tx.new_ids`)."""
         raise NotImplementedError
 
     def _begin(self) -> AbstractContextManager[object]:
@@ -276,33 +307,50 @@ class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
         faces = {
             sha: [face_values(f, model, now) for f in out.faces] for sha, out in images.items()
         }
-        items = [_item_values(out, now) for out in outcomes]
+        # One row per location: the last outcome's values at the first one's place, as
+        # writing them one by one leaves it (a statement may not upsert a key twice).
+        items: dict[tuple[int, str], tuple[tuple[object, ...], str | None]] = {}
+        for out in outcomes:
+            items[(int(out.source_id), out.locator)] = _item_values(out, now)
         with self.transaction() as tx:
-            # ON CONFLICT keeps two writers of the same bytes safe on PostgreSQL.
-            ids = tx.insert_many(
-                "INSERT INTO images (sha256, width, height, created_at) VALUES (?,?,?,?)"
-                " ON CONFLICT (sha256) DO NOTHING",
-                [(sha, int(o.width), int(o.height), now) for sha, o in images.items()],
+            # Which bytes are held already cannot change under us: every writer of images
+            # holds the generation row (PostgreSQL) or the write lock (SQLite) till commit.
+            image_ids = self._image_ids(tx, list(images))
+            fresh = [sha for sha in images if sha not in image_ids]
+            image_ids.update(zip(fresh, tx.new_ids("images", len(fresh)), strict=True))
+            groups = place_images(tx, [(image_ids[sha], images[sha].phash) for sha in fresh], now)
+            # ON CONFLICT: two writers of the same bytes end in our error, not the driver's.
+            inserted = tx.execute_values(
+                "INSERT INTO images (id, sha256, width, height, created_at, phash, phash_b0,"
+                " phash_b1, phash_b2, phash_b3, group_id) VALUES {rows}"
+                " ON CONFLICT (sha256) DO NOTHING RETURNING id",
+                [
+                    (image_ids[sha], sha, int(images[sha].width), int(images[sha].height), now)
+                    + cols
+                    for sha, cols in zip(fresh, groups, strict=True)
+                ],
+                fetch=True,
             )
-            new_ids = {sha: i for sha, i in zip(images, ids, strict=True) if i is not None}
-            image_ids = dict(new_ids)
-            image_ids.update(self._image_ids(tx, [sha for sha in images if sha not in new_ids]))
-            link_images(tx, [(i, images[sha].phash) for sha, i in new_ids.items()], now)
-            new = insert_faces(tx, [(i, f) for sha, i in new_ids.items() for f in faces[sha]])
-            tx.execute_many(
+            if len(inserted) != len(fresh):
+                raise StorageError("another writer catalogued the same image bytes meanwhile")
+            new = insert_faces(tx, [(image_ids[sha], f) for sha in fresh for f in faces[sha]])
+            tx.execute_values(
                 "INSERT INTO items (source_id, locator, image_id, sha256, status, reason,"
-                " size, mtime, ingested_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                " size, mtime, ingested_at) VALUES {rows}"
                 " ON CONFLICT (source_id, locator) DO UPDATE SET image_id = excluded.image_id,"
                 " sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason,"
                 " size = excluded.size, mtime = excluded.mtime,"
                 " ingested_at = excluded.ingested_at",
-                [(v[0], v[1], None if sha is None else image_ids[sha], *v[2:]) for v, sha in items],
+                [
+                    (v[0], v[1], None if sha is None else image_ids[sha], *v[2:])
+                    for v, sha in items.values()
+                ],
             )
         return new
 
     @staticmethod
     def _image_ids(tx: Tx, digests: Sequence[str]) -> dict[str, int]:
-        """The ids of images already held (by an earlier batch, or another writer)."""
+        """The ids of those of the digests' images the catalog already holds."""
         out: dict[str, int] = {}
         for start in range(0, len(digests), CHUNK):
             chunk = list(digests[start : start + CHUNK])
@@ -310,8 +358,6 @@ class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
                 f"SELECT id, sha256 FROM images WHERE sha256 IN ({marks(len(chunk))})", chunk
             ).fetchall()
             out.update((r[1], int(r[0])) for r in rows)
-        if len(out) != len(set(digests)):
-            raise StorageError("an image the catalog said it held is not there")
         return out
 
     # -- reads ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ __all__ = [
     "drop_empty_groups",
     "groups_gone",
     "groups_of_images",
-    "link_images",
+    "place_images",
     "near_each",
     "tx_rows",
 ]
@@ -46,10 +46,12 @@ class _Tx(Protocol):
 
 
 class _BatchTx(_Tx, Protocol):
-    """What linking a batch needs of the transaction (catalog/sql.py's Tx)."""
+    """What placing a batch needs of the transaction (catalog/sql.py's Tx)."""
 
-    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
-    def in_ints(self, column: str, values: Sequence[int]) -> list[tuple[str, list[object]]]: ...
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None: ...
+    def int_tables(self, values: Sequence[int]) -> list[tuple[str, list[object]]]: ...
 
 
 class _Host(Protocol):
@@ -110,8 +112,11 @@ def near_each(
     held: dict[int, tuple[int, int]] = {}  # image id -> (signed hash, group id)
     for band in range(BANDS):
         values = np.unique(own[:, band, None] ^ flips[None, :]).tolist()
-        for where, params in tx.in_ints(f"phash_b{band}", values):
-            sql = f"SELECT id, phash, group_id FROM images WHERE {where}"
+        for table, params in tx.int_tables(values):
+            sql = (
+                f"SELECT i.id, i.phash, i.group_id FROM {table}"
+                f" JOIN images i ON i.phash_b{band} = v.value"
+            )
             rows = tx.execute(sql, params).fetchall()
             held.update((int(r[0]), (int(r[1]), int(r[2]))) for r in rows)
     if not held:
@@ -128,18 +133,20 @@ def near_each(
     return out
 
 
-def link_images(tx: _BatchTx, images: Sequence[tuple[int, int | None]], now: str) -> list[int]:
-    """Hash new images' rows and put each in a group (see the module docstring), as if one
-    by one in the given order: a later image of the batch may join an earlier one's group.
-    ``images`` are (id, perceptual hash or None); returns their group ids in that order.
-    Called in the transaction that inserted the images, before they hold a hash, so the
-    lookup never finds them; the batch's own images are compared here instead."""
+def place_images(
+    tx: _BatchTx, images: Sequence[tuple[int, int | None]], now: str
+) -> list[tuple[object, ...]]:
+    """Put new images in groups (see the module docstring) as if one by one in the given
+    order: a later image of the batch may join an earlier one's group. ``images`` are (the
+    id the image's row will have, its perceptual hash or None). Called in the transaction
+    that inserts them, before their rows exist, so the lookup never finds them (the batch
+    is compared here instead); inserts the groups they found. Returns each image's
+    ``phash, phash_b0..b3, group_id`` column values, for its INSERT."""
     hashed = [h for _, h in images if h is not None]
     held = iter(near_each(tx, hashed, NEAR_BITS))
-    earlier: list[tuple[int, int, int]] = []  # (id, hash, group) linked in this batch
+    earlier: list[tuple[int, int, int]] = []  # (id, hash, group) placed in this batch
     founded: list[tuple[object, ...]] = []
-    updates: list[tuple[object, ...]] = []
-    groups: list[int] = []
+    columns: list[tuple[object, ...]] = []
     for image_id, phash in images:
         parts: tuple[object, ...] = (None,) * (1 + BANDS)
         hits: list[tuple[int, int, int]] = []
@@ -155,15 +162,9 @@ def link_images(tx: _BatchTx, images: Sequence[tuple[int, int | None]], now: str
             founded.append((group, now))
         if phash is not None:
             earlier.append((int(image_id), phash, group))
-        updates.append((*parts, group, int(image_id)))
-        groups.append(group)
-    tx.execute_many("INSERT INTO photo_groups (id, created_at) VALUES (?,?)", founded)
-    tx.execute_many(
-        "UPDATE images SET phash = ?, phash_b0 = ?, phash_b1 = ?, phash_b2 = ?, phash_b3 = ?,"
-        " group_id = ? WHERE id = ?",
-        updates,
-    )
-    return groups
+        columns.append((*parts, group))
+    tx.insert_rows("photo_groups", ("id", "created_at"), founded)
+    return columns
 
 
 def groups_of_images(run: Run, image_ids: Sequence[int]) -> list[int]:

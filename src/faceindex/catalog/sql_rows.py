@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from faceindex.errors import StorageError
 from faceindex.sources.base import SourceRecord
 from faceindex.types import DetectedFace
 
@@ -19,10 +18,25 @@ if TYPE_CHECKING:
 __all__ = ["FaceValues", "face_values", "insert_faces", "source_record"]
 
 
-_FACE_INSERT = (
-    "INSERT INTO faces (image_id, box_left, box_top, box_right, box_bottom, landmarks,"
-    " detector, detector_score, quality, size, sharpness, pose, model, embedding,"
-    " thumbnail, created_at, generation) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_FACE_COLUMNS = (
+    "id",
+    "image_id",
+    "box_left",
+    "box_top",
+    "box_right",
+    "box_bottom",
+    "landmarks",
+    "detector",
+    "detector_score",
+    "quality",
+    "size",
+    "sharpness",
+    "pose",
+    "model",
+    "embedding",
+    "thumbnail",
+    "created_at",
+    "generation",
 )
 
 
@@ -55,17 +69,18 @@ def face_values(face: DetectedFace, model: str, now: str) -> FaceValues:
 
 
 def insert_faces(tx: Tx, faces: Sequence[tuple[int, FaceValues]]) -> list[tuple[int, np.ndarray]]:
-    """Insert (image id, face) rows as one batch; the new ids with their embeddings, in
-    the given order."""
-    ids = tx.insert_many(
-        _FACE_INSERT, [(image_id, *f.values, tx.generation) for image_id, f in faces]
+    """Insert (image id, face) rows in as few statements as the dialect allows; the new
+    ids (allocated first, so each face's is known) with their embeddings, in order."""
+    ids = tx.new_ids("faces", len(faces))
+    tx.insert_rows(
+        "faces",
+        _FACE_COLUMNS,
+        [
+            (fid, image_id, *f.values, tx.generation)
+            for fid, (image_id, f) in zip(ids, faces, strict=True)
+        ],
     )
-    out: list[tuple[int, np.ndarray]] = []
-    for fid, (_, f) in zip(ids, faces, strict=True):
-        if fid is None:
-            raise StorageError("the catalog returned no id for a new face")
-        out.append((fid, f.embedding))
-    return out
+    return [(fid, f.embedding) for fid, (_, f) in zip(ids, faces, strict=True)]
 
 
 def source_record(r: Row) -> SourceRecord:
