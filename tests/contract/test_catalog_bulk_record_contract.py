@@ -209,10 +209,15 @@ def test_a_batch_lands_as_its_outcomes_one_at_a_time(cat: Catalog, twin: Catalog
 
 def test_a_batch_longer_than_one_statement_keeps_every_mapping(cat: Catalog) -> None:
     # 300 images, 2 faces each: more rows than one statement's parameters take on SQLite,
-    # so the batch goes as several statements per table.
+    # so the batch goes as several statements per table, and its hashes' lookups as
+    # several rounds; a late one is a near-duplicate of an image held before.
     src = cat.add_source(new_source())
+    cat.record([_out(src.id, "held.jpg", "HELD", (), LOW)], "m")
+    rng = np.random.default_rng(5)
+    hashes = [int(h) for h in rng.integers(0, 2**63, size=300, dtype=np.int64)]
+    hashes[250] = LOW ^ 0b101
     batch = [
-        _out(src.id, f"{i:03d}.jpg", f"bulk-{i}", (face(2 * i), face(2 * i + 1, 300)))
+        _out(src.id, f"{i:03d}.jpg", f"bulk-{i}", (face(2 * i), face(2 * i + 1, 300)), hashes[i])
         for i in range(300)
     ]
     new = cat.record(batch, "m")
@@ -223,5 +228,7 @@ def test_a_batch_longer_than_one_statement_keeps_every_mapping(cat: Catalog) -> 
     ]
     assert _face_rows(cat, new) == want
     items = _items(cat)
-    assert len(items) == 300
+    assert len(items) == 301
     assert all(items[f"{i:03d}.jpg"][0] == _sha(f"bulk-{i}") for i in range(300))
+    assert frozenset({_sha("HELD"), _sha("bulk-250")}) in _groups(cat)
+    assert cat.count_groups() == 300

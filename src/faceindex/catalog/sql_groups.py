@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 CHUNK = 500
+ROUND = 32  # images whose band lookups go together (near_each)
 _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 Run = Callable[[str, Sequence[object]], list[Any]]
 
@@ -102,9 +103,20 @@ def _popcount(x: np.ndarray) -> np.ndarray:
 def near_each(
     tx: _BatchTx, hashes: Sequence[int], max_bits: int
 ) -> list[list[tuple[int, int, int]]]:
-    """:func:`near` for many hashes at once, in a transaction: per band, one lookup of all
-    the hashes' probe values together, then every candidate's distance to every hash in
-    one array. Same answers, a few statements per batch instead of a few per image."""
+    """:func:`near` for many hashes at once, in a transaction: per band, one lookup of a
+    round of hashes' probe values together, then every candidate's distance to every hash
+    of the round in one array. Same answers, a few statements per round of
+    :data:`ROUND` images instead of a few per image; the round bounds the candidates held
+    at once (each probe matches about one in 65 536 held images)."""
+    out: list[list[tuple[int, int, int]]] = []
+    for start in range(0, len(hashes), ROUND):
+        out.extend(_near_round(tx, hashes[start : start + ROUND], max_bits))
+    return out
+
+
+def _near_round(
+    tx: _BatchTx, hashes: Sequence[int], max_bits: int
+) -> list[list[tuple[int, int, int]]]:
     if not hashes:
         return []
     flips = np.array(band_probes(0, max_bits)[0], dtype=np.int64)  # the masks within reach
