@@ -15,9 +15,11 @@ memory:  the driver's peak RSS over a generated source of --items tiny unique PN
          runs in a fresh process; reported: RSS before the ingest, peak, bytes per item.
 inserts: faces/s of catalog record() + index add for batches of 64 one-face images, one
          writer and several (processes, each its own connections): PostgreSQL + milvus-lite
-         and SQLite + FAISS. milvus-lite is one local file: several writer processes get
-         their own file each (they cannot share one); a real Milvus server takes writers
-         from every node on one collection.
+         and SQLite + FAISS. Each image carries a random perceptual hash, as an ingest
+         records one per image (so record() links photo groups); --no-phash leaves it
+         out. milvus-lite is one local file: several writer processes get their own file
+         each (they cannot share one); a real Milvus server takes writers from every node
+         on one collection.
 
 Every figure in docs/SCALING.md was measured on a 2-core box shared with other work; they
 are noisy. Output: one JSON object per measurement.
@@ -245,7 +247,9 @@ def memory(args: argparse.Namespace) -> None:
 BATCH = 64
 
 
-def _writer(catalog_url: str, index_url: str, batches: int, seed: int, out: mp.Queue) -> None:
+def _writer(
+    catalog_url: str, index_url: str, batches: int, seed: int, phash: bool, out: mp.Queue
+) -> None:
     from faceindex.backends import open_catalog, open_index
     from faceindex.catalog.base import ImageOutcome, NewSource
     from faceindex.types import BBox, DetectedFace, FaceQuality
@@ -275,8 +279,27 @@ def _writer(catalog_url: str, index_url: str, batches: int, seed: int, out: mp.Q
             thumbnail=b"t" * 2000,
         )
         sha = hashlib.sha256(f"{seed}-{i}".encode()).hexdigest()
-        return ImageOutcome(src.id, f"{i}.jpg", 1000, 0.0, sha, 640, 480, (face,))
+        h = (
+            int(rng.integers(0, 2**63, dtype=np.int64)) * 2 + int(rng.integers(2))
+            if phash
+            else None
+        )
+        return ImageOutcome(src.id, f"{i}.jpg", 1000, 0.0, sha, 640, 480, (face,), phash=h)
 
+    # How long record() waits for the generation row: the statement that takes it, timed
+    # through the SQL catalogs' statement hook (a probe for this benchmark only).
+    queued = [0.0]
+    execute = catalog._execute  # type: ignore[attr-defined]
+
+    def timed(sql: str, params: object) -> object:
+        t = time.perf_counter()
+        try:
+            return execute(sql, params)
+        finally:
+            if sql.startswith("UPDATE catalog_state"):
+                queued[0] += time.perf_counter() - t
+
+    catalog._execute = timed  # type: ignore[attr-defined]
     started = time.perf_counter()
     faces, in_catalog, in_index = 0, 0.0, 0.0
     for b in range(batches):
@@ -290,7 +313,7 @@ def _writer(catalog_url: str, index_url: str, batches: int, seed: int, out: mp.Q
     t1 = time.perf_counter()
     index.save()
     in_index += time.perf_counter() - t1
-    out.put((faces, time.perf_counter() - started, in_catalog, in_index))
+    out.put((faces, time.perf_counter() - started, in_catalog, in_index, queued[0]))
     index.close()
     catalog.close()
 
@@ -320,7 +343,8 @@ def inserts(args: argparse.Namespace) -> None:
                     )
                     procs.append(
                         ctx.Process(
-                            target=_writer, args=(catalog_url, index_url, args.batches, w, queue)
+                            target=_writer,
+                            args=(catalog_url, index_url, args.batches, w, args.phash, queue),
                         )
                     )
                 for p in procs:
@@ -334,12 +358,17 @@ def inserts(args: argparse.Namespace) -> None:
                     what="inserts",
                     backend=name,
                     writers=writers,
+                    phash=args.phash,
                     faces=faces,
                     seconds=round(wall, 1),
                     faces_per_s=round(faces / wall),
                     # each writer's time in record() / in index add+save, the slowest's
                     catalog_faces_per_s=round(faces / max(r[2] for r in results)),
                     index_faces_per_s=round(faces / max(r[3] for r in results)),
+                    # the share of the writers' record() time spent queued on the generation
+                    queued_on_generation=round(
+                        sum(r[4] for r in results) / sum(r[2] for r in results), 2
+                    ),
                 )
             finally:
                 if pg:
@@ -366,6 +395,7 @@ def main() -> None:
     p.add_argument("--pg-url", default=os.environ.get("FACEINDEX_TEST_PG_URL", ""))
     p.add_argument("--writers", default="1,2,4")
     p.add_argument("--batches", type=int, default=60)
+    p.add_argument("--no-phash", dest="phash", action="store_false")
     args = parser.parse_args()
     if args.what == "speed":
         speed(args)

@@ -29,9 +29,9 @@ from faceindex.catalog.base import (
 )
 from faceindex.catalog.schema import MIGRATIONS
 from faceindex.catalog.sql_erase import EraseQueries
-from faceindex.catalog.sql_groups import GroupQueries, link_image
+from faceindex.catalog.sql_groups import GroupQueries, place_images
 from faceindex.catalog.sql_reviews import ReviewQueries
-from faceindex.catalog.sql_rows import insert_face, source_record
+from faceindex.catalog.sql_rows import face_values, insert_faces, source_record
 from faceindex.catalog.sql_watches import WatchQueries
 from faceindex.errors import InputError, NotFoundError, StorageError
 from faceindex.persons.base import Membership, Person, Placement
@@ -48,6 +48,22 @@ OWN_KEPT = 100_000  # own generations remembered until someone asks past them
 
 def utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _item_values(out: ImageOutcome, now: str) -> tuple[tuple[object, ...], str | None]:
+    """An item row's values but its image id, and the digest that finds that id."""
+    sha = out.sha256 if out.error is None else None
+    values = (
+        int(out.source_id),
+        out.locator,
+        out.sha256,
+        "skipped" if out.skipped else "failed" if out.error else "ok",
+        out.error,
+        None if out.size is None else int(out.size),
+        None if out.mtime is None else float(out.mtime),
+        now,
+    )
+    return values, sha
 
 
 def marks(n: int) -> str:
@@ -84,6 +100,48 @@ class Tx:
         row = self._catalog._execute(sql + " RETURNING id", params).fetchone()
         return None if row is None else int(row[0])
 
+    def int_tables(self, values: Sequence[int]) -> list[tuple[str, list[object]]]:
+        """FROM items, each with its parameters, that together list ``values`` as the column
+        ``v.value`` (join against them): as few statements as the dialect allows."""
+        return self._catalog._int_tables(values) if values else []
+
+    def new_ids(self, table: str, n: int) -> list[int]:
+        """``n`` ids ``table`` has never used, ascending, for rows this transaction inserts
+        with explicit ids (so each row's id is known before, in order, on both engines)."""
+        return self._catalog._new_ids(table, n) if n else []
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        """Insert rows that cannot conflict (fresh ids) in the dialect's fastest bulk way."""
+        if rows:
+            self._catalog._insert_rows(table, columns, rows)
+
+    def execute_values(
+        self,
+        sql: str,
+        rows: Sequence[Sequence[object]],
+        *,
+        fetch: bool = False,
+    ) -> list[Any]:
+        """Run ``sql`` with ``{rows}`` replaced by a multi-row VALUES list of ``rows``: one
+        statement per chunk of rows under the dialect's parameter limit, not one per row.
+        The rows must not hit the same conflict key twice. With ``fetch``, the rows
+        RETURNING gave, in no promised order."""
+        if not rows:
+            return []
+        width = len(rows[0])
+        template = f"({marks(width)})"
+        per = max(1, self._catalog.max_params // width)
+        out: list[Any] = []
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            statement = sql.replace("{rows}", ",".join([template] * len(chunk)))
+            cursor = self._catalog._execute(statement, [v for r in chunk for v in r])
+            if fetch:
+                out.extend(cursor.fetchall())
+        return out
+
 
 class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
     """Every catalog query, over the hooks a dialect subclass supplies.
@@ -93,6 +151,7 @@ class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
     """
 
     dialect: ClassVar[str] = "sql"
+    max_params: ClassVar[int] = 999  # per statement: SQLite's limit in every build
     integrity_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
@@ -104,6 +163,25 @@ class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
 
     def _execute(self, sql: str, params: Sequence[object]) -> Cursor:
         """Run one statement written with ``?`` placeholders."""
+        raise NotImplementedError
+
+    def _int_tables(self, values: Sequence[int]) -> list[tuple[str, list[object]]]:
+        """VALUES lists of CHUNK values at a time (SQLite's variable limit)."""
+        out: list[tuple[str, list[object]]] = []
+        for start in range(0, len(values), CHUNK):
+            chunk: list[object] = [int(v) for v in values[start : start + CHUNK]]
+            rows = ",".join(["(?)"] * len(chunk))
+            out.append((f"(SELECT column1 AS value FROM (VALUES {rows})) AS v", chunk))
+        return out
+
+    def _insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        """Insert rows no constraint can refuse but a foreign key (see Tx.insert_rows)."""
+        raise NotImplementedError
+
+    def _new_ids(self, table: str, n: int) -> list[int]:
+        """``n`` fresh ids of ``table``, ascending (see :meth:`Tx.new_ids`)."""
         raise NotImplementedError
 
     def _begin(self) -> AbstractContextManager[object]:
@@ -219,47 +297,68 @@ class SqlCatalog(EraseQueries, WatchQueries, GroupQueries, ReviewQueries):
         return {r["locator"]: (r["size"], r["mtime"]) for r in rows}
 
     def record(self, outcomes: Sequence[ImageOutcome], model: str) -> list[tuple[int, np.ndarray]]:
-        new: list[tuple[int, np.ndarray]] = []
+        # A statement per table per batch, not per row: every writer queues on the
+        # generation row for its whole transaction, so the rows are built before it starts.
         now = utcnow()
+        images: dict[str, ImageOutcome] = {}  # sha256 -> its first outcome in the batch
+        for out in outcomes:
+            if out.error is None and out.sha256 is not None:
+                images.setdefault(out.sha256, out)
+        faces = {
+            sha: [face_values(f, model, now) for f in out.faces] for sha, out in images.items()
+        }
+        # One row per location: the last outcome's values at the first one's place, as
+        # writing them one by one leaves it (a statement may not upsert a key twice).
+        items: dict[tuple[int, str], tuple[tuple[object, ...], str | None]] = {}
+        for out in outcomes:
+            items[(int(out.source_id), out.locator)] = _item_values(out, now)
         with self.transaction() as tx:
-            for out in outcomes:
-                image_id = None
-                if out.error is None and out.sha256 is not None:
-                    # ON CONFLICT keeps two writers of the same bytes safe on PostgreSQL.
-                    image_id = tx.insert(
-                        "INSERT INTO images (sha256, width, height, created_at) VALUES (?,?,?,?)"
-                        " ON CONFLICT (sha256) DO NOTHING",
-                        (out.sha256, int(out.width), int(out.height), now),
-                    )
-                    if image_id is None:
-                        row = tx.execute(
-                            "SELECT id FROM images WHERE sha256 = ?", (out.sha256,)
-                        ).fetchone()
-                        image_id = int(row[0])
-                    else:
-                        link_image(tx, image_id, out.phash, now)
-                        for face in out.faces:
-                            new.append(insert_face(tx, image_id, face, model, now))
-                tx.execute(
-                    "INSERT INTO items (source_id, locator, image_id, sha256, status, reason,"
-                    " size, mtime, ingested_at) VALUES (?,?,?,?,?,?,?,?,?)"
-                    " ON CONFLICT (source_id, locator) DO UPDATE SET image_id = excluded.image_id,"
-                    " sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason,"
-                    " size = excluded.size, mtime = excluded.mtime,"
-                    " ingested_at = excluded.ingested_at",
-                    (
-                        int(out.source_id),
-                        out.locator,
-                        image_id,
-                        out.sha256,
-                        "skipped" if out.skipped else "failed" if out.error else "ok",
-                        out.error,
-                        None if out.size is None else int(out.size),
-                        None if out.mtime is None else float(out.mtime),
-                        now,
-                    ),
-                )
+            # Which bytes are held already cannot change under us: every writer of images
+            # holds the generation row (PostgreSQL) or the write lock (SQLite) till commit.
+            image_ids = self._image_ids(tx, list(images))
+            fresh = [sha for sha in images if sha not in image_ids]
+            image_ids.update(zip(fresh, tx.new_ids("images", len(fresh)), strict=True))
+            groups = place_images(tx, [(image_ids[sha], images[sha].phash) for sha in fresh], now)
+            # ON CONFLICT: two writers of the same bytes end in our error, not the driver's.
+            inserted = tx.execute_values(
+                "INSERT INTO images (id, sha256, width, height, created_at, phash, phash_b0,"
+                " phash_b1, phash_b2, phash_b3, group_id) VALUES {rows}"
+                " ON CONFLICT (sha256) DO NOTHING RETURNING id",
+                [
+                    (image_ids[sha], sha, int(images[sha].width), int(images[sha].height), now)
+                    + cols
+                    for sha, cols in zip(fresh, groups, strict=True)
+                ],
+                fetch=True,
+            )
+            if len(inserted) != len(fresh):
+                raise StorageError("another writer catalogued the same image bytes meanwhile")
+            new = insert_faces(tx, [(image_ids[sha], f) for sha in fresh for f in faces[sha]])
+            tx.execute_values(
+                "INSERT INTO items (source_id, locator, image_id, sha256, status, reason,"
+                " size, mtime, ingested_at) VALUES {rows}"
+                " ON CONFLICT (source_id, locator) DO UPDATE SET image_id = excluded.image_id,"
+                " sha256 = excluded.sha256, status = excluded.status, reason = excluded.reason,"
+                " size = excluded.size, mtime = excluded.mtime,"
+                " ingested_at = excluded.ingested_at",
+                [
+                    (v[0], v[1], None if sha is None else image_ids[sha], *v[2:])
+                    for v, sha in items.values()
+                ],
+            )
         return new
+
+    @staticmethod
+    def _image_ids(tx: Tx, digests: Sequence[str]) -> dict[str, int]:
+        """The ids of those of the digests' images the catalog already holds."""
+        out: dict[str, int] = {}
+        for start in range(0, len(digests), CHUNK):
+            chunk = list(digests[start : start + CHUNK])
+            rows = tx.execute(
+                f"SELECT id, sha256 FROM images WHERE sha256 IN ({marks(len(chunk))})", chunk
+            ).fetchall()
+            out.update((r[1], int(r[0])) for r in rows)
+        return out
 
     # -- reads ----------------------------------------------------------------------------
 

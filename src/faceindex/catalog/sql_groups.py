@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from faceindex.types import Provenance
 from faceindex.vision.phash import (
     BANDS,
@@ -29,16 +31,28 @@ __all__ = [
     "drop_empty_groups",
     "groups_gone",
     "groups_of_images",
-    "link_image",
+    "place_images",
+    "near_each",
     "tx_rows",
 ]
 
 CHUNK = 500
+ROUND = 32  # images whose band lookups go together (near_each)
+_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 Run = Callable[[str, Sequence[object]], list[Any]]
 
 
 class _Tx(Protocol):
     def execute(self, sql: str, params: Sequence[object] = ()) -> Any: ...
+
+
+class _BatchTx(_Tx, Protocol):
+    """What placing a batch needs of the transaction (catalog/sql.py's Tx)."""
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None: ...
+    def int_tables(self, values: Sequence[int]) -> list[tuple[str, list[object]]]: ...
 
 
 class _Host(Protocol):
@@ -80,25 +94,89 @@ def near(run: Run, phash: int, max_bits: int) -> list[tuple[int, int, int]]:
     return sorted(found.values())
 
 
-def link_image(tx: _Tx, image_id: int, phash: int | None, now: str) -> int:
-    """Hash a new image's row and put it in a group (see the module docstring); returns the
-    group id. Called in the transaction that inserted the image, before it holds a hash, so
-    it never finds itself."""
-    hits = near(tx_rows(tx), phash, NEAR_BITS) if phash is not None else []
-    if hits:
-        group = hits[0][2]
-    else:
-        group = int(image_id)
-        tx.execute("INSERT INTO photo_groups (id, created_at) VALUES (?,?)", (group, now))
-    parts: tuple[object, ...] = (None,) * (1 + BANDS)
-    if phash is not None:
-        parts = (to_signed(phash), *bands(phash))
-    tx.execute(
-        "UPDATE images SET phash = ?, phash_b0 = ?, phash_b1 = ?, phash_b2 = ?, phash_b3 = ?,"
-        " group_id = ? WHERE id = ?",
-        (*parts, group, int(image_id)),
-    )
-    return group
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (numpy >= 1.24 has no bitwise_count)."""
+    per_byte = _POP8[np.ascontiguousarray(x).view(np.uint8)]
+    return per_byte.reshape(*x.shape, 8).sum(axis=-1, dtype=np.uint8)
+
+
+def near_each(
+    tx: _BatchTx, hashes: Sequence[int], max_bits: int
+) -> list[list[tuple[int, int, int]]]:
+    """:func:`near` for many hashes at once, in a transaction: per band, one lookup of a
+    round of hashes' probe values together, then every candidate's distance to every hash
+    of the round in one array. Same answers, a few statements per round of
+    :data:`ROUND` images instead of a few per image; the round bounds the candidates held
+    at once (each probe matches about one in 65 536 held images)."""
+    out: list[list[tuple[int, int, int]]] = []
+    for start in range(0, len(hashes), ROUND):
+        out.extend(_near_round(tx, hashes[start : start + ROUND], max_bits))
+    return out
+
+
+def _near_round(
+    tx: _BatchTx, hashes: Sequence[int], max_bits: int
+) -> list[list[tuple[int, int, int]]]:
+    if not hashes:
+        return []
+    flips = np.array(band_probes(0, max_bits)[0], dtype=np.int64)  # the masks within reach
+    own = np.array([bands(h) for h in hashes], dtype=np.int64)  # (hashes, BANDS)
+    held: dict[int, tuple[int, int]] = {}  # image id -> (signed hash, group id)
+    for band in range(BANDS):
+        values = np.unique(own[:, band, None] ^ flips[None, :]).tolist()
+        for table, params in tx.int_tables(values):
+            sql = (
+                f"SELECT i.id, i.phash, i.group_id FROM {table}"
+                f" JOIN images i ON i.phash_b{band} = v.value"
+            )
+            rows = tx.execute(sql, params).fetchall()
+            held.update((int(r[0]), (int(r[1]), int(r[2]))) for r in rows)
+    if not held:
+        return [[] for _ in hashes]
+    ids = np.fromiter(held, dtype=np.int64, count=len(held))
+    groups = np.fromiter((g for _, g in held.values()), dtype=np.int64, count=len(held))
+    signed = np.fromiter((h for h, _ in held.values()), dtype=np.int64, count=len(held))
+    want = np.array([to_signed(h) for h in hashes], dtype=np.int64).view(np.uint64)
+    dist = _popcount(signed.view(np.uint64)[:, None] ^ want[None, :])  # (held, hashes)
+    out: list[list[tuple[int, int, int]]] = []
+    for k in range(len(hashes)):
+        rows = np.nonzero(dist[:, k] <= max_bits)[0]
+        out.append(sorted((int(dist[r, k]), int(ids[r]), int(groups[r])) for r in rows))
+    return out
+
+
+def place_images(
+    tx: _BatchTx, images: Sequence[tuple[int, int | None]], now: str
+) -> list[tuple[object, ...]]:
+    """Put new images in groups (see the module docstring) as if one by one in the given
+    order: a later image of the batch may join an earlier one's group. ``images`` are (the
+    id the image's row will have, its perceptual hash or None). Called in the transaction
+    that inserts them, before their rows exist, so the lookup never finds them (the batch
+    is compared here instead); inserts the groups they found. Returns each image's
+    ``phash, phash_b0..b3, group_id`` column values, for its INSERT."""
+    hashed = [h for _, h in images if h is not None]
+    held = iter(near_each(tx, hashed, NEAR_BITS))
+    earlier: list[tuple[int, int, int]] = []  # (id, hash, group) placed in this batch
+    founded: list[tuple[object, ...]] = []
+    columns: list[tuple[object, ...]] = []
+    for image_id, phash in images:
+        parts: tuple[object, ...] = (None,) * (1 + BANDS)
+        hits: list[tuple[int, int, int]] = []
+        if phash is not None:
+            parts = (to_signed(phash), *bands(phash))
+            hits = next(held)
+            for other, other_hash, other_group in earlier:
+                d = hamming(phash, other_hash)
+                if d <= NEAR_BITS:
+                    hits.append((d, other, other_group))
+        group = min(hits)[2] if hits else int(image_id)
+        if not hits:
+            founded.append((group, now))
+        if phash is not None:
+            earlier.append((int(image_id), phash, group))
+        columns.append((*parts, group))
+    tx.insert_rows("photo_groups", ("id", "created_at"), founded)
+    return columns
 
 
 def groups_of_images(run: Run, image_ids: Sequence[int]) -> list[int]:

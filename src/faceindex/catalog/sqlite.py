@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from faceindex.catalog.sql import Cursor, SqlCatalog, utcnow
+from faceindex.catalog.sql import Cursor, SqlCatalog, marks, utcnow
 from faceindex.errors import StorageError
 
 __all__ = ["SqliteCatalog", "utcnow"]
@@ -56,6 +56,22 @@ class SqliteCatalog(SqlCatalog):
 
     def _execute(self, sql: str, params: Sequence[object]) -> Cursor:
         return self._db.execute(sql, tuple(params))
+
+    def _insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        # In-process: a statement per row costs no round trip.
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(len(columns))})"
+        self._db.executemany(sql, [tuple(r) for r in rows])
+
+    def _new_ids(self, table: str, n: int) -> list[int]:
+        # AUTOINCREMENT's high-water mark; BEGIN IMMEDIATE keeps other writers out until
+        # these rows are in (and move the mark past them).
+        row = self._db.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)
+        ).fetchone()
+        last = int(row[0]) if row else 0
+        return list(range(last + 1, last + 1 + int(n)))
 
     @contextmanager
     def _begin(self) -> Iterator[None]:
