@@ -57,6 +57,12 @@ def _release_lite(path: str) -> None:
     server_manager_instance.release_server(path)
 
 
+def _not_loaded(exc: BaseException | None) -> bool:
+    """Whether Milvus refused a read because the collection is not loaded (code 101 since
+    2.3's error codes; the message for servers that send only text)."""
+    return getattr(exc, "code", None) == 101 or "not loaded" in str(exc).lower()
+
+
 class MilvusIndex:
     def __init__(
         self,
@@ -130,6 +136,22 @@ class MilvusIndex:
         except Exception as exc:  # MilvusException and gRPC errors
             raise StorageError(f"Milvus {self.collection}: {exc}") from exc
 
+    def _read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """A search or query; a collection found released is loaded and the call retried once.
+        A Milvus server restarts with its collections released (2.3 standalone: "collection
+        not loaded" until someone loads it), and an operator may release one: a long-lived
+        process holding this index must not fail every search until it is reopened."""
+        try:
+            return self._call(fn, *args, **kwargs)
+        except StorageError as exc:
+            if not _not_loaded(exc.__cause__):
+                raise
+        log.warning(
+            "Milvus collection %s was released (a server restart?): loading it", self.collection
+        )
+        self._call(self._client.load_collection, self.collection)
+        return self._call(fn, *args, **kwargs)
+
     def _ensure_collection(self, build_params: dict[str, Any]) -> None:
         from pymilvus import DataType, MilvusClient
 
@@ -179,7 +201,7 @@ class MilvusIndex:
     def _present(self, ids: np.ndarray) -> np.ndarray:
         found: list[int] = []
         for s in range(0, len(ids), 10000):
-            rows = self._call(
+            rows = self._read(
                 self._client.query,
                 self.collection,
                 ids=ids[s : s + 10000].tolist(),
@@ -216,7 +238,7 @@ class MilvusIndex:
         if self.index_type == "HNSW":
             inner.setdefault("ef", max(64, limit))
         params = {"metric_type": self._mtype, "params": inner}
-        hits = self._call(
+        hits = self._read(
             self._client.search,
             self.collection,
             data=q.tolist(),
@@ -234,7 +256,7 @@ class MilvusIndex:
         return dist, out
 
     def count(self) -> int:
-        rows = self._call(
+        rows = self._read(
             self._client.query,
             self.collection,
             filter="",
@@ -244,7 +266,7 @@ class MilvusIndex:
         return int(rows[0]["count(*)"])
 
     def ids(self) -> np.ndarray:
-        it = self._call(
+        it = self._read(
             self._client.query_iterator,
             self.collection,
             batch_size=10000,
