@@ -343,6 +343,7 @@ def test_delete_then_search_after_reopen_and_restart(opener: Open) -> None:
 # -- the Milvus server process restarted (graceful stop, and SIGKILL) ----------------------------
 
 
+@pytest.mark.slow  # a server restart is 30-90 s here
 @pytest.mark.parametrize("how", ["restart", "crash"])
 def test_server_restart_keeps_every_acknowledged_write(server_opener: Open, how: str) -> None:
     """Adds and deletes the server acknowledged survive its restart, even a SIGKILL; a new
@@ -369,6 +370,7 @@ def test_server_restart_keeps_every_acknowledged_write(server_opener: Open, how:
     again.close()
 
 
+@pytest.mark.slow
 def test_an_open_client_survives_a_server_restart(server_opener: Open) -> None:
     """A long-lived process (a faceindex server) keeps its index open while Milvus restarts:
     its next search, delete and add work without reopening."""
