@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue as queue_mod
 import shutil
 import statistics
 import tempfile
@@ -82,6 +83,25 @@ def _count_and_drop(kind: str, urls: list[str]) -> int:
     return total
 
 
+def _collect(queue: mp.Queue, procs: list[Any]) -> list[tuple[int, int, float]]:
+    """Every writer's result; a writer that died fails the run (the others would wait on
+    the barrier for it forever)."""
+    results: list[tuple[int, int, float]] = []
+    deadline = time.monotonic() + 1200
+    while len(results) < len(procs):
+        try:
+            results.append(queue.get(timeout=1))
+        except queue_mod.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead or time.monotonic() > deadline:
+                for p in procs:
+                    p.kill()
+                raise RuntimeError(f"a writer failed (exit codes {dead}) or timed out") from None
+    for p in procs:
+        p.join()
+    return results
+
+
 def run(kind: str, server: str, writers: int, batches: int, batch: int) -> dict[str, object]:
     ctx = mp.get_context("spawn")
     tmp = Path(tempfile.mkdtemp(prefix="milvus-ins-"))
@@ -98,9 +118,7 @@ def run(kind: str, server: str, writers: int, batches: int, batch: int) -> dict[
         ]
         for p in procs:
             p.start()
-        results = [queue.get(timeout=1200) for _ in procs]
-        for p in procs:
-            p.join()
+        results = _collect(queue, procs)
         faces = sum(r[1] for r in results)
         wall = max(r[2] for r in results)
         counted = _count_and_drop(kind, urls)
@@ -131,10 +149,16 @@ def main() -> None:
     for _ in range(args.rounds):
         for writers in [int(w) for w in args.writers.split(",")]:
             for kind in ("milvus-server", "milvus-lite"):
-                got = run(kind, args.milvus_uri, writers, args.batches, args.batch)
+                try:
+                    got = run(kind, args.milvus_uri, writers, args.batches, args.batch)
+                except RuntimeError as exc:  # reported, and left out of the medians
+                    emit(what="milvus-inserts", kind=kind, writers=writers, error=str(exc))
+                    continue
                 emit(what="milvus-inserts", **got)
                 rates.setdefault((kind, writers), []).append(int(got["faces_per_s"]))  # type: ignore[call-overload]
     for writers in [int(w) for w in args.writers.split(",")]:
+        if not (rates.get(("milvus-server", writers)) and rates.get(("milvus-lite", writers))):
+            continue
         server = statistics.median(rates[("milvus-server", writers)])
         lite = statistics.median(rates[("milvus-lite", writers)])
         emit(
