@@ -7,11 +7,14 @@ One collection per engine: ``id`` (INT64 primary key = catalog face id) and ``ve
 (FLOAT_VECTOR). The collection is created with consistency level Strong and every read
 passes it again, so a search issued after a delete never sees the deleted face. Milvus
 returns squared L2; distances are square-rooted here to keep the VectorIndex contract.
-An existing collection is loaded on open (a new process finds it released). Milvus Lite is
-one process's file: closing the index stops its in-process server and frees the file for
-the next process, but a server and a CLI cannot hold one Lite file at once (use a Milvus
-server for that). Tested with pymilvus 3.0.2 and milvus-lite 3.2.2 (pinned in the extra).
-Milvus Lite builds only FLAT indexes (exact); a cluster defaults to HNSW (approximate).
+An existing collection is loaded on open (a new process finds it released), and a read
+that finds it released later (a restarted server, an operator) loads it and retries. Milvus
+Lite is one process's file: closing the index stops its in-process server and frees the file
+for the next process, but a server and a CLI cannot hold one Lite file at once (use a Milvus
+server for that). Tested with pymilvus 3.0.2 and milvus-lite 3.2.2 (pinned in the extra),
+and with pymilvus 3.0.2 against a Milvus 2.3.5 standalone server (PyPI's ``milvus``, see
+scripts/start-milvus.sh; not a cluster). Milvus Lite builds only FLAT indexes (exact); a
+server defaults to HNSW (approximate).
 """
 
 from __future__ import annotations
