@@ -11,7 +11,7 @@ DLIB   ?= bin
 # is large): make test-slow adds it.
 EXTRAS := dev,server,postgres,milvus,parquet
 
-.PHONY: install demo test test-slow lint bench-deps bench-ingest clean
+.PHONY: install demo test test-slow test-milvus-server lint bench-deps bench-ingest clean
 
 $(VENV)/.installed: pyproject.toml Makefile scripts/install-dlib.sh
 	DLIB=$(DLIB) bash scripts/install-system-deps.sh
@@ -32,6 +32,15 @@ test: install
 test-slow: install
 	$(BIN)/pip install -q -e '.[ray]'
 	$(BIN)/python -m pytest -q -m slow
+
+# The Milvus cases of the index contract suites, slow ones (server restarts) included, against
+# a real Milvus server that scripts/start-milvus.sh starts (PyPI's milvus in its own venv,
+# /tmp/milvus-venv; root, for its private network namespace) and this target stops.
+test-milvus-server: install
+	url=$$(bash scripts/start-milvus.sh) && trap 'bash scripts/start-milvus.sh --stop' EXIT && \
+	FACEINDEX_TEST_MILVUS_URI=$$url FACEINDEX_TEST_MILVUS_CONTROL="bash $(CURDIR)/scripts/start-milvus.sh" \
+	$(BIN)/python -m pytest -q -m contract -k milvus \
+		tests/contract/test_index_contract.py tests/contract/test_index_follows_catalog_contract.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -7,11 +7,14 @@ One collection per engine: ``id`` (INT64 primary key = catalog face id) and ``ve
 (FLOAT_VECTOR). The collection is created with consistency level Strong and every read
 passes it again, so a search issued after a delete never sees the deleted face. Milvus
 returns squared L2; distances are square-rooted here to keep the VectorIndex contract.
-An existing collection is loaded on open (a new process finds it released). Milvus Lite is
-one process's file: closing the index stops its in-process server and frees the file for
-the next process, but a server and a CLI cannot hold one Lite file at once (use a Milvus
-server for that). Tested with pymilvus 3.0.2 and milvus-lite 3.2.2 (pinned in the extra).
-Milvus Lite builds only FLAT indexes (exact); a cluster defaults to HNSW (approximate).
+An existing collection is loaded on open (a new process finds it released), and a read
+that finds it released later (a restarted server, an operator) loads it and retries. Milvus
+Lite is one process's file: closing the index stops its in-process server and frees the file
+for the next process, but a server and a CLI cannot hold one Lite file at once (use a Milvus
+server for that). Tested with pymilvus 3.0.2 and milvus-lite 3.2.2 (pinned in the extra),
+and with pymilvus 3.0.2 against a Milvus 2.3.5 standalone server (PyPI's ``milvus``, see
+scripts/start-milvus.sh; not a cluster). Milvus Lite builds only FLAT indexes (exact); a
+server defaults to HNSW (approximate).
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ def _release_lite(path: str) -> None:
     except ImportError:  # pragma: no cover - lite URLs need milvus-lite to open at all
         return
     server_manager_instance.release_server(path)
+
+
+def _not_loaded(exc: BaseException | None) -> bool:
+    """Whether Milvus refused a read because the collection is not loaded (code 101 since
+    2.3's error codes; the message for servers that send only text)."""
+    return getattr(exc, "code", None) == 101 or "not loaded" in str(exc).lower()
 
 
 class MilvusIndex:
@@ -130,6 +139,22 @@ class MilvusIndex:
         except Exception as exc:  # MilvusException and gRPC errors
             raise StorageError(f"Milvus {self.collection}: {exc}") from exc
 
+    def _read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """A search or query; a collection found released is loaded and the call retried once.
+        A Milvus server restarts with its collections released (2.3 standalone: "collection
+        not loaded" until someone loads it), and an operator may release one: a long-lived
+        process holding this index must not fail every search until it is reopened."""
+        try:
+            return self._call(fn, *args, **kwargs)
+        except StorageError as exc:
+            if not _not_loaded(exc.__cause__):
+                raise
+        log.warning(
+            "Milvus collection %s was released (a server restart?): loading it", self.collection
+        )
+        self._call(self._client.load_collection, self.collection)
+        return self._call(fn, *args, **kwargs)
+
     def _ensure_collection(self, build_params: dict[str, Any]) -> None:
         from pymilvus import DataType, MilvusClient
 
@@ -179,7 +204,7 @@ class MilvusIndex:
     def _present(self, ids: np.ndarray) -> np.ndarray:
         found: list[int] = []
         for s in range(0, len(ids), 10000):
-            rows = self._call(
+            rows = self._read(
                 self._client.query,
                 self.collection,
                 ids=ids[s : s + 10000].tolist(),
@@ -216,7 +241,7 @@ class MilvusIndex:
         if self.index_type == "HNSW":
             inner.setdefault("ef", max(64, limit))
         params = {"metric_type": self._mtype, "params": inner}
-        hits = self._call(
+        hits = self._read(
             self._client.search,
             self.collection,
             data=q.tolist(),
@@ -234,7 +259,7 @@ class MilvusIndex:
         return dist, out
 
     def count(self) -> int:
-        rows = self._call(
+        rows = self._read(
             self._client.query,
             self.collection,
             filter="",
@@ -244,7 +269,7 @@ class MilvusIndex:
         return int(rows[0]["count(*)"])
 
     def ids(self) -> np.ndarray:
-        it = self._call(
+        it = self._read(
             self._client.query_iterator,
             self.collection,
             batch_size=10000,
