@@ -7,7 +7,9 @@ The jobs are rows of the governance database (:mod:`faceindex.governance.job_rec
 every server process of a home answers for every job, and "one at a time" holds across
 them. The process that took a job runs it: a worker thread claims its jobs in turn, a
 heartbeat thread keeps their rows alive (so a killed process's job is soon reported as
-interrupted), and progress is written at most every ``progress_s`` seconds.
+interrupted), and progress is written at most every ``progress_s`` seconds. A queued job
+waiting for another process's to finish tries its claim every ``poll_s`` seconds (a short
+write transaction each time).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class IngestJobs:
         # A heartbeat well inside the stale limit: a few missed beats are not a death.
         self._beat_s = max(0.05, records.stale_s / 5)
         self._lock = threading.Lock()
-        self._queue: deque[tuple[str, Actor]] = deque()  # this process's queued jobs
+        self._queue: deque[tuple[str, Actor, str]] = deque()  # this process's queued jobs
         self._running: str | None = None
         self._pending: Counts | None = None  # the running job's latest progress
         self._dirty = False  # _pending was held back by the throttle
@@ -65,7 +67,7 @@ class IngestJobs:
     def start(self, actor: Actor, source: str) -> Job:
         job = self.records.add(actor.name, source, self.runner)
         with self._lock:
-            self._queue.append((job.id, actor))
+            self._queue.append((job.id, actor, source))
             if not self._threads:
                 self._threads = [
                     threading.Thread(target=self._work, name="ingest-jobs", daemon=True),
@@ -111,7 +113,7 @@ class IngestJobs:
                 self._wake.wait(self._poll_s)
                 self._wake.clear()
                 continue
-            job_id, actor = head
+            job_id, actor, source = head
             try:
                 claim = self.records.claim(job_id, self.runner)
             except FaceIndexError:
@@ -125,14 +127,12 @@ class IngestJobs:
                 self._running = job_id if claim == "claimed" else None
             if claim == "claimed":
                 try:
-                    self._execute(job_id, actor)
+                    self._execute(job_id, actor, source)
                 finally:
                     with self._lock:
                         self._running, self._pending = None, None
 
-    def _execute(self, job_id: str, actor: Actor) -> None:
-        job = self.records.get(job_id)
-        source = job.source if job is not None else ""
+    def _execute(self, job_id: str, actor: Actor, source: str) -> None:
         try:
             summary = self._run(actor, source, self._progress)
         except FaceIndexError as exc:
