@@ -33,7 +33,11 @@ from tests.live import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STALE_S = 3  # the heartbeat limit the servers run with: a killed one's job fails soon
+# The heartbeat limit the servers run with: a killed one's job fails soon. Not less: on
+# a loaded 2-core box (load 7, a 100M-face index build writing beside it) a live server's
+# heartbeats were seen 3 s and more apart, and limits of 3 s and 10 s declared live
+# jobs interrupted.
+STALE_S = 20
 
 
 class Server:
@@ -47,7 +51,12 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "faceindex", "serve", "--port", str(port)]
             + ["--log-level", "warning"],
-            env={**home.env, "FACEINDEX_INGEST_JOB_STALE_S": str(STALE_S)},
+            # Polling is the point here, not the per-token rate limit.
+            env={
+                **home.env,
+                "FACEINDEX_INGEST_JOB_STALE_S": str(STALE_S),
+                "FACEINDEX_RATE_LIMIT_PER_MINUTE": "6000",
+            },
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -90,7 +99,7 @@ class Server:
             if body["status"] in until:
                 return body
             assert time.monotonic() < deadline, f"job still {body} after {timeout} s"
-            time.sleep(0.1)
+            time.sleep(0.25)
 
     def stop(self) -> None:
         if self.proc.poll() is not None:
@@ -162,14 +171,16 @@ def test_a_job_started_through_one_process_is_followed_through_another(
         running = two.wait(big, ("running", "done"))
         assert running["source"] == "big"
         small = two.post_job("small")
-        # One at a time across the two processes: the second waits for the first.
-        if one.status(big)["status"] == "running":
-            assert one.status(small)["status"] == "queued"
+        # One at a time across the two processes: the second waits for the first (read in
+        # this order, the second may have started only if the first was done before).
+        second, first = one.status(small)["status"], one.status(big)["status"]
+        assert second == "queued" or first == "done", (second, first)
         done = two.wait(big, ("done", "failed"))
         assert done["status"] == "done", done
         assert (done["total"], done["done"], done["failed"]) == (10, 10, 0)
         assert done["faces"] >= 10 and done["finished_at"]  # a photo may show a second face
-        assert one.wait(small, ("done", "failed"))["status"] == "done"
+        small_done = one.wait(small, ("done", "failed"))
+        assert small_done["status"] == "done", small_done["error"]
         assert one.status(big)["finished_at"] <= one.status(small)["finished_at"]
         # Only the owner sees them, through either process.
         stranger = {"Authorization": f"Bearer {other}"}
@@ -204,7 +215,7 @@ def test_a_killed_servers_job_is_reported_interrupted_and_the_queue_goes_on(
         assert failed["done"] < 40
         # The dead one no longer holds the queue: the next job runs, through the survivor.
         finished = two.wait(after, ("done", "failed"))
-        assert finished["status"] == "done" and finished["faces"] >= 1, finished
+        assert finished["status"] == "done" and finished["faces"] >= 1, finished["error"]
     finally:
         one.kill()
         two.stop()
