@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,61 +161,67 @@ def home(tmp_path: Path, astronaut: np.ndarray, shared: dict[str, str]) -> Home:
     return home
 
 
+@pytest.fixture
+def servers(home: Home, tmp_path: Path) -> Iterator[Callable[[], Server]]:
+    """Starts servers over the home with the first admin's token; every one started is
+    stopped at the end, also when a later one fails to start."""
+    started: list[Server] = []
+
+    def start() -> Server:
+        started.append(Server(home, (tmp_path / "token").read_text()))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def test_a_job_started_through_one_process_is_followed_through_another(
-    home: Home, tmp_path: Path
+    servers: Callable[[], Server], tmp_path: Path
 ) -> None:
-    token, other = (tmp_path / "token").read_text(), (tmp_path / "other").read_text()
-    one, two = Server(home, token), Server(home, token)
-    try:
-        big = one.post_job("big")
-        running = two.wait(big, ("running", "done"))
-        assert running["source"] == "big"
-        small = two.post_job("small")
-        # One at a time across the two processes: the second waits for the first (read in
-        # this order, the second may have started only if the first was done before).
-        second, first = one.status(small)["status"], one.status(big)["status"]
-        assert second == "queued" or first == "done", (second, first)
-        done = two.wait(big, ("done", "failed"))
-        assert done["status"] == "done", done
-        assert (done["total"], done["done"], done["failed"]) == (10, 10, 0)
-        assert done["faces"] >= 10 and done["finished_at"]  # a photo may show a second face
-        small_done = one.wait(small, ("done", "failed"))
-        assert small_done["status"] == "done", small_done["error"]
-        assert one.status(big)["finished_at"] <= one.status(small)["finished_at"]
-        # Only the owner sees them, through either process.
-        stranger = {"Authorization": f"Bearer {other}"}
-        for server in (one, two):
-            assert server.job(big, stranger).status_code == 404
-            listed = httpx.get(f"{server.url}/v1/ingest-jobs", headers=server.headers, timeout=30)
-            assert [j["id"] for j in listed.json()][:2] == [small, big]
-            theirs = httpx.get(f"{server.url}/v1/ingest-jobs", headers=stranger, timeout=30)
-            assert theirs.json() == []
-    finally:
-        one.stop()
-        two.stop()
+    other = (tmp_path / "other").read_text()
+    one, two = servers(), servers()
+    big = one.post_job("big")
+    running = two.wait(big, ("running", "done"))
+    assert running["source"] == "big"
+    small = two.post_job("small")
+    # One at a time across the two processes: the second waits for the first (read in
+    # this order, the second may have started only if the first was done before).
+    second, first = one.status(small)["status"], one.status(big)["status"]
+    assert second == "queued" or first == "done", (second, first)
+    done = two.wait(big, ("done", "failed"))
+    assert done["status"] == "done", done
+    assert (done["total"], done["done"], done["failed"]) == (10, 10, 0)
+    assert done["faces"] >= 10 and done["finished_at"]  # a photo may show a second face
+    small_done = one.wait(small, ("done", "failed"))
+    assert small_done["status"] == "done", small_done["error"]
+    assert one.status(big)["finished_at"] <= one.status(small)["finished_at"]
+    # Only the owner sees them, through either process.
+    stranger = {"Authorization": f"Bearer {other}"}
+    for server in (one, two):
+        assert server.job(big, stranger).status_code == 404
+        listed = httpx.get(f"{server.url}/v1/ingest-jobs", headers=server.headers, timeout=30)
+        assert [j["id"] for j in listed.json()][:2] == [small, big]
+        theirs = httpx.get(f"{server.url}/v1/ingest-jobs", headers=stranger, timeout=30)
+        assert theirs.json() == []
 
 
 def test_a_killed_servers_job_is_reported_interrupted_and_the_queue_goes_on(
-    home: Home, tmp_path: Path
+    servers: Callable[[], Server],
 ) -> None:
-    token = (tmp_path / "token").read_text()
-    one, two = Server(home, token), Server(home, token)
-    try:
-        slow = one.post_job("slow")
-        two.wait(slow, ("running",), timeout=120)
-        after = two.post_job("after")
-        assert two.status(after)["status"] == "queued"  # the slow one holds the slot
-        pid = one.proc.pid
-        one.kill()
-        killed = time.monotonic()
-        failed = two.wait(slow, ("failed", "done"), timeout=STALE_S + 30)
-        assert failed["status"] == "failed", failed  # 40 photos do not finish in a moment
-        assert "interrupted" in failed["error"] and f"pid {pid} " in failed["error"]
-        assert time.monotonic() - killed < STALE_S + 15
-        assert failed["done"] < 40
-        # The dead one no longer holds the queue: the next job runs, through the survivor.
-        finished = two.wait(after, ("done", "failed"))
-        assert finished["status"] == "done" and finished["faces"] >= 1, finished["error"]
-    finally:
-        one.kill()
-        two.stop()
+    one, two = servers(), servers()
+    slow = one.post_job("slow")
+    two.wait(slow, ("running",), timeout=120)
+    after = two.post_job("after")
+    assert two.status(after)["status"] == "queued"  # the slow one holds the slot
+    pid = one.proc.pid
+    one.kill()
+    killed = time.monotonic()
+    failed = two.wait(slow, ("failed", "done"), timeout=STALE_S + 30)
+    assert failed["status"] == "failed", failed  # 40 photos do not finish in a moment
+    assert "interrupted" in failed["error"] and f"pid {pid} " in failed["error"]
+    assert time.monotonic() - killed < STALE_S + 15
+    assert failed["done"] < 40
+    # The dead one no longer holds the queue: the next job runs, through the survivor.
+    finished = two.wait(after, ("done", "failed"))
+    assert finished["status"] == "done" and finished["faces"] >= 1, finished["error"]
