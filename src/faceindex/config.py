@@ -224,6 +224,15 @@ class Settings(BaseSettings):
         default="", description="ray.init address (auto, host:port, ray://...); empty: local"
     )
 
+    # HTTP ingest jobs shared by every server process (issue 11): governance/job_records.py
+    ingest_job_stale_s: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="a queued or running HTTP ingest job whose process has not beaten for "
+        "this long (seconds) is reported as failed (interrupted)",
+    )
+
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for an engine home: keywords > FACEINDEX_* env > <home>/config.toml."""

@@ -1,5 +1,5 @@
 """Where governance state lives: the one seam under the audit chain, the governance store,
-the API accounts and the search records.
+the API accounts, the search records and the HTTP ingest jobs (``governance/job_records.py``).
 
 ``governance_url`` picks it, as ``catalog_url`` picks the catalog:
 

@@ -17,6 +17,7 @@ from faceindex import __version__
 from faceindex.config import Settings
 from faceindex.engine import Engine
 from faceindex.governance.database import open_database
+from faceindex.governance.job_records import JobRecords
 from faceindex.governance.roles import Actor
 from faceindex.governance.service import Governance
 from faceindex.index.synced import SyncedIndex
@@ -72,7 +73,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None, warm: bool =
             timeout_s=settings.request_timeout_s,
         ),
         accounts=AccountStore.for_home(settings.home, settings.governance_url),
-        jobs=IngestJobs(run_ingest),
+        jobs=IngestJobs(
+            run_ingest,
+            JobRecords(
+                open_database(settings.governance_url, settings.home, "governance"),
+                stale_s=settings.ingest_job_stale_s,
+            ),
+        ),
         shown=ShownFaces(open_database(settings.governance_url, settings.home, "governance")),
         metrics=Metrics(),
         governance=gov,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Path, Request
 
 from faceindex.engine import Engine
@@ -106,7 +107,8 @@ async def start_ingest(
 ) -> IngestJobOut:
     st = state(request)
     await st.runner.light(lambda e: e.catalog.get_source(body.source))  # 404 now, not later
-    return job_out(st.jobs.start(actor, body.source))
+    # The jobs are rows of the governance database: read and written off the event loop.
+    return job_out(await to_thread.run_sync(st.jobs.start, actor, body.source))
 
 
 @router.get(
@@ -119,7 +121,7 @@ async def start_ingest(
 async def list_jobs(
     request: Request, actor: Actor = Depends(allow(Permission.INGEST))
 ) -> list[IngestJobOut]:
-    return [job_out(j) for j in state(request).jobs.of(actor.name)]
+    return [job_out(j) for j in await to_thread.run_sync(state(request).jobs.of, actor.name)]
 
 
 @router.get(
@@ -132,4 +134,4 @@ async def list_jobs(
 async def get_job(
     request: Request, job_id: JobId, actor: Actor = Depends(allow(Permission.INGEST))
 ) -> IngestJobOut:
-    return job_out(state(request).jobs.get(actor.name, job_id))
+    return job_out(await to_thread.run_sync(state(request).jobs.get, actor.name, job_id))
