@@ -179,7 +179,7 @@ def test_a_small_restricted_set_is_scanned_on_its_codes_with_exact_distances(
     tmp_path: Path,
 ) -> None:
     ids, vecs = gallery(300)
-    index = FaissIndex(tmp_path, DIM, options=options(rerank=50, refine_exact=20))
+    index = FaissIndex(tmp_path, DIM, options=options(rerank=50, refine_exact=20, set_scan_max=500))
     index.add(ids, vecs)
     index.save()
     oracle = MemoryIndex(DIM)
