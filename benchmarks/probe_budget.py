@@ -27,8 +27,10 @@ import argparse
 import csv
 import io
 import json
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -40,13 +42,8 @@ from faceindex.vision.decode import decode_image
 from faceindex.vision.detect import FallbackDetector, ProbeDetector, probe_budget
 from faceindex.vision.factory import build_analyzer
 
-FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
-WILD = ("multi-face", "face-recognition-knn", "deepface-pairs")
-SUFFIXES = {".jpg", ".jpeg", ".png"}
-
-
-def wild_photos() -> list[Path]:
-    return sorted(p for d in WILD for p in (FACES / d).rglob("*") if p.suffix.lower() in SUFFIXES)
+sys.path.insert(0, str(Path(__file__).parent))
+from probe_latency import FACES, wild_photos  # noqa: E402  (the same 112 photos)
 
 
 def identity(path: Path) -> str | None:
@@ -70,12 +67,10 @@ def _groups() -> dict[str, str]:
 GROUPS = _groups()
 
 
-def iou(a: Detection, b: Detection) -> float:
-    x0, y0 = max(a.bbox.left, b.bbox.left), max(a.bbox.top, b.bbox.top)
-    x1, y1 = min(a.bbox.right, b.bbox.right), min(a.bbox.bottom, b.bbox.bottom)
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    union = a.bbox.width * a.bbox.height + b.bbox.width * b.bbox.height - inter
-    return inter / union if union else 0.0
+def same_face(d: Detection, found: list[Detection]) -> int | None:
+    """The index of the detection in ``found`` that frames ``d``'s face (IoU >= 0.5)."""
+    best = max(range(len(found)), key=lambda j: d.bbox.iou(found[j].bbox), default=None)
+    return best if best is not None and d.bbox.iou(found[best].bbox) >= 0.5 else None
 
 
 def embed(an: FaceAnalyzer, rgb: np.ndarray, found: list[Detection]) -> np.ndarray:
@@ -139,9 +134,8 @@ def main() -> None:
         re_found = ingest.detect(again)
         re_vecs = embed(an, again, re_found)
         for i, d in enumerate(base):
-            best = max(range(len(re_found)), key=lambda j: iou(d, re_found[j]), default=None)
-            if best is not None and iou(d, re_found[best]) >= 0.5:
-                resave.append(float(np.linalg.norm(base_vecs[i] - re_vecs[best])))
+            if (j := same_face(d, re_found)) is not None:
+                resave.append(float(np.linalg.norm(base_vecs[i] - re_vecs[j])))
         person = identity(path)
         if person and len(base) == 1:
             who[str(path)] = person
@@ -154,11 +148,10 @@ def main() -> None:
             vecs = embed(an, rgb, got)
             matched: set[int] = set()
             for i, d in enumerate(base):
-                best = max(range(len(got)), key=lambda j: iou(d, got[j]), default=None)
-                if best is not None and iou(d, got[best]) >= 0.5:
+                if (j := same_face(d, got)) is not None:
                     found_both[name] += 1
-                    matched.add(best)
-                    shifts[name].append(float(np.linalg.norm(base_vecs[i] - vecs[best])))
+                    matched.add(j)
+                    shifts[name].append(float(np.linalg.norm(base_vecs[i] - vecs[j])))
             extra[name] += len(got) - len(matched)
             per_photo.append(
                 {
@@ -173,7 +166,7 @@ def main() -> None:
                 }
             )
             if person and len(base) == 1 and len(got) >= 1:
-                j = max(range(len(got)), key=lambda j: iou(base[0], got[j]))
+                j = max(range(len(got)), key=lambda j: base[0].bbox.iou(got[j].bbox))
                 labelled[name][str(path)] = vecs[j]
         if n % 20 == 0:
             print(f"  {n} of {len(photos)} photos", flush=True)
@@ -204,14 +197,14 @@ def main() -> None:
         right = 0
         impostor: list[float] = []
         mate: list[float] = []
-        for path, vec in probes.items():
-            others = [(p, g) for p, g in gallery.items() if p != path]
+        for photo, vec in probes.items():
+            others = [(p, g) for p, g in gallery.items() if p != photo]
             dists = [(float(np.linalg.norm(vec - g)), who[p]) for p, g in others]
             dists.sort()
-            right += dists[0][1] == who[path]
-            impostor += [d for d, w in dists if w != who[path]][:1]
-            mate += [d for d, w in dists if w == who[path]][:1]
-        row = {
+            right += dists[0][1] == who[photo]
+            impostor += [d for d, w in dists if w != who[photo]][:1]
+            mate += [d for d, w in dists if w == who[photo]][:1]
+        row: dict[str, Any] = {
             "cpu_p50_s": round(pct(cpu[name], 50), 3),
             "cpu_p95_s": round(pct(cpu[name], 95), 3),
             "cpu_max_s": round(max(cpu[name]), 3),

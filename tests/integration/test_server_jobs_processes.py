@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ import pytest
 from PIL import Image
 
 from tests.conftest import to_jpeg
-from tests.contract.builders import PG_ENV
 from tests.integration.test_server_processes import Home
 from tests.live import free_port
 
@@ -115,22 +113,6 @@ class Server:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def shared(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield {}
-        return
-    admin = os.environ.get(PG_ENV, "")
-    if not admin:
-        pytest.skip(f"the PostgreSQL home needs {PG_ENV} (bash scripts/start-postgres.sh)")
-    psycopg = pytest.importorskip("psycopg", reason="pip install 'faceindex[postgres]'")
-    schema = f"jp_{uuid.uuid4().hex[:12]}"
-    url = f"{admin}{'&' if '?' in admin else '?'}schema={schema}"
-    yield {"FACEINDEX_CATALOG_URL": url, "FACEINDEX_GOVERNANCE_URL": url}
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 SOURCES = {"big": 10, "small": 1, "slow": 40, "after": 1}

@@ -15,8 +15,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,6 @@ import pytest
 from PIL import Image
 
 from tests.conftest import to_jpeg
-from tests.contract.builders import PG_ENV
 from tests.live import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -118,24 +115,6 @@ def matches(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 def sources_of(body: dict[str, Any]) -> list[str]:
     return sorted(m["provenance"][0]["source"] for m in matches(body))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def shared(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """The settings every process of the home gets: nothing (SQLite files in the home) or
-    a PostgreSQL catalog and PostgreSQL governance state in a schema of their own."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    admin = os.environ.get(PG_ENV, "")
-    if not admin:
-        pytest.skip(f"the PostgreSQL home needs {PG_ENV} (bash scripts/start-postgres.sh)")
-    psycopg = pytest.importorskip("psycopg", reason="pip install 'faceindex[postgres]'")
-    schema = f"s_{uuid.uuid4().hex[:12]}"
-    url = f"{admin}{'&' if '?' in admin else '?'}schema={schema}"
-    yield {"FACEINDEX_CATALOG_URL": url, "FACEINDEX_GOVERNANCE_URL": url}
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture
