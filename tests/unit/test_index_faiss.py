@@ -237,3 +237,28 @@ def test_restricted_ivf_search_same_with_bitmap_or_hash_set(
     oracle = MemoryIndex(DIM)
     oracle.add(ids * 3, vecs)
     np.testing.assert_array_equal(by_bitmap[1], oracle.search(q, 8, within=within)[1])
+
+
+def test_fastscan_splits_one_query_over_threads_with_the_batch_results(tmp_path: Path) -> None:
+    """A single probe's lists are scanned by several threads (FAISS's automatic choice
+    scans one query on one thread), built and reopened alike; the answers stay those of
+    the batch search and of the exact oracle."""
+    from faceindex.index.faiss_ivf import FASTSCAN_OVER_LISTS
+
+    index = FaissIndex(tmp_path, DIM, options=small_ivf())
+    ids, vecs = people(200)
+    index.add(ids, vecs)
+    index.save()
+    assert type(index._store.index).__name__.endswith("FastScan")
+    assert index._store.index.implem == FASTSCAN_OVER_LISTS
+    index.close()
+    again = FaissIndex(tmp_path, DIM, options=small_ivf())
+    assert again._store.index.implem == FASTSCAN_OVER_LISTS
+    q = vecs[::40] + np.float32(0.001)
+    batch = again.search(q, 5)[1]
+    singles = np.vstack([again.search(row[None, :], 5)[1] for row in q])
+    np.testing.assert_array_equal(singles, batch)
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    np.testing.assert_array_equal(batch, oracle.search(q, 5)[1])
+    again.close()

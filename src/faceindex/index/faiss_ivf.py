@@ -54,6 +54,7 @@ STALE_FRACTION = 0.1  # compact automatically once this share of the codes is st
 # set (3.1M codes visited): they cross near 1/25 of the visited codes. 0.5 sent 1M sets
 # to the code scan (4x slower than the IVF one).
 SET_SCAN_SHARE = 1 / 32
+FASTSCAN_OVER_LISTS = 14  # FAISS fast-scan implementation: threads share one query's lists
 BITMAP_MAX_BYTES = 64 << 20  # restricted search: id bitmaps up to 512M ids, else a hash set
 
 
@@ -451,10 +452,15 @@ def _physical_memory() -> int:
 
 
 def _tuned(index: Any, storage: str) -> Any:
-    """Split one query's lists over the cores (searches come one probe face at a time).
-    8-bit PQ on disk: drop its precomputed residual tables, nlist * 256 * pq_m floats
-    (268 MB at nlist=8192, pq_m=32: 27 bytes per face at 10M) for a small gain per query."""
+    """Split one query's lists over the cores (searches come one probe face at a time):
+    ``parallel_mode`` for 8-bit PQ, implementation 14 for fast-scan, whose automatic choice
+    scans a single query on one thread (100M faces, 512 lists, 2 cores: 23.4 ms a query
+    against 14.5 ms with 14; docs/BENCHMARKS.md). 8-bit PQ on disk: drop its precomputed
+    residual tables, nlist * 256 * pq_m floats (268 MB at nlist=8192, pq_m=32: 27 bytes per
+    face at 10M) for a small gain per query."""
     index.parallel_mode = 1
+    if "FastScan" in type(index).__name__:
+        index.implem = FASTSCAN_OVER_LISTS
     ready(index)
     if storage == "disk":
         index.use_precomputed_table = -1
