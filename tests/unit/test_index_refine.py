@@ -53,9 +53,10 @@ def test_codes_are_built_at_training_and_persist(tmp_path: Path) -> None:
     index.save()
     assert index.kind == "ivf-pq"
     s = store(index)
-    assert s.refine is not None and s.refine.rows == len(ids) and s.refine.code_size == 32
+    assert s.refine is not None and s.refine.rows == len(ids) and s.refine.code_size == 40
     assert refine_files(tmp_path) == ["ivf.refine.1.0.codes", "ivf.refine.1.faiss"]
-    assert index.stats().details["refine"] == "pq"
+    assert index.stats().details["refine"] == "pca"  # the default: 40 B at 128-d
+    assert index.stats().details["refine_exact"] == 40  # its own number of exact reads
     before = index.search(vecs[:50], 10)
     index.close()
     again = FaissIndex(tmp_path, DIM, options=options())
@@ -198,3 +199,66 @@ def test_a_small_restricted_set_is_scanned_on_its_codes_with_exact_distances(
     hits = sum(len(set(g) & set(w)) for g, w in zip(got_i, want_i, strict=True))
     assert hits / want_i.size >= 0.98
     np.testing.assert_allclose(got_d[:, 0], want_d[:, 0], atol=1e-4)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_pca_code_distances_are_those_of_the_decoded_codes_in_either_metric(
+    tmp_path: Path, metric: str
+) -> None:
+    """The tier scores pca codes in the PCA's own space (rotated, shifted query, table
+    lookups). That must order candidates as the distance (L2) or inner product to the
+    decoded vectors in the full space does: the two may differ by one constant per query,
+    nothing else."""
+    from faceindex.index.refine import RefineCodes
+
+    _, vecs = gallery(300)
+    if metric == "ip":
+        vecs = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    codes = RefineCodes.trained(tmp_path, "pca", 0, metric, vecs, 1, 0)  # type: ignore[arg-type]
+    assert codes.code_size == 40
+    enc = codes.codec.sa_encode(vecs)
+    q = vecs[::50] + np.float32(0.01)
+    cand = enc[np.random.default_rng(1).integers(0, len(vecs), (len(q), 200))]
+    got = codes._distances(q, cand, metric)  # type: ignore[arg-type]
+    back = codes.codec.sa_decode(cand.reshape(-1, 40)).reshape(len(q), 200, DIM)
+    want = (
+        ((back - q[:, None]) ** 2).sum(-1) if metric == "l2" else np.einsum("nmd,nd->nm", back, q)
+    )
+    gap = got - want
+    assert np.ptp(gap, axis=1).max() < 1e-4 * np.abs(want).max()  # one constant per query
+    # the restricted scan (FAISS's PQ inside the pre-transform, the query rotated) agrees
+    codes.put(np.arange(len(vecs)), vecs)
+    first = codes.scan(q, np.arange(len(vecs)), 5)[:, 0]
+    mine = codes._distances(q, np.broadcast_to(enc, (len(q), *enc.shape)), metric)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(first, np.argmin(mine if metric == "l2" else -mine, axis=1))
+
+
+def test_the_tier_alone_is_retrained_with_a_new_kind_and_the_lists_kept(tmp_path: Path) -> None:
+    ids, vecs = gallery(300)
+    index = FaissIndex(tmp_path, DIM, options=options(refine="pq"))
+    index.add(ids, vecs)
+    index.save()
+    index.remove(ids[:5])  # deleted faces get no code and never come back
+    index.save()
+    lists = (tmp_path / "ivf.faiss").stat().st_mtime_ns
+    before = store(index).refine.gen  # type: ignore[union-attr]
+    index.close()
+    other = FaissIndex(tmp_path, DIM, options=options(refine="pq"))  # another process
+    pca = FaissIndex(tmp_path, DIM, options=options(refine="pca"))
+    assert store(pca).refine.kind == "pq"  # type: ignore[union-attr]  # the stored kind rules
+    assert pca.retrain_refine() == len(ids) - 5
+    s = store(pca)
+    assert s.refine is not None and s.refine.kind == "pca" and s.refine.gen == before + 1
+    assert refine_files(tmp_path) == [
+        f"ivf.refine.{before + 1}.0.codes",
+        f"ivf.refine.{before + 1}.faiss",
+    ]
+    assert (tmp_path / "ivf.faiss").stat().st_mtime_ns == lists
+    assert other.replaced_on_disk()  # it must read the new codes before it adds any
+    got = pca.search(vecs[:40], 1)[1][:, 0]
+    np.testing.assert_array_equal(got[5:], ids[5:40])
+    assert not np.isin(got, ids[:5]).any()
+    pca.close()
+    again = FaissIndex(tmp_path, DIM, options=options(refine="pca"))
+    assert store(again).refine.kind == "pca"  # type: ignore[union-attr]
+    np.testing.assert_array_equal(again.search(vecs[5:40], 1)[1][:, 0], ids[5:40])

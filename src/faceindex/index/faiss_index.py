@@ -183,6 +183,14 @@ class FaissIndex:
 
     # -- upkeep (faceindex index ...) -------------------------------------------------------
 
+    def retrain_refine(self) -> int:
+        """Re-train the IVF kind's RAM tier alone with these options (IvfStore.retrain_refine);
+        other processes holding the directory read it again before they change it."""
+        if not isinstance(self._store, IvfStore):
+            raise StorageError(f"{self.directory} is a flat index: it has no refine codes")
+        self._bump_epoch()
+        return self._store.retrain_refine()
+
     def stats(self) -> IndexStats:
         s = self._store
         trained = s.trained_on if isinstance(s, IvfStore) else 0

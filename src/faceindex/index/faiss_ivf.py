@@ -37,7 +37,7 @@ from faceindex.index.faiss_coarse import (
 from faceindex.index.faiss_flat import empty_result, load_faiss
 from faceindex.index.faiss_options import FaissOptions, atomic_write, auto_nlist, read_json
 from faceindex.index.rawstore import MAP_FILE, RawStore
-from faceindex.index.refine import RefineCodes
+from faceindex.index.refine import EXACT_READS, RefineCodes
 from faceindex.index.rerank import exact_scan, rerank
 
 __all__ = ["IVF_FILE", "IvfStore"]
@@ -172,7 +172,8 @@ class IvfStore:
         return None
 
     def _exact_reads(self, k: int) -> int:
-        return max(self.opts.refine_exact, k)
+        kind = self.refine.kind if self.refine is not None else self.opts.refine
+        return max(self.opts.refine_exact or EXACT_READS.get(kind, 100), k)
 
     @property
     def set_scan_max(self) -> int:
@@ -319,6 +320,31 @@ class IvfStore:
         self.dirty = True
         self.save()
 
+    def retrain_refine(self) -> int:
+        """Train the RAM tier anew with the options' kind and size, keeping the lists, and
+        encode every live raw row into it; returns the rows encoded. What a rebuild does to
+        the tier, without re-encoding the lists (a codec change at 100M faces: one pass
+        over the raw file, minutes, against the hour of a rebuild)."""
+        if self.index is None:
+            raise StorageError(f"{self.directory} is not trained yet: nothing to refine")
+        if self.opts.refine == "none":
+            raise StorageError("refine=none: no tier to train (set refine to pca, pq, ...)")
+        n = len(self.raw)
+        sample = self.raw.sample(min(n, max(self.index.nlist * 30, 65536)))
+        refine = RefineCodes.trained(
+            self.directory, self.opts.refine, self.opts.refine_m, self.metric, sample,
+            self.refine_gen + 1, self.raw.generation,
+        )  # fmt: skip
+        for ids, vecs in self.raw.iter_live():
+            refine.put(self.raw.lookup(ids), vecs)
+        refine.save()  # fsynced before the state names its generation
+        self.refine, self.refine_gen = refine, refine.gen
+        self._write_state()
+        refine.drop_others()
+        log.info("%s: refine codes retrained (%s, %d B a face)", self.directory, refine.kind,
+                 refine.code_size)  # fmt: skip
+        return n
+
     def _new_index(self, nlist: int, *, disk: bool, n_train: int) -> Any:
         """RAM: 4-bit PQ fast-scan (SIMD, ~6x faster scans than 8-bit PQ at equal code size,
         so many more lists can be probed). Disk: 8-bit PQ, the codes OnDiskInvertedLists
@@ -439,7 +465,7 @@ class IvfStore:
                 tier_in_use=self._tier() is not None,
                 refine_code_bytes=self.refine.code_size,
                 refine_rerank=self.opts.refine_rerank,
-                refine_exact=self.opts.refine_exact,
+                refine_exact=self._exact_reads(0),
             )
         return out
 

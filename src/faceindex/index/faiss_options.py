@@ -41,12 +41,11 @@ class FaissOptions:
     retrain_factor: float = 4.0  # retrain once the gallery is this many times the training set
     # RAM re-rank tier (index/refine.py): refine_rerank candidates ranked on refine codes in
     # RAM, exact float32 read only for the best refine_exact (at least k); none: exact rerank
-    refine: str = "pq"  # none, pq (refine_m bytes), sq4 (dim/2 bytes), sq8 (dim bytes)
-    refine_m: int = 32
+    # none, pca (refine_m bytes), pq (refine_m bytes), sq4 (dim/2 bytes), sq8 (dim bytes)
+    refine: str = "pca"
+    refine_m: int = 0  # code bytes of pca and pq; 0 = from the dimension (40 and 32 at 128-d)
     refine_rerank: int = 1000
-    # 100, not 50: at 100M (cold rows) 50 gave recall@10 0.960, under the 0.974 of 200 exact
-    # reads without the tier; 100 gave 0.987 at 0.81x their p50 (docs/BENCHMARKS.md)
-    refine_exact: int = 100
+    refine_exact: int = 0  # 0 = the refine kind's own (refine.EXACT_READS)
     set_scan_max: int = 0  # restricted sets up to this size scan their refine codes; 0 = auto
     # use the tier: on, off, or auto = once the raw vectors outgrow a quarter of the machine's
     # RAM (they will not stay in the page cache, so each exact row is a disk read)
@@ -63,11 +62,13 @@ class FaissOptions:
             raise ConfigError("faiss nlist, nprobe and retrain_factor must be >= 0")
         if self.tier not in ("auto", "on", "off"):
             raise ConfigError(f"faiss tier must be auto, on or off, not {self.tier!r}")
-        if self.refine not in ("none", "pq", "sq4", "sq8"):
-            raise ConfigError(f"faiss refine must be none, pq, sq4 or sq8, not {self.refine!r}")
-        if min(self.refine_m, self.refine_rerank, self.refine_exact) < 1 or self.set_scan_max < 0:
+        if self.refine not in ("none", "pca", "pq", "sq4", "sq8"):
             raise ConfigError(
-                "faiss refine_m, refine_rerank and refine_exact must be >= 1, set_scan_max >= 0"
+                f"faiss refine must be none, pca, pq, sq4 or sq8, not {self.refine!r}"
+            )
+        if self.refine_rerank < 1 or min(self.refine_m, self.refine_exact, self.set_scan_max) < 0:
+            raise ConfigError(
+                "faiss refine_rerank must be >= 1, refine_m, refine_exact and set_scan_max >= 0"
             )
 
     @classmethod

@@ -6,9 +6,15 @@ the best ``refine_exact`` of them (``benchmarks/search.py``; docs/BENCHMARKS.md)
 faces the raw file does not fit in the page cache, so each exact row is a random disk read:
 the tier trades most of them for a RAM lookup.
 
-Kinds: ``pq`` (8-bit product quantizer, ``refine_m`` bytes per face: 32 by default, so the
-IVF kind stays under 100 B/face of RAM), ``sq4`` (64 B) and ``sq8`` (128 B) scalar
-quantizers. The codes sit one per raw row (row ``i``'s code at byte ``i * code_size`` of
+Kinds: ``pca`` (a PCA rotation onto ``2 * refine_m`` dimensions, then an 8-bit product
+quantizer of ``refine_m`` bytes on pairs of them: 40 B by default), ``pq`` (8-bit product
+quantizer on the raw dimensions, ``refine_m`` bytes: 32 by default), ``sq4`` (dim/2 bytes)
+and ``sq8`` (dim bytes) scalar quantizers. At 100M faces (cold raw rows, 1000 candidates
+from 512 lists; ``benchmarks/refine_codecs.py``) pca 40 B alone reached with 30 exact reads
+the recall@10 that pq 32 B, averaged with the fast-scan distance, reached with 100 (0.989
+against 0.986), for 8 more bytes a face: the default. The IVF kind then holds 96 B a face.
+
+The codes sit one per raw row (row ``i``'s code at byte ``i * code_size`` of
 ``ivf.refine.G.R.codes``, G the codec's generation, R the raw file's), written when the row
 is appended and fsynced before the id map commits; so a deleted face's code is unreachable
 at once, like its raw row, and compaction rewrites both. A codes file shorter than the raw
@@ -33,9 +39,27 @@ from faceindex.index.faiss_options import atomic_write
 __all__ = ["REFINE_KINDS", "RefineCodes"]
 
 log = logging.getLogger(__name__)
-REFINE_KINDS = ("none", "pq", "sq4", "sq8")
+REFINE_KINDS = ("none", "pca", "pq", "sq4", "sq8")
+# Kinds whose distance is averaged with the fast-scan one (they err apart, and each alone is
+# coarse). The finer codes rank better alone: at 100M, 40 exact reads gave recall@10 0.992
+# for pca 40 B alone against 0.978 averaged, while the mean lifted pq 32 B from 0.892 to
+# 0.953 at 50 reads (docs/BENCHMARKS.md).
+BLENDED = ("pq", "sq4")
+# Exact rows read per query by default (``refine_exact=0``): at 100M, cold rows, 1000
+# candidates, the reads each kind needs for the recall@10 of 200 exact reads without the
+# tier (0.974) or better: pca 40 B 0.992 with 40; pq 32 B 0.986 with 100 (0.960 with 50);
+# sq4 0.993 with 100; sq8 0.993 with 20 (docs/BENCHMARKS.md).
+EXACT_READS = {"pca": 40, "pq": 100, "sq4": 100, "sq8": 20}
 QUERY_CHUNK = 32  # queries scored together: bounds the (queries, candidates, dim) block
 ENCODE_ROWS = 65536
+
+
+def code_bytes(kind: str, m: int, dim: int) -> int:
+    """``refine_m`` as configured, or (0) from the dimension: pca 5/16 of it (40 B at 128-d,
+    the 100M measurement's choice: the IVF kind then holds 96 B a face), pq a quarter."""
+    if m:
+        return m
+    return dim * 5 // 16 if kind == "pca" else dim // 4
 
 
 class RawRows(Protocol):
@@ -55,9 +79,19 @@ class RefineCodes:
         self._buf = np.zeros((0, self.code_size), dtype=np.uint8)
         self.rows = 0  # rows of _buf that hold codes
         self._centroids: np.ndarray | None = None  # PQ codebooks (M, 256, dsub), else None
-        if kind == "pq":
-            pq = codec.pq
-            flat = load_faiss().vector_to_array(pq.centroids)
+        self._rotation: np.ndarray | None = None  # pca: (2m, dim) onto the PQ's dimensions
+        self._shift: np.ndarray | None = None  # pca: subtracted before the rotation
+        f = load_faiss()
+        if kind == "pca":
+            pca = f.downcast_VectorTransform(codec.chain.at(0))
+            self._rotation = f.vector_to_array(pca.A).reshape(pca.d_out, pca.d_in)
+            self._shift = f.vector_to_array(pca.b).astype(np.float32)  # A x + b
+            inner = f.downcast_index(codec.index)
+        else:
+            inner = codec
+        if kind in ("pq", "pca"):
+            pq = inner.pq
+            flat = f.vector_to_array(pq.centroids)
             self._centroids = flat.reshape(pq.M, pq.ksub, pq.dsub).astype(np.float32)
 
     # -- making and opening -----------------------------------------------------------------
@@ -70,12 +104,20 @@ class RefineCodes:
         """A codec of ``kind`` trained on ``sample`` (no codes yet); its file is written."""
         f = load_faiss()
         dim = sample.shape[1]
+        m = code_bytes(kind, m, dim)
         metric_type = f.METRIC_L2 if metric == "l2" else f.METRIC_INNER_PRODUCT
         if kind == "pq":
             if dim % m:
                 raise ConfigError(f"refine_m={m} must divide the dimension {dim}")
             codec = f.IndexPQ(dim, m, 8, metric_type)  # m bytes a face, as configured
             codec.pq.cp.min_points_per_centroid = 1  # small galleries: no FAISS warning spam
+        elif kind == "pca":
+            if 2 * m > dim:
+                raise ConfigError(f"refine=pca needs refine_m <= {dim // 2}, not {m}")
+            pq = f.IndexPQ(2 * m, m, 8, metric_type)  # pairs of rotated dimensions, a byte each
+            pq.pq.cp.min_points_per_centroid = 1
+            codec = f.IndexPreTransform(f.PCAMatrix(dim, 2 * m, 0, True), pq)
+            pq.this.disown()
         elif kind in ("sq4", "sq8"):
             qtype = f.ScalarQuantizer.QT_4bit if kind == "sq4" else f.ScalarQuantizer.QT_8bit
             codec = f.IndexScalarQuantizer(dim, qtype, metric_type)
@@ -221,7 +263,9 @@ class RefineCodes:
             valid = (cc >= 0) & (slots >= 0) & (slots < self.rows) & ~dup
             codes = self._buf[np.where(valid, slots, 0)]
             refined = self._distances(q[s : s + QUERY_CHUNK], codes, metric)
-            scores = 0.5 * (refined + first) if metric == "l2" else -0.5 * (refined + first)
+            if self.kind in BLENDED:
+                refined = 0.5 * (refined + first)
+            scores = refined if metric == "l2" else -refined
             scores[~valid] = np.inf
             best = np.argpartition(scores, keep - 1, axis=1)[:, :keep]
             out[s : s + len(cc)] = np.take_along_axis(np.where(valid, cc, -1), best, axis=1)
@@ -233,6 +277,7 @@ class RefineCodes:
         no FAISS call (FAISS's decode runs an OpenMP region, which costs more than these
         1000 lookups whenever another process holds the cores). SQ: decoded."""
         n, m = codes.shape[:2]
+        q = self._rotated(q, metric)
         if self._centroids is None:
             approx = self.codec.sa_decode(codes.reshape(-1, self.code_size)).reshape(n, m, -1)
             if metric == "l2":
@@ -246,14 +291,28 @@ class RefineCodes:
         rows = np.arange(n)[:, None, None]
         return tables[rows, np.arange(cent.shape[0])[None, None, :], codes].sum(-1)
 
+    def _rotated(self, q: np.ndarray, metric: Metric) -> np.ndarray:
+        """Queries in the space the codes live in: for pca, its kept dimensions. Codes hold
+        A (x - mean); L2 to them differs from L2 in the full space by the part of q off
+        the kept dimensions, and the inner product with A q by <q, A^T A mean>: either is
+        the same for every candidate of a query, so the order is kept."""
+        if self._rotation is None or self._shift is None:
+            return q
+        turned = q @ self._rotation.T
+        return (turned + self._shift if metric == "l2" else turned).astype(np.float32)
+
     def scan(self, q: np.ndarray, slots: np.ndarray, keep: int) -> np.ndarray:
         """Positions in ``slots`` (raw rows of live faces) of the ``keep`` best per query by
         distance to their codes, -1 past the end: a restricted search over a set too small
         for the IVF scan to be worth its selector. FAISS scans the gathered codes (a copy
         of the codec holding only them: its codebooks, 128 KB for pq 32, and the codes)."""
-        scratch = load_faiss().clone_index(self.codec)
+        f = load_faiss()
+        # pca: FAISS cannot add codes to its pre-transform, so the PQ inside scans them
+        scratch = f.clone_index(self.codec if self._rotation is None else self.codec.index)
         scratch.add_sa_codes(self._buf[slots])
-        _, pos = scratch.search(np.ascontiguousarray(q, dtype=np.float32), min(keep, len(slots)))
+        metric: Metric = "l2" if self.codec.metric_type == f.METRIC_L2 else "ip"
+        turned = np.ascontiguousarray(self._rotated(q, metric), dtype=np.float32)
+        _, pos = scratch.search(turned, min(keep, len(slots)))
         return np.asarray(pos, dtype=np.int64)
 
     def ram_bytes(self) -> int:
