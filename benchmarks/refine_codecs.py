@@ -32,13 +32,15 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--candidates", type=int, default=1000)
     ap.add_argument("--reads", default="20,50,100,200")
+    ap.add_argument("--strangers", action="store_true", help="the stranger queries instead")
     args = ap.parse_args()
     index = FaissIndex.from_url(f"faiss://{args.work}/index-ivf-{args.n}", dim=128)
     store = index._store
     if not isinstance(store, IvfStore) or store.index is None:
         raise SystemExit("not a trained IVF index")
-    probes = np.load(f"{args.work}/probes.npy")[: args.queries]
-    truth = np.load(f"{args.work}/truth_p.npy")[: args.queries]
+    which = ("strangers", "truth_s") if args.strangers else ("probes", "truth_p")
+    probes = np.load(f"{args.work}/{which[0]}.npy")[: args.queries]
+    truth = np.load(f"{args.work}/{which[1]}.npy")[: args.queries]
     params = search_params(store.index, store.nprobe)
     first, cand = store.index.search(probes, args.candidates, params=params)
     rows = store.raw.vectors(store.raw.lookup(cand))
@@ -59,10 +61,13 @@ def main() -> None:
         return ((back - probes[:, None]) ** 2).sum(-1)
 
     pq32 = codec(lambda: faiss.IndexPQ(128, 32, 8))
+    pca40 = codec(lambda: faiss.index_factory(128, "PCAR80,PQ40"))  # refine=pca, 40 B
     scores = {
         "fast-scan distance alone (32 B, in the lists)": first,
         "pq 32 B alone": pq32,
-        "mean of fast-scan and pq 32 B (the tier)": (first + pq32) / 2,
+        "mean of fast-scan and pq 32 B (refine=pq)": (first + pq32) / 2,
+        "pca 40 B alone (refine=pca, the default)": pca40,
+        "mean of fast-scan and pca 40 B": (first + pca40) / 2,
         "sq4 64 B": codec(lambda: faiss.IndexScalarQuantizer(128, faiss.ScalarQuantizer.QT_4bit)),
         "pq 64 B": codec(lambda: faiss.IndexPQ(128, 64, 8)),
         "exact (every candidate read)": exact,
@@ -70,7 +75,7 @@ def main() -> None:
     reads = [int(r) for r in args.reads.split(",")]
     print(
         f"n={store.count():,}, nprobe={store.nprobe}, {args.candidates} candidates, "
-        f"{len(probes)} probes: recall@10 reading R exact rows"
+        f"{len(probes)} {which[0]}: recall@10 reading R exact rows"
     )
     for name, score in scores.items():
         cells = "  ".join(f"R={r}: {recall(score, r):.4f}" for r in reads)
