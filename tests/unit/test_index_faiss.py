@@ -237,3 +237,101 @@ def test_restricted_ivf_search_same_with_bitmap_or_hash_set(
     oracle = MemoryIndex(DIM)
     oracle.add(ids * 3, vecs)
     np.testing.assert_array_equal(by_bitmap[1], oracle.search(q, 8, within=within)[1])
+
+
+def two_groups(n_people: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids and vectors of two groups of people far apart (a set of the first group's faces is
+    nowhere near a query among the second's); and the first group's ids."""
+    ids, vecs = people(2 * n_people)
+    vecs[n_people * 4 :, 0] += 1.0
+    return ids, vecs, ids[: n_people * 4]
+
+
+def test_a_large_restricted_set_filters_the_unrestricted_scan_without_a_selector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceindex.index import faiss_ivf
+
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20))
+    ids, vecs = people(400)
+    index.add(ids, vecs)
+    index.save()
+    s = index._store
+    assert isinstance(s, faiss_ivf.IvfStore)
+    within = ids[::2]  # 800 of 1600: the best 60 of the whole scan hold ~30 of them
+    assert s._filter_fetch(8, len(within)) == 60
+    assert s._restricted_path(8, len(within)) == "filter"
+    q = vecs[1::40] + np.float32(0.001)  # faces outside the set, their people's inside
+    s.opts = small_ivf(rerank=20, restricted="selector")
+    by_selector = index.search(q, 8, within=within)
+    s.opts = small_ivf(rerank=20)
+
+    def no_selector(ids: np.ndarray) -> None:
+        raise AssertionError("the filter path built a selector")
+
+    monkeypatch.setattr(s, "_selector", no_selector)
+    got = index.search(q, 8, within=within)
+    assert np.isin(got[1], within).all()
+    # the set's best 20 by fast-scan distance either way, so the same answer
+    np.testing.assert_array_equal(got[1], by_selector[1])
+    np.testing.assert_allclose(got[0], by_selector[0], atol=1e-5)
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    want = oracle.search(q, 8, within=within)[1]
+    np.testing.assert_array_equal(got[1][:, :2], want[:, :2])  # each person's 2 in the set
+
+
+def test_the_filter_sends_a_query_whose_fetch_missed_the_set_to_the_selector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20))
+    ids, vecs, first = two_groups(200)
+    index.add(ids, vecs)
+    index.save()
+    s = index._store
+    assert s._restricted_path(8, len(first)) == "filter"  # half the gallery
+    built: list[int] = []
+    selector = s._selector
+    monkeypatch.setattr(s, "_selector", lambda w: (built.append(len(w)), selector(w))[1])
+    near, far = vecs[3:4] + np.float32(0.001), vecs[-8::4] + np.float32(0.001)
+    q = np.vstack([near, far])  # one query beside the set, two in the other group
+    got_d, got_i = index.search(q, 8, within=first)
+    assert built == [len(first)]  # once, for the two far queries only
+    assert (got_i >= 0).all() and np.isin(got_i, first).all()  # not left short
+    s.opts = small_ivf(rerank=20, restricted="selector")
+    want_d, want_i = index.search(q, 8, within=first)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_allclose(got_d, want_d, atol=1e-5)
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    np.testing.assert_array_equal(got_i[0, :4], oracle.search(near, 4, within=first)[1][0])
+
+
+def test_restricted_path_rule_and_forced_paths(tmp_path: Path) -> None:
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20, tier="on", set_scan_max=300))
+    ids, vecs = people(400)
+    index.add(ids, vecs)
+    index.save()
+    s = index._store
+    # codes up to set_scan_max with the tier; then filter once 1.5 x 600 candidates (the
+    # tier's refine_rerank) of the gallery's best fit in 1/16 of the 1600 codes visited
+    assert s._restricted_path(8, 300) == "codes"
+    assert s._restricted_path(8, 301) == "selector"
+    assert s._restricted_path(8, 1600) == "selector"  # 1.5 x 1000 > 100
+    s.opts = small_ivf(rerank=20, tier="on", refine_rerank=50, set_scan_max=300)
+    assert s._filter_fetch(8, 1200) == 100 and s._restricted_path(8, 1200) == "filter"
+    q = vecs[1::50] + np.float32(0.001)
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    within = ids[:1200]
+    want = oracle.search(q, 8, within=within)[1]
+    for path in ("codes", "filter", "selector"):
+        s.opts = small_ivf(rerank=20, tier="on", restricted=path)
+        assert s._restricted_path(8, 301) == path
+        np.testing.assert_array_equal(index.search(q, 8, within=within)[1], want)
+    s.opts = small_ivf(rerank=20, refine="none", restricted="codes")
+    s.refine = None
+    with pytest.raises(ConfigError, match="refine codes"):
+        index.search(q, 8, within=within)
+    with pytest.raises(ConfigError, match="restricted"):
+        small_ivf(restricted="bitmap")

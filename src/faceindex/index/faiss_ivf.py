@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from faceindex.errors import StorageError
+from faceindex.errors import ConfigError, StorageError
 from faceindex.index.base import Metric
 from faceindex.index.faiss_coarse import (
     is_nested,
@@ -55,6 +55,13 @@ STALE_FRACTION = 0.1  # compact automatically once this share of the codes is st
 # to the code scan (4x slower than the IVF one).
 SET_SCAN_SHARE = 1 / 32
 BITMAP_MAX_BYTES = 64 << 20  # restricted search: id bitmaps up to 512M ids, else a hash set
+# restricted, larger sets: the unrestricted scan fetches enough of the gallery's best that
+# the set should hold FILTER_MARGIN x the candidates a search re-ranks, then keeps the set's
+# (no selector: with one, fast-scan tests every code's id against the set, a cache miss per
+# code once the id bitmap outgrows L2: 6x the scan at 100M). Worth it while that fetch is
+# at most FILTER_SHARE of the codes the scan visits (docs/BENCHMARKS.md).
+FILTER_MARGIN = 1.5
+FILTER_SHARE = 1 / 16
 
 
 class IvfStore:
@@ -147,13 +154,24 @@ class IvfStore:
         """Candidates from the codes (at most ``limit``; only ids ``selector`` admits), then
         the k best by exact distance: of all of them, or with the RAM tier of the best
         ``refine_exact`` by distance to their refine codes."""
-        tier = self._tier()
-        wanted = self.opts.refine_rerank if tier is not None else self.opts.rerank
-        fetch = int(min(max(wanted, k) + self.stale, max(limit, 1), 4096))
+        fetch = int(min(self._wanted(k) + self.stale, max(limit, 1), 4096))
         params = search_params(self.index, self.nprobe)
         if selector is not None:
             params.sel = selector
         coarse, cand = self.index.search(q, fetch, params=params)
+        return self._ranked(q, k, coarse, cand)
+
+    def _wanted(self, k: int) -> int:
+        """Candidates a search takes from the fast-scan codes."""
+        wanted = self.opts.refine_rerank if self._tier() is not None else self.opts.rerank
+        return max(wanted, k)
+
+    def _ranked(
+        self, q: np.ndarray, k: int, coarse: np.ndarray, cand: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k best of fast-scan candidates ``cand`` (their distances ``coarse``, -1 for
+        none) by exact distance, through the RAM tier where it is in use."""
+        tier = self._tier()
         if tier is not None:
             keep = self._exact_reads(k)
             cand = tier.shortlist(q, cand, coarse, self.raw, keep, self.metric)
@@ -186,39 +204,102 @@ class IvfStore:
     def search_within(
         self, q: np.ndarray, k: int, within: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """No more live ids than a search re-ranks: exact over their raw vectors (it reads
-        no more rows than the re-rank would). More: the IVF scan skips every id outside
-        the set (a FAISS selector), then re-ranks as usual. (Exact over larger sets costs a
-        random disk read per face once the raw file outgrows the page cache: 0.1 ms each
-        on this box's disk, 12 s for 100k faces of a 100M gallery.)"""
+        """Sorted ``within`` ids only. No more live ids than a search re-ranks: exact over
+        their raw vectors (it reads no more rows than the re-rank would). More: the path
+        ``opts.restricted`` names, by default (docs/BENCHMARKS.md, "Restricted search, every
+        size"):
+
+        - ``codes``: with the RAM tier, up to ``set_scan_max`` ids: a scan of the set's refine
+          codes, linear in the set;
+        - ``filter``: a set large enough that the gallery's best ``_filter_fetch`` hold
+          enough of it: the unrestricted scan, then only the set's candidates are kept;
+        - ``selector``: otherwise, the IVF scan skips every id outside the set (a FAISS
+          selector), then re-ranks as usual.
+
+        (Exact over larger sets costs a random disk read per face once the raw file
+        outgrows the page cache: 0.1 ms each on this box's disk, 12 s for 100k faces of a
+        100M gallery.)"""
         if self.index is None or len(within) <= max(self.opts.rerank, k):
             ids = within[self.raw.lookup(within) >= 0]
             return exact_scan(q, self._rows_of(ids), k, self.metric)
-        tier = self._tier()
-        if tier is not None and len(within) <= self.set_scan_max:
-            slots = self.raw.lookup(within)
-            live = slots >= 0
-            ids, slots = within[live], slots[live]
-            if not len(ids):
-                return empty_result(len(q), k, self.metric)
-            # no fast-scan distance to average with: twice the exact rows (docs/BENCHMARKS.md)
-            pos = tier.scan(q, slots, 2 * self._exact_reads(k))
-            cand = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
-            return rerank(q, cand, self.raw, k, self.metric)
+        path = self._restricted_path(k, len(within))
+        if path == "codes":
+            return self._scan_codes(q, k, within)
+        if path == "filter":
+            return self._filtered(q, k, within, self._filter_fetch(k, len(within)))
         selector, bitmap = self._selector(within)  # the bitmap must outlive the search
         found = self._ivf_search(q, k, len(within), selector)
         del bitmap
         return found
 
+    def _restricted_path(self, k: int, n: int) -> str:
+        """Which way a set of ``n`` ids (more than the re-rank) is searched."""
+        forced = self.opts.restricted
+        if forced != "auto":
+            return forced
+        if self._tier() is not None and n <= self.set_scan_max:
+            return "codes"
+        visited = int(self.index.ntotal) * self.nprobe / self.index.nlist
+        return "filter" if self._filter_fetch(k, n) <= FILTER_SHARE * visited else "selector"
+
+    def _filter_fetch(self, k: int, n: int) -> int:
+        """Candidates the unrestricted scan fetches for a set of ``n`` ids: enough that a set
+        spread like the gallery holds ``FILTER_MARGIN`` x the candidates a search takes."""
+        listed = int(self.index.ntotal)
+        fetch = FILTER_MARGIN * (self._wanted(k) + self.stale) * listed / max(n, 1)
+        return int(min(np.ceil(fetch), max(listed, 1)))
+
+    def _scan_codes(
+        self, q: np.ndarray, k: int, within: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The set's refine codes scanned (no fast-scan distance to average with: twice the
+        exact rows, docs/BENCHMARKS.md), the best read exactly."""
+        tier = self.refine
+        if tier is None:
+            raise ConfigError("faiss restricted=codes needs refine codes (refine is none)")
+        slots = self.raw.lookup(within)
+        live = slots >= 0
+        ids, slots = within[live], slots[live]
+        if not len(ids):
+            return empty_result(len(q), k, self.metric)
+        pos = tier.scan(q, slots, 2 * self._exact_reads(k))
+        cand = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
+        return rerank(q, cand, self.raw, k, self.metric)
+
+    def _filtered(
+        self, q: np.ndarray, k: int, within: np.ndarray, fetch: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The unrestricted scan's best ``fetch``, of them the set's first ``take`` (the set's
+        best by the same fast-scan distance, as the selector path would find them), ranked
+        as usual. A query whose fetch held fewer of the set (a set denser elsewhere than
+        near it) goes the selector path, so no query gets fewer candidates than there."""
+        take = int(min(self._wanted(k) + self.stale, len(within), 4096))
+        params = search_params(self.index, self.nprobe)
+        coarse, cand = self.index.search(q, fetch, params=params)
+        inside = _members(within, cand)
+        out_c = np.full((len(q), take), -1, dtype=np.int64)
+        out_d = np.full((len(q), take), np.inf if self.metric == "l2" else -np.inf, np.float32)
+        short = []
+        for row in range(len(q)):
+            pos = np.flatnonzero(inside[row])[:take]
+            if len(pos) < take:
+                short.append(row)
+            out_c[row, : len(pos)] = cand[row, pos]
+            out_d[row, : len(pos)] = coarse[row, pos]
+        dist, ids = self._ranked(q, k, out_d, out_c)
+        if short:
+            log.debug("restricted search: %d of %d queries past the filter", len(short), len(q))
+            selector, bitmap = self._selector(within)
+            dist[short], ids[short] = self._ivf_search(q[short], k, len(within), selector)
+            del bitmap
+        return dist, ids
+
     def _selector(self, ids: np.ndarray) -> tuple[Any, Any]:
         """A FAISS id selector for sorted ``ids`` (and what must outlive it): a bitmap over
         the id range while that is at most ``BITMAP_MAX_BYTES`` (1M ids of a 100M gallery:
         0.3 s as a hash set, 7 ms as a 12.5 MB bitmap), else a hash set."""
-        top = int(ids[-1]) + 1
-        if ids[0] >= 0 and top <= 8 * BITMAP_MAX_BYTES:
-            bitmap = np.zeros((top + 7) // 8, dtype=np.uint8)
-            # ids are unique, so adding each one's bit to its byte sets it (7 ms for 1M)
-            np.add.at(bitmap, ids >> 3, np.left_shift(1, ids & 7).astype(np.uint8))
+        bitmap = _bitmap(ids)
+        if bitmap is not None:
             # FAISS takes the bitmap's length in bytes: id i is in iff i // 8 < len
             ptr = self._faiss.swig_ptr(bitmap)
             return self._faiss.IDSelectorBitmap(len(bitmap), ptr), bitmap
@@ -441,6 +522,28 @@ class IvfStore:
                 refine_exact=self.opts.refine_exact,
             )
         return out
+
+
+def _bitmap(ids: np.ndarray) -> np.ndarray | None:
+    """One bit per id up to the largest of sorted ``ids`` (bit ``i % 8`` of byte ``i // 8``),
+    or None where that would pass ``BITMAP_MAX_BYTES`` (or an id is negative)."""
+    if not len(ids) or ids[0] < 0 or int(ids[-1]) + 1 > 8 * BITMAP_MAX_BYTES:
+        return None
+    bitmap = np.zeros((int(ids[-1]) + 8) // 8, dtype=np.uint8)
+    # ids are unique, so adding each one's bit to its byte sets it (7 ms for 1M)
+    np.add.at(bitmap, ids >> 3, np.left_shift(1, ids & 7).astype(np.uint8))
+    return bitmap
+
+
+def _members(ids: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Which of ``cand`` (any shape, -1 for none) are among sorted ``ids``."""
+    bitmap = _bitmap(ids)
+    if bitmap is None:
+        pos = np.minimum(np.searchsorted(ids, cand), max(len(ids) - 1, 0))
+        return (cand >= 0) & (ids[pos] == cand) if len(ids) else np.zeros(cand.shape, bool)
+    ok = (cand >= 0) & (cand < 8 * len(bitmap))
+    c = np.where(ok, cand, 0)
+    return ok & ((bitmap[c >> 3] >> (c & 7).astype(np.uint8)) & 1).astype(bool)
 
 
 def _physical_memory() -> int:

@@ -25,6 +25,7 @@ from faceindex.errors import ConfigError, StorageError
 __all__ = ["FaissOptions", "atomic_write", "auto_nlist", "fsync_dir", "read_json"]
 
 Kind = Literal["auto", "flat", "ivf"]
+RESTRICTED_PATHS = ("auto", "codes", "filter", "selector")
 Storage = Literal["ram", "disk"]
 
 
@@ -51,6 +52,9 @@ class FaissOptions:
     # use the tier: on, off, or auto = once the raw vectors outgrow a quarter of the machine's
     # RAM (they will not stay in the page cache, so each exact row is a disk read)
     tier: str = "auto"
+    # restricted search (issue 11): the path a set past the re-rank takes; auto = the
+    # cheapest measured one (faiss_ivf.py search_within), or codes, filter, selector
+    restricted: str = "auto"
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", "flat", "ivf"):
@@ -65,6 +69,11 @@ class FaissOptions:
             raise ConfigError(f"faiss tier must be auto, on or off, not {self.tier!r}")
         if self.refine not in ("none", "pq", "sq4", "sq8"):
             raise ConfigError(f"faiss refine must be none, pq, sq4 or sq8, not {self.refine!r}")
+        if self.restricted not in RESTRICTED_PATHS:
+            raise ConfigError(
+                f"faiss restricted must be one of {', '.join(RESTRICTED_PATHS)}, "
+                f"not {self.restricted!r}"
+            )
         if min(self.refine_m, self.refine_rerank, self.refine_exact) < 1 or self.set_scan_max < 0:
             raise ConfigError(
                 "faiss refine_m, refine_rerank and refine_exact must be >= 1, set_scan_max >= 0"
