@@ -259,7 +259,7 @@ def test_a_large_restricted_set_filters_the_unrestricted_scan_without_a_selector
     s = index._store
     assert isinstance(s, faiss_ivf.IvfStore)
     within = ids[::2]  # 800 of 1600: the best 60 of the whole scan hold ~30 of them
-    assert s._filter_fetch(8, len(within)) == 60
+    assert s._filter_fetch(8, len(within)) == 76  # 2 x (20 + 4 sqrt 20)
     assert s._restricted_path(8, len(within)) == "filter"
     q = vecs[1::40] + np.float32(0.001)  # faces outside the set, their people's inside
     s.opts = small_ivf(rerank=20, restricted="selector")
@@ -313,13 +313,15 @@ def test_restricted_path_rule_and_forced_paths(tmp_path: Path) -> None:
     index.add(ids, vecs)
     index.save()
     s = index._store
-    # codes up to set_scan_max with the tier; then filter once 1.5 x 600 candidates (the
-    # tier's refine_rerank) of the gallery's best fit in 1/16 of the 1600 codes visited
+    # codes up to set_scan_max with the tier; then filter once the gallery's best holding
+    # the tier's refine_rerank (1000) of the set fit in 1/4 of the 1600 codes visited
     assert s._restricted_path(8, 300) == "codes"
     assert s._restricted_path(8, 301) == "selector"
-    assert s._restricted_path(8, 1600) == "selector"  # 1.5 x 1000 > 100
-    s.opts = small_ivf(rerank=20, tier="on", refine_rerank=50, set_scan_max=300)
-    assert s._filter_fetch(8, 1200) == 100 and s._restricted_path(8, 1200) == "filter"
+    assert s._restricted_path(8, 1600) == "selector"  # 1000 + 4 sqrt 1000 > 400
+    assert s._filter_fetch(8, 1200) == 1502
+    s.opts = small_ivf(rerank=20, tier="on", refine_rerank=40, set_scan_max=200)
+    assert s._filter_fetch(8, 1200) == 88 and s._restricted_path(8, 1200) == "filter"
+    assert s._restricted_path(8, 250) == "selector"  # 418 fetched: over 400
     q = vecs[1::50] + np.float32(0.001)
     oracle = MemoryIndex(DIM)
     oracle.add(ids, vecs)

@@ -56,12 +56,15 @@ STALE_FRACTION = 0.1  # compact automatically once this share of the codes is st
 SET_SCAN_SHARE = 1 / 32
 BITMAP_MAX_BYTES = 64 << 20  # restricted search: id bitmaps up to 512M ids, else a hash set
 # restricted, larger sets: the unrestricted scan fetches enough of the gallery's best that
-# the set should hold FILTER_MARGIN x the candidates a search re-ranks, then keeps the set's
-# (no selector: with one, fast-scan tests every code's id against the set, a cache miss per
-# code once the id bitmap outgrows L2: 6x the scan at 100M). Worth it while that fetch is
-# at most FILTER_SHARE of the codes the scan visits (docs/BENCHMARKS.md).
-FILTER_MARGIN = 1.5
-FILTER_SHARE = 1 / 16
+# a set spread like the gallery should hold the W candidates a search takes plus
+# FILTER_SIGMAS standard deviations (W + 4 sqrt W: 1126 of 1000, 257 of 200), then keeps
+# the set's (no selector: with one, fast-scan tests every code's id against the set, a cache
+# miss per code once the id bitmap outgrows L2: 6x the scan at 100M). Worth it while that
+# fetch is at most FILTER_SHARE of the codes the scan visits: on 1M faces with 100M-range
+# ids the filter cost 1.85x the unrestricted search at 9% of them against the selector's
+# 2.56x, and tied with it at 45% (docs/BENCHMARKS.md).
+FILTER_SIGMAS = 4
+FILTER_SHARE = 1 / 4
 
 
 class IvfStore:
@@ -244,9 +247,11 @@ class IvfStore:
 
     def _filter_fetch(self, k: int, n: int) -> int:
         """Candidates the unrestricted scan fetches for a set of ``n`` ids: enough that a set
-        spread like the gallery holds ``FILTER_MARGIN`` x the candidates a search takes."""
+        spread like the gallery holds the candidates a search takes (with a margin of
+        ``FILTER_SIGMAS`` standard deviations)."""
         listed = int(self.index.ntotal)
-        fetch = FILTER_MARGIN * (self._wanted(k) + self.stale) * listed / max(n, 1)
+        take = self._wanted(k) + self.stale
+        fetch = (take + FILTER_SIGMAS * np.sqrt(take)) * listed / max(n, 1)
         return int(min(np.ceil(fetch), max(listed, 1)))
 
     def _scan_codes(
@@ -536,11 +541,15 @@ def _bitmap(ids: np.ndarray) -> np.ndarray | None:
 
 
 def _members(ids: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """Which of ``cand`` (any shape, -1 for none) are among sorted ``ids``."""
-    bitmap = _bitmap(ids)
+    """Which of ``cand`` (any shape, -1 for none) are among sorted ``ids``: by binary search
+    while the candidates are few beside the set, else through a bitmap of it (whose zeroed
+    id range costs 12.5 MB at 100M, and a pass over the set)."""
+    if not len(ids):
+        return np.zeros(cand.shape, dtype=bool)
+    bitmap = _bitmap(ids) if 8 * cand.size > len(ids) else None
     if bitmap is None:
-        pos = np.minimum(np.searchsorted(ids, cand), max(len(ids) - 1, 0))
-        return (cand >= 0) & (ids[pos] == cand) if len(ids) else np.zeros(cand.shape, bool)
+        pos = np.minimum(np.searchsorted(ids, cand), len(ids) - 1)
+        return (cand >= 0) & (ids[pos] == cand)
     ok = (cand >= 0) & (cand < 8 * len(bitmap))
     c = np.where(ok, cand, 0)
     return ok & ((bitmap[c >> 3] >> (c & 7).astype(np.uint8)) & 1).astype(bool)
