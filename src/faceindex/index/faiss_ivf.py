@@ -209,8 +209,8 @@ class IvfStore:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Sorted ``within`` ids only. No more live ids than a search re-ranks: exact over
         their raw vectors (it reads no more rows than the re-rank would). More: the path
-        ``opts.restricted`` names, by default (docs/BENCHMARKS.md, "Restricted search, every
-        size"):
+        ``opts.restricted`` names, by default (docs/BENCHMARKS.md, "Restricted search past
+        20k ids"):
 
         - ``codes``: with the RAM tier, up to ``set_scan_max`` ids: a scan of the set's refine
           codes, linear in the set;
