@@ -8,7 +8,8 @@ For each size, a random set of that many indexed ids stands for the faces of the
 case may search. Times ``search(q, 10, within=ids)`` one probe at a time, round-robin with
 the unrestricted search on the same probes (each probe goes through every setting in turn,
 so a loaded box slows them alike). ``--paths`` times the set under several of the IVF
-kind's restricted paths (``restricted=`` URL parameter: auto, codes, filter, selector);
+kind's restricted paths (``restricted=`` URL parameter: auto, codes, filter, selector,
+batch);
 auto prints the one it took. Sets no larger than the index's re-rank are scanned exactly;
 larger ones get recall@10 against the exact scan of the same set (the same index with a
 re-rank as large as the set, so no second copy is opened).
@@ -70,7 +71,8 @@ def main() -> None:
         default="auto",
         help="restricted paths to time each set under, comma-separated: auto (the default "
         "rule), codes (scan of the set's refine codes), filter (unrestricted scan, then the "
-        "set's candidates kept), selector (IVF scan with an id selector)",
+        "set's candidates kept), selector (IVF scan with an id selector), batch (the same "
+        "with FAISS's hash-set selector)",
     )
     ap.add_argument(
         "--exact-max",

@@ -327,7 +327,7 @@ def test_restricted_path_rule_and_forced_paths(tmp_path: Path) -> None:
     oracle.add(ids, vecs)
     within = ids[:1200]
     want = oracle.search(q, 8, within=within)[1]
-    for path in ("codes", "filter", "selector"):
+    for path in ("codes", "filter", "selector", "batch"):
         s.opts = small_ivf(rerank=20, tier="on", restricted=path)
         assert s._restricted_path(8, 301) == path
         np.testing.assert_array_equal(index.search(q, 8, within=within)[1], want)

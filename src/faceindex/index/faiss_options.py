@@ -25,7 +25,7 @@ from faceindex.errors import ConfigError, StorageError
 __all__ = ["FaissOptions", "atomic_write", "auto_nlist", "fsync_dir", "read_json"]
 
 Kind = Literal["auto", "flat", "ivf"]
-RESTRICTED_PATHS = ("auto", "codes", "filter", "selector")
+RESTRICTED_PATHS = ("auto", "codes", "filter", "selector", "batch")
 Storage = Literal["ram", "disk"]
 
 
@@ -53,7 +53,7 @@ class FaissOptions:
     # RAM (they will not stay in the page cache, so each exact row is a disk read)
     tier: str = "auto"
     # restricted search (issue 11): the path a set past the re-rank takes; auto = the
-    # cheapest measured one (faiss_ivf.py search_within), or codes, filter, selector
+    # cheapest measured one (faiss_ivf.py search_within), or codes, filter, selector, batch
     restricted: str = "auto"
 
     def __post_init__(self) -> None:
