@@ -284,6 +284,8 @@ def test_a_large_restricted_set_filters_the_unrestricted_scan_without_a_selector
 def test_the_filter_sends_a_query_whose_fetch_missed_the_set_to_the_selector(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from faceindex.index import faiss_ivf
+
     index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20))
     ids, vecs, first = two_groups(200)
     index.add(ids, vecs)
@@ -295,6 +297,7 @@ def test_the_filter_sends_a_query_whose_fetch_missed_the_set_to_the_selector(
     monkeypatch.setattr(s, "_selector", lambda w: (built.append(len(w)), selector(w))[1])
     near, far = vecs[3:4] + np.float32(0.001), vecs[-8::4] + np.float32(0.001)
     q = np.vstack([near, far])  # one query beside the set, two in the other group
+    monkeypatch.setattr(faiss_ivf, "FILTER_BATCH", 100)  # the queries fetched one by one
     got_d, got_i = index.search(q, 8, within=first)
     assert built == [len(first)]  # once, for the two far queries only
     assert (got_i >= 0).all() and np.isin(got_i, first).all()  # not left short

@@ -65,6 +65,7 @@ BITMAP_MAX_BYTES = 64 << 20  # restricted search: id bitmaps up to 512M ids, els
 # 2.56x, and tied with it at 45% (docs/BENCHMARKS.md).
 FILTER_SIGMAS = 4
 FILTER_SHARE = 1 / 4
+FILTER_BATCH = 1 << 22  # candidates fetched at once (48 MB of ids and distances)
 
 
 class IvfStore:
@@ -285,17 +286,21 @@ class IvfStore:
         near it) goes the selector path, so no query gets fewer candidates than there."""
         take = int(min(self._wanted(k) + self.stale, len(within), 4096))
         params = search_params(self.index, self.nprobe)
-        coarse, cand = self.index.search(q, fetch, params=params)
-        inside = _members(within, cand)
         out_c = np.full((len(q), take), -1, dtype=np.int64)
         out_d = np.full((len(q), take), np.inf if self.metric == "l2" else -np.inf, np.float32)
         short = []
-        for row in range(len(q)):
-            pos = np.flatnonzero(inside[row])[:take]
-            if len(pos) < take:
-                short.append(row)
-            out_c[row, : len(pos)] = cand[row, pos]
-            out_d[row, : len(pos)] = coarse[row, pos]
+        # queries in groups of at most FILTER_BATCH fetched candidates: a batch of 50 probes
+        # fetching 781k each (a 144k-id set at 100M) would hold 0.5 GB and its temporaries
+        group = max(1, FILTER_BATCH // fetch)
+        for start in range(0, len(q), group):
+            coarse, cand = self.index.search(q[start : start + group], fetch, params=params)
+            inside = _members(within, cand)
+            for i in range(len(cand)):
+                pos = np.flatnonzero(inside[i])[:take]
+                if len(pos) < take:
+                    short.append(start + i)
+                out_c[start + i, : len(pos)] = cand[i, pos]
+                out_d[start + i, : len(pos)] = coarse[i, pos]
         dist, ids = self._ranked(q, k, out_d, out_c)
         if short:
             log.debug("restricted search: %d of %d queries past the filter", len(short), len(q))
