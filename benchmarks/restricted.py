@@ -1,20 +1,26 @@
 """Restricted search on a built FAISS index: a case that may search only some faces.
 
     .venv/bin/python benchmarks/restricted.py /tmp/faceindex-bench/index-ivf-1000000 \\
-        --probes /tmp/faceindex-bench/probes.npy --truth /tmp/faceindex-bench/truth_p.npy
+        --probes /tmp/faceindex-bench/probes.npy --truth /tmp/faceindex-bench/truth_p.npy \\
+        --paths auto,filter,selector
 
 For each size, a random set of that many indexed ids stands for the faces of the sources a
-case may search. Times ``search(q, 10, within=ids)`` one probe at a time, next to the
-unrestricted search on the same probes. Sets no larger than the index's re-rank are scanned
-exactly; larger ones go through the IVF scan with a selector, and their recall@10 is
-measured against the exact scan of the same set (the index opened with a re-rank as large
-as the set).
+case may search. Times ``search(q, 10, within=ids)`` one probe at a time, round-robin with
+the unrestricted search on the same probes (each probe goes through every setting in turn,
+so a loaded box slows them alike). ``--paths`` times the set under several of the IVF
+kind's restricted paths (``restricted=`` URL parameter: auto, codes, filter, selector,
+batch);
+auto prints the one it took. Sets no larger than the index's re-rank are scanned exactly;
+larger ones get recall@10 against the exact scan of the same set (the same index with a
+re-rank as large as the set, so no second copy is opened).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +30,22 @@ from faceindex.index.faiss_index import FaissIndex
 K = 10
 
 
-def p50_ms(fn: object, probes: np.ndarray) -> tuple[float, float]:
-    lat = []
+def round_robin(
+    fns: dict[str, Callable[[np.ndarray], object]],
+    probes: np.ndarray,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, tuple[float, float]]:
+    """p50 and p99 in ms of each fn, one probe at a time, every fn on a probe in turn."""
+    lat: dict[str, list[float]] = {name: [] for name in fns}
     for q in probes:
-        t0 = time.perf_counter()
-        fn(q[None, :])  # type: ignore[operator]
-        lat.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(lat)), 1000 * float(np.percentile(lat, 99))
+        for name, fn in fns.items():
+            t0 = clock()
+            fn(q[None, :])
+            lat[name].append(clock() - t0)
+    return {
+        name: (1000 * float(np.median(v)), 1000 * float(np.percentile(v, 99)))
+        for name, v in lat.items()
+    }
 
 
 def main() -> None:
@@ -48,8 +63,16 @@ def main() -> None:
     ap.add_argument(
         "--params",
         default="",
-        help="faiss URL parameters to open the index with, e.g. refine=none (no RAM tier: "
-        "the IVF scan with a selector for every set past the re-rank) or set_scan_max=1",
+        help="faiss URL parameters to open the index with, e.g. tier=on (the RAM tier, as at "
+        "100M) or set_scan_max=1",
+    )
+    ap.add_argument(
+        "--paths",
+        default="auto",
+        help="restricted paths to time each set under, comma-separated: auto (the default "
+        "rule), codes (scan of the set's refine codes), filter (unrestricted scan, then the "
+        "set's candidates kept), selector (IVF scan with an id selector), batch (the same "
+        "with FAISS's hash-set selector)",
     )
     ap.add_argument(
         "--exact-max",
@@ -58,47 +81,75 @@ def main() -> None:
         help="measure recall against the exact scan of the set only up to this size (0: every "
         "size; at 100M the exact scan of a 1M set reads 0.5 GB of raw rows per probe)",
     )
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: latency; cpu: CPU seconds of this process, all its threads (the work a "
+        "path does, which a loaded box does not inflate; run with OMP_NUM_THREADS=1)",
+    )
     args = ap.parse_args()
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     probes = np.load(args.probes)[: args.queries]
     dim = probes.shape[1]  # the gallery's model's
-    extra = f"&{args.params}" if args.params else ""
-    index = FaissIndex.from_url(f"faiss://{args.directory}?{extra.lstrip('&')}", dim=dim)
+    index = FaissIndex.from_url(f"faiss://{args.directory}?{args.params}", dim=dim)
     ids = index.ids()
-    rerank = index.options.rerank
+    store = index._store  # the IVF kind's options and path rule, switched per path here
+    opts = store.opts
+    paths = args.paths.split(",")
     print(f"{index.count():,} faces, kind {index.kind}; {len(probes)} probes, k={K}")
+    print(
+        f"options: {args.params or 'defaults'}; tier in use: {store._tier() is not None}; "
+        f"{args.clock} clock"
+    )
     index.search(probes[:2], K)
-    base, p99 = p50_ms(lambda q: index.search(q, K), probes)
-    print(f"unrestricted: p50 {base:.2f} ms, p99 {p99:.2f} ms ({args.params or 'defaults'})")
-    store = index._store  # which path a set takes: the IVF kind's own rule
-    tiered = getattr(store, "_tier", lambda: None)() is not None
-    set_scan_max = getattr(store, "set_scan_max", 0) if tiered else 0
+
+    def timed_as(path: str, within: np.ndarray) -> Callable[[np.ndarray], object]:
+        def run(q: np.ndarray) -> object:
+            store.opts = replace(opts, restricted=path)
+            return index.search(q, K, within=within)
+
+        return run
+
+    def unrestricted(q: np.ndarray) -> object:
+        store.opts = opts
+        return index.search(q, K)
+
     rng = np.random.default_rng(5)
     for size in (int(s) for s in args.sizes.split(",")):
         within = rng.choice(ids, min(size, len(ids)), replace=False)
         if args.truth:
             within = np.r_[within, np.load(args.truth)[: len(probes)].ravel()]
         within = np.unique(within)
-        p50, p99 = p50_ms(lambda q, w=within: index.search(q, K, within=w), probes)
-        line = (
-            f"within {len(within):>10,} ids: p50 {p50:8.2f} ms ({p50 / base:.2f}x unrestricted), "
-            f"p99 {p99:8.2f} ms"
-        )
-        path = "scan of its refine codes" if len(within) <= set_scan_max else "IVF scan"
-        if len(within) > rerank and 0 < args.exact_max < len(within):
-            line += f", {path}, recall not measured (over --exact-max)"
-        elif len(within) > rerank:
-            _, got = index.search(probes, K, within=within)
+        fns: dict[str, Callable[[np.ndarray], object]] = {"unrestricted": unrestricted}
+        fns.update({path: timed_as(path, within) for path in paths})
+        times = round_robin(fns, probes, clock)
+        base = times["unrestricted"][0]
+        print(f"within {len(within):>11,} ids: unrestricted p50 {base:.2f} ms", flush=True)
+        want = None
+        exact = len(within) <= store.opts.rerank
+        if not exact and not 0 < args.exact_max < len(within):
             # the same index with a re-rank as large as the set scans it exactly
-            exact = FaissIndex.from_url(
-                f"faiss://{args.directory}?refine=none&rerank={len(within)}", dim=dim
+            store.opts = replace(opts, rerank=len(within), tier="off")
+            _, want = index.search(probes, K, within=within)
+        for path in paths:
+            p50, p99 = times[path]
+            store.opts = replace(opts, restricted=path)
+            taken = store._restricted_path(K, len(within)) if path == "auto" else path
+            line = (
+                f"    {path:>8} ({'exact over the set' if exact else taken}): p50 {p50:8.2f} ms "
+                f"({p50 / base:.2f}x), p99 {p99:8.2f} ms"
             )
-            _, want = exact.search(probes, K, within=within)
-            assert np.isin(got[got >= 0], within).all()
-            hits = sum(len(set(g) & set(w)) for g, w in zip(got, want, strict=True))
-            line += f", {path}, recall@10 {hits / want.size:.3f} vs exact"
-        else:
-            line += ", exact over the set"
-        print(line, flush=True)
+            if want is not None:
+                _, got = index.search(probes, K, within=within)
+                if not np.isin(got[got >= 0], within).all():
+                    raise SystemExit(f"{path}: an id outside the set was returned")
+                hits = sum(len(set(g) & set(w)) for g, w in zip(got, want, strict=True))
+                line += f", recall@10 {hits / want.size:.3f} vs exact"
+            elif not exact:
+                line += ", recall not measured (over --exact-max)"
+            print(line, flush=True)
+        store.opts = opts
     index.close()
 
 

@@ -261,4 +261,122 @@ def test_fastscan_splits_one_query_over_threads_with_the_batch_results(tmp_path:
     oracle = MemoryIndex(DIM)
     oracle.add(ids, vecs)
     np.testing.assert_array_equal(batch, oracle.search(q, 5)[1])
+    # a large fetch (the restricted filter's) is left to FAISS's own choice: merging the
+    # threads' heaps would cost more than the split saves; near the same candidates either
+    # way (ties of the 16-bit fast-scan distances may fall either side of the cut)
+    from faceindex.index.faiss_coarse import search_params
+    from faceindex.index.faiss_ivf import SPLIT_FETCH_MAX
+
+    s = again._store
+    params = search_params(s.index, s.nprobe)
+    wide = s._scan(q[:3], SPLIT_FETCH_MAX + 1, params)[1]
+    assert s.index.implem == 0
+    narrow = s._scan(q[:3], 50, params)[1]
+    assert s.index.implem == FASTSCAN_OVER_LISTS
+    same = [len(set(w[:50]) & set(n)) for w, n in zip(wide, narrow, strict=True)]
+    assert min(same) >= 45, same
     again.close()
+
+
+def two_groups(n_people: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids and vectors of two groups of people far apart (a set of the first group's faces is
+    nowhere near a query among the second's); and the first group's ids."""
+    ids, vecs = people(2 * n_people)
+    vecs[n_people * 4 :, 0] += 1.0
+    return ids, vecs, ids[: n_people * 4]
+
+
+def test_a_large_restricted_set_filters_the_unrestricted_scan_without_a_selector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceindex.index import faiss_ivf
+
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20))
+    ids, vecs = people(400)
+    index.add(ids, vecs)
+    index.save()
+    s = index._store
+    assert isinstance(s, faiss_ivf.IvfStore)
+    within = ids[::2]  # 800 of 1600: the best 60 of the whole scan hold ~30 of them
+    assert s._filter_fetch(8, len(within)) == 76  # 2 x (20 + 4 sqrt 20)
+    assert s._restricted_path(8, len(within)) == "filter"
+    q = vecs[1::40] + np.float32(0.001)  # faces outside the set, their people's inside
+    s.opts = small_ivf(rerank=20, restricted="selector")
+    by_selector = index.search(q, 8, within=within)
+    s.opts = small_ivf(rerank=20)
+
+    def no_selector(ids: np.ndarray) -> None:
+        raise AssertionError("the filter path built a selector")
+
+    monkeypatch.setattr(s, "_selector", no_selector)
+    got = index.search(q, 8, within=within)
+    assert np.isin(got[1], within).all()
+    # the set's best 20 by fast-scan distance either way, so the same answer
+    np.testing.assert_array_equal(got[1], by_selector[1])
+    np.testing.assert_allclose(got[0], by_selector[0], atol=1e-5)
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    want = oracle.search(q, 8, within=within)[1]
+    np.testing.assert_array_equal(got[1][:, :2], want[:, :2])  # each person's 2 in the set
+
+
+def test_the_filter_sends_a_query_whose_fetch_missed_the_set_to_the_selector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceindex.index import faiss_ivf
+
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20))
+    ids, vecs, first = two_groups(200)
+    index.add(ids, vecs)
+    index.save()
+    s = index._store
+    assert s._restricted_path(8, len(first)) == "filter"  # half the gallery
+    built: list[int] = []
+    selector = s._selector
+    monkeypatch.setattr(s, "_selector", lambda w: (built.append(len(w)), selector(w))[1])
+    near, far = vecs[3:4] + np.float32(0.001), vecs[-8::4] + np.float32(0.001)
+    q = np.vstack([near, far])  # one query beside the set, two in the other group
+    monkeypatch.setattr(faiss_ivf, "FILTER_BATCH", 100)  # the queries fetched one by one
+    got_d, got_i = index.search(q, 8, within=first)
+    assert built == [len(first)]  # once, for the two far queries only
+    assert (got_i >= 0).all() and np.isin(got_i, first).all()  # not left short
+    s.opts = small_ivf(rerank=20, restricted="selector")
+    want_d, want_i = index.search(q, 8, within=first)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_allclose(got_d, want_d, atol=1e-5)
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    np.testing.assert_array_equal(got_i[0, :4], oracle.search(near, 4, within=first)[1][0])
+
+
+def test_restricted_path_rule_and_forced_paths(tmp_path: Path) -> None:
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20, tier="on", set_scan_max=300))
+    ids, vecs = people(400)
+    index.add(ids, vecs)
+    index.save()
+    s = index._store
+    # codes up to set_scan_max with the tier; then filter once the gallery's best holding
+    # the tier's refine_rerank (1000) of the set fit in 1/4 of the 1600 codes visited
+    assert s._restricted_path(8, 300) == "codes"
+    assert s._restricted_path(8, 301) == "selector"
+    assert s._restricted_path(8, 1600) == "selector"  # 1000 + 4 sqrt 1000 > 400
+    assert s._filter_fetch(8, 1200) == 1502
+    s.opts = small_ivf(rerank=20, tier="on", refine_rerank=40, set_scan_max=200)
+    assert s._filter_fetch(8, 1200) == 88 and s._restricted_path(8, 1200) == "filter"
+    assert s._restricted_path(8, 250) == "selector"  # 418 fetched: over 400
+    q = vecs[1::50] + np.float32(0.001)
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    within = ids[:1200]
+    want = oracle.search(q, 8, within=within)[1]
+    for path in ("codes", "filter", "selector", "batch"):
+        # 100 exact reads as with pq: codes trained on 1600 faces rank coarsely
+        s.opts = small_ivf(rerank=20, tier="on", restricted=path, refine_exact=100)
+        assert s._restricted_path(8, 301) == path
+        np.testing.assert_array_equal(index.search(q, 8, within=within)[1], want)
+    s.opts = small_ivf(rerank=20, refine="none", restricted="codes")
+    s.refine = None
+    with pytest.raises(ConfigError, match="refine codes"):
+        index.search(q, 8, within=within)
+    with pytest.raises(ConfigError, match="restricted"):
+        small_ivf(restricted="bitmap")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from faceindex.errors import StorageError
+from faceindex.errors import ConfigError, StorageError
 from faceindex.index.base import Metric
 from faceindex.index.faiss_coarse import (
     is_nested,
@@ -55,7 +55,22 @@ STALE_FRACTION = 0.1  # compact automatically once this share of the codes is st
 # to the code scan (4x slower than the IVF one).
 SET_SCAN_SHARE = 1 / 32
 FASTSCAN_OVER_LISTS = 14  # FAISS fast-scan implementation: threads share one query's lists
+# ... while a query fetches at most this many: merging the threads' heaps grows with the
+# fetch (1M faces, one query: 1.9 ms against 2.1 at 1000, 4.3 against 2.5 at 4096, 42
+# against 8 at 65536 for implem 0), so the restricted filter's large fetches do without
+SPLIT_FETCH_MAX = 2048
 BITMAP_MAX_BYTES = 64 << 20  # restricted search: id bitmaps up to 512M ids, else a hash set
+# restricted, larger sets: the unrestricted scan fetches enough of the gallery's best that
+# a set spread like the gallery should hold the W candidates a search takes plus
+# FILTER_SIGMAS standard deviations (W + 4 sqrt W: 1126 of 1000, 257 of 200), then keeps
+# the set's (no selector: with one, fast-scan tests every code's id against the set, a cache
+# miss per code once the id bitmap outgrows L2: 6x the scan at 100M). Worth it while that
+# fetch is at most FILTER_SHARE of the codes the scan visits: on 1M faces with 100M-range
+# ids the filter cost 1.85x the unrestricted search at 9% of them against the selector's
+# 2.56x, and tied with it at 45% (docs/BENCHMARKS.md).
+FILTER_SIGMAS = 4
+FILTER_SHARE = 1 / 4
+FILTER_BATCH = 1 << 22  # candidates fetched at once (48 MB of ids and distances)
 
 
 class IvfStore:
@@ -148,17 +163,37 @@ class IvfStore:
         """Candidates from the codes (at most ``limit``; only ids ``selector`` admits), then
         the k best by exact distance: of all of them, or with the RAM tier of the best
         ``refine_exact`` by distance to their refine codes."""
-        tier = self._tier()
-        wanted = self.opts.refine_rerank if tier is not None else self.opts.rerank
-        fetch = int(min(max(wanted, k) + self.stale, max(limit, 1), 4096))
+        fetch = int(min(self._wanted(k) + self.stale, max(limit, 1), 4096))
         params = search_params(self.index, self.nprobe)
         if selector is not None:
             params.sel = selector
-        coarse, cand = self.index.search(q, fetch, params=params)
+        coarse, cand = self._scan(q, fetch, params)
+        return self._ranked(q, k, coarse, cand)
+
+    def _wanted(self, k: int) -> int:
+        """Candidates a search takes from the fast-scan codes."""
+        wanted = self.opts.refine_rerank if self._tier() is not None else self.opts.rerank
+        return max(wanted, k)
+
+    def _ranked(
+        self, q: np.ndarray, k: int, coarse: np.ndarray, cand: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k best of fast-scan candidates ``cand`` (their distances ``coarse``, -1 for
+        none) by exact distance, through the RAM tier where it is in use."""
+        tier = self._tier()
         if tier is not None:
             keep = self._exact_reads(k)
             cand = tier.shortlist(q, cand, coarse, self.raw, keep, self.metric)
         return rerank(q, cand, self.raw, k, self.metric)
+
+    def _scan(self, q: np.ndarray, fetch: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The fast-scan (or 8-bit PQ) lists' best ``fetch`` per query. Fast-scan's threads
+        share a query's lists only for small fetches (``SPLIT_FETCH_MAX``). The choice is an
+        attribute of the shared index: a concurrent search may run under the other one,
+        which changes its speed, never its answer."""
+        if self.fastscan:
+            self.index.implem = FASTSCAN_OVER_LISTS if fetch <= SPLIT_FETCH_MAX else 0
+        return self.index.search(q, fetch, params=params)
 
     def _tier(self) -> RefineCodes | None:
         """The refine codes, where this index has them and the options use them: with
@@ -188,39 +223,113 @@ class IvfStore:
     def search_within(
         self, q: np.ndarray, k: int, within: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """No more live ids than a search re-ranks: exact over their raw vectors (it reads
-        no more rows than the re-rank would). More: the IVF scan skips every id outside
-        the set (a FAISS selector), then re-ranks as usual. (Exact over larger sets costs a
-        random disk read per face once the raw file outgrows the page cache: 0.1 ms each
-        on this box's disk, 12 s for 100k faces of a 100M gallery.)"""
+        """Sorted ``within`` ids only. No more live ids than a search re-ranks: exact over
+        their raw vectors (it reads no more rows than the re-rank would). More: the path
+        ``opts.restricted`` names, by default (docs/BENCHMARKS.md, "Restricted search past
+        20k ids"):
+
+        - ``codes``: with the RAM tier, up to ``set_scan_max`` ids: a scan of the set's refine
+          codes, linear in the set;
+        - ``filter``: a set large enough that the gallery's best ``_filter_fetch`` hold
+          enough of it: the unrestricted scan, then only the set's candidates are kept;
+        - ``selector``: otherwise, the IVF scan skips every id outside the set (a FAISS
+          selector), then re-ranks as usual;
+        - ``batch`` (only when asked for): the same with FAISS's hash-set selector, whose
+          small bloom filter may stay in cache where the id bitmap does not (a candidate
+          for sets of 20k-150k at 100M, not measured there).
+
+        (Exact over larger sets costs a random disk read per face once the raw file
+        outgrows the page cache: 0.1 ms each on this box's disk, 12 s for 100k faces of a
+        100M gallery.)"""
         if self.index is None or len(within) <= max(self.opts.rerank, k):
             ids = within[self.raw.lookup(within) >= 0]
             return exact_scan(q, self._rows_of(ids), k, self.metric)
-        tier = self._tier()
-        if tier is not None and len(within) <= self.set_scan_max:
-            slots = self.raw.lookup(within)
-            live = slots >= 0
-            ids, slots = within[live], slots[live]
-            if not len(ids):
-                return empty_result(len(q), k, self.metric)
-            # no fast-scan distance to average with: twice the exact rows (docs/BENCHMARKS.md)
-            pos = tier.scan(q, slots, 2 * self._exact_reads(k))
-            cand = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
-            return rerank(q, cand, self.raw, k, self.metric)
+        path = self._restricted_path(k, len(within))
+        if path == "codes":
+            return self._scan_codes(q, k, within)
+        if path == "filter":
+            return self._filtered(q, k, within, self._filter_fetch(k, len(within)))
+        if path == "batch":
+            return self._ivf_search(q, k, len(within), self._faiss.IDSelectorBatch(within))
         selector, bitmap = self._selector(within)  # the bitmap must outlive the search
         found = self._ivf_search(q, k, len(within), selector)
         del bitmap
         return found
 
+    def _restricted_path(self, k: int, n: int) -> str:
+        """Which way a set of ``n`` ids (more than the re-rank) is searched."""
+        forced = self.opts.restricted
+        if forced != "auto":
+            return forced
+        if self._tier() is not None and n <= self.set_scan_max:
+            return "codes"
+        visited = int(self.index.ntotal) * self.nprobe / self.index.nlist
+        return "filter" if self._filter_fetch(k, n) <= FILTER_SHARE * visited else "selector"
+
+    def _filter_fetch(self, k: int, n: int) -> int:
+        """Candidates the unrestricted scan fetches for a set of ``n`` ids: enough that a set
+        spread like the gallery holds the candidates a search takes (with a margin of
+        ``FILTER_SIGMAS`` standard deviations)."""
+        listed = int(self.index.ntotal)
+        take = self._wanted(k) + self.stale
+        fetch = (take + FILTER_SIGMAS * np.sqrt(take)) * listed / max(n, 1)
+        return int(min(np.ceil(fetch), max(listed, 1)))
+
+    def _scan_codes(
+        self, q: np.ndarray, k: int, within: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The set's refine codes scanned (no fast-scan distance to average with: twice the
+        exact rows, docs/BENCHMARKS.md), the best read exactly."""
+        tier = self.refine
+        if tier is None:
+            raise ConfigError("faiss restricted=codes needs refine codes (refine is none)")
+        slots = self.raw.lookup(within)
+        live = slots >= 0
+        ids, slots = within[live], slots[live]
+        if not len(ids):
+            return empty_result(len(q), k, self.metric)
+        pos = tier.scan(q, slots, 2 * self._exact_reads(k))
+        cand = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
+        return rerank(q, cand, self.raw, k, self.metric)
+
+    def _filtered(
+        self, q: np.ndarray, k: int, within: np.ndarray, fetch: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The unrestricted scan's best ``fetch``, of them the set's first ``take`` (the set's
+        best by the same fast-scan distance, as the selector path would find them), ranked
+        as usual. A query whose fetch held fewer of the set (a set denser elsewhere than
+        near it) goes the selector path, so no query gets fewer candidates than there."""
+        take = int(min(self._wanted(k) + self.stale, len(within), 4096))
+        params = search_params(self.index, self.nprobe)
+        out_c = np.full((len(q), take), -1, dtype=np.int64)
+        out_d = np.full((len(q), take), np.inf if self.metric == "l2" else -np.inf, np.float32)
+        short = []
+        # queries in groups of at most FILTER_BATCH fetched candidates: a batch of 50 probes
+        # fetching 781k each (a 144k-id set at 100M) would hold 0.5 GB and its temporaries
+        group = max(1, FILTER_BATCH // fetch)
+        for start in range(0, len(q), group):
+            coarse, cand = self._scan(q[start : start + group], fetch, params)
+            inside = _members(within, cand)
+            for i in range(len(cand)):
+                pos = np.flatnonzero(inside[i])[:take]
+                if len(pos) < take:
+                    short.append(start + i)
+                out_c[start + i, : len(pos)] = cand[i, pos]
+                out_d[start + i, : len(pos)] = coarse[i, pos]
+        dist, ids = self._ranked(q, k, out_d, out_c)
+        if short:
+            log.debug("restricted search: %d of %d queries past the filter", len(short), len(q))
+            selector, bitmap = self._selector(within)
+            dist[short], ids[short] = self._ivf_search(q[short], k, len(within), selector)
+            del bitmap
+        return dist, ids
+
     def _selector(self, ids: np.ndarray) -> tuple[Any, Any]:
         """A FAISS id selector for sorted ``ids`` (and what must outlive it): a bitmap over
         the id range while that is at most ``BITMAP_MAX_BYTES`` (1M ids of a 100M gallery:
         0.3 s as a hash set, 7 ms as a 12.5 MB bitmap), else a hash set."""
-        top = int(ids[-1]) + 1
-        if ids[0] >= 0 and top <= 8 * BITMAP_MAX_BYTES:
-            bitmap = np.zeros((top + 7) // 8, dtype=np.uint8)
-            # ids are unique, so adding each one's bit to its byte sets it (7 ms for 1M)
-            np.add.at(bitmap, ids >> 3, np.left_shift(1, ids & 7).astype(np.uint8))
+        bitmap = _bitmap(ids)
+        if bitmap is not None:
             # FAISS takes the bitmap's length in bytes: id i is in iff i // 8 < len
             ptr = self._faiss.swig_ptr(bitmap)
             return self._faiss.IDSelectorBitmap(len(bitmap), ptr), bitmap
@@ -468,6 +577,32 @@ class IvfStore:
                 refine_exact=self._exact_reads(0),
             )
         return out
+
+
+def _bitmap(ids: np.ndarray) -> np.ndarray | None:
+    """One bit per id up to the largest of sorted ``ids`` (bit ``i % 8`` of byte ``i // 8``),
+    or None where that would pass ``BITMAP_MAX_BYTES`` (or an id is negative)."""
+    if not len(ids) or ids[0] < 0 or int(ids[-1]) + 1 > 8 * BITMAP_MAX_BYTES:
+        return None
+    bitmap = np.zeros((int(ids[-1]) + 8) // 8, dtype=np.uint8)
+    # ids are unique, so adding each one's bit to its byte sets it (7 ms for 1M)
+    np.add.at(bitmap, ids >> 3, np.left_shift(1, ids & 7).astype(np.uint8))
+    return bitmap
+
+
+def _members(ids: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Which of ``cand`` (any shape, -1 for none) are among sorted ``ids``: by binary search
+    while the candidates are few beside the set, else through a bitmap of it (whose zeroed
+    id range costs 12.5 MB at 100M, and a pass over the set)."""
+    if not len(ids):
+        return np.zeros(cand.shape, dtype=bool)
+    bitmap = _bitmap(ids) if 8 * cand.size > len(ids) else None
+    if bitmap is None:
+        pos = np.minimum(np.searchsorted(ids, cand), len(ids) - 1)
+        return (cand >= 0) & (ids[pos] == cand)
+    ok = (cand >= 0) & (cand < 8 * len(bitmap))
+    c = np.where(ok, cand, 0)
+    return ok & ((bitmap[c >> 3] >> (c & 7).astype(np.uint8)) & 1).astype(bool)
 
 
 def _physical_memory() -> int:

@@ -25,6 +25,7 @@ from faceindex.errors import ConfigError, StorageError
 __all__ = ["FaissOptions", "atomic_write", "auto_nlist", "fsync_dir", "read_json"]
 
 Kind = Literal["auto", "flat", "ivf"]
+RESTRICTED_PATHS = ("auto", "codes", "filter", "selector", "batch")
 Storage = Literal["ram", "disk"]
 
 
@@ -50,6 +51,9 @@ class FaissOptions:
     # use the tier: on, off, or auto = once the raw vectors outgrow a quarter of the machine's
     # RAM (they will not stay in the page cache, so each exact row is a disk read)
     tier: str = "auto"
+    # restricted search (issue 11): the path a set past the re-rank takes; auto = the
+    # cheapest measured one (faiss_ivf.py search_within), or codes, filter, selector, batch
+    restricted: str = "auto"
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", "flat", "ivf"):
@@ -65,6 +69,11 @@ class FaissOptions:
         if self.refine not in ("none", "pca", "pq", "sq4", "sq8"):
             raise ConfigError(
                 f"faiss refine must be none, pca, pq, sq4 or sq8, not {self.refine!r}"
+            )
+        if self.restricted not in RESTRICTED_PATHS:
+            raise ConfigError(
+                f"faiss restricted must be one of {', '.join(RESTRICTED_PATHS)}, "
+                f"not {self.restricted!r}"
             )
         if self.refine_rerank < 1 or min(self.refine_m, self.refine_exact, self.set_scan_max) < 0:
             raise ConfigError(

