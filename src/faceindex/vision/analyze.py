@@ -11,7 +11,7 @@ from PIL import Image
 from faceindex.errors import NoFaceError
 from faceindex.types import BBox, DetectedFace
 from faceindex.vision.base import Aligner, Detection, Detector, Embedder
-from faceindex.vision.decode import decode_image, encode_jpeg
+from faceindex.vision.decode import Decoded, decode_reduced, encode_jpeg
 from faceindex.vision.minsize import too_small_for_faces
 from faceindex.vision.quality import assess
 
@@ -73,34 +73,65 @@ class FaceAnalyzer:
         self.detect_max_side = detect_max_side
 
     def analyze_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageFaces:
-        rgb = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        probe = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
         # A probe's faces are searched, never stored: no thumbnails (64 JPEG encodes and
         # their transfer from the server's analysis worker, on a crowd photo).
-        faces = self.analyze(rgb, thumbnails=False, detector=self.probe_detector)
-        return ImageFaces(int(rgb.shape[1]), int(rgb.shape[0]), tuple(faces))
+        faces = self.analyze(
+            probe.rgb,
+            thumbnails=False,
+            detector=self.probe_detector,
+            size=(probe.width, probe.height),
+        )
+        return ImageFaces(probe.width, probe.height, tuple(faces))
 
     def detect_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageBoxes:
-        rgb = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
-        found = self.probe_detector.detect(rgb)
-        return ImageBoxes(int(rgb.shape[1]), int(rgb.shape[0]), tuple(found))
+        probe = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        found = self.probe_detector.detect(probe.rgb)
+        size = (probe.width, probe.height)
+        mapped = tuple(
+            Detection(
+                _to_image(d.bbox, probe.rgb, size),
+                d.score,
+                d.detector,
+                _points_to_image(d.landmarks, probe.rgb, size),
+            )
+            for d in found
+        )
+        return ImageBoxes(probe.width, probe.height, mapped)
 
-    def _decode_probe(self, data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
+    def _decode_probe(self, data: bytes, *, max_pixels: int, max_bytes: int) -> Decoded:
         """The probe's pixels; an image with no room for a face we would keep is "no face"
-        before any detector sees it (dlib's CNN can abort the process on a few pixels)."""
-        rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        before any detector sees it (dlib's CNN can abort the process on a few pixels).
+
+        A large JPEG decodes at a reduced size (libjpeg's DCT scaling) that still holds the
+        detection copy (``detect_max_side``): the detectors see the copy they would see from
+        the full decode, and the decode costs a fraction. What it does to the faces found
+        and their descriptors: docs/BENCHMARKS.md, "Reduced decode for probes"."""
+        probe = decode_reduced(
+            data, max_pixels=max_pixels, max_bytes=max_bytes, min_side=self.detect_max_side
+        )
         small = too_small_for_faces(
-            rgb.shape, min_face_size=self.min_face_size, detect_max_side=self.detect_max_side
+            (probe.height, probe.width),
+            min_face_size=self.min_face_size,
+            detect_max_side=self.detect_max_side,
         )
         if small is not None:
             raise NoFaceError(f"no face found in the probe image: {small}")
-        return rgb
+        return probe
 
     def analyze(
-        self, rgb: np.ndarray, *, thumbnails: bool = True, detector: Detector | None = None
+        self,
+        rgb: np.ndarray,
+        *,
+        thumbnails: bool = True,
+        detector: Detector | None = None,
+        size: tuple[int, int] | None = None,
     ) -> list[DetectedFace]:
         """Every face in ``rgb``: box, landmarks, quality, embedding and, where it will be
         stored (ingest), a thumbnail; ``thumbnails=False`` leaves it empty (probes).
-        ``detector`` defaults to the ingest one."""
+        ``detector`` defaults to the ingest one. ``size``: the image's own (width, height)
+        where ``rgb`` is a reduced decode of it; boxes, landmarks and quality are then given
+        in the image's pixels, as they would be from the full decode."""
         detections = (detector or self.detector).detect(rgb)
         if not detections:
             return []
@@ -111,18 +142,48 @@ class FaceAnalyzer:
         vectors = self.embedder.embed([a.chip for a in aligned])
         faces = []
         for det, al, vec in zip(detections, aligned, vectors, strict=True):
+            box, points = det.bbox, al.landmarks
+            if size is not None:
+                box, points = _to_image(box, rgb, size), _points_to_image(points, rgb, size)
             faces.append(
                 DetectedFace(
-                    bbox=det.bbox,
-                    landmarks=al.landmarks,
+                    bbox=box,
+                    landmarks=points,
                     detector=det.detector,
                     detector_score=round(det.score, 4),
-                    quality=assess(det.bbox, al.landmarks, al.chip, pose=al.pose),
+                    quality=assess(box, points, al.chip, pose=al.pose),
                     embedding=vec,
                     thumbnail=thumbnail(rgb, det.bbox, self.thumbnail_size) if thumbnails else b"",
                 )
             )
         return faces
+
+
+def _to_image(box: BBox, rgb: np.ndarray, size: tuple[int, int]) -> BBox:
+    """A box in ``rgb`` (a reduced decode) -> the same box in the image of ``size``."""
+    (fx, fy), (w, h) = _factors(rgb, size), size
+    if (fx, fy) == (1.0, 1.0):
+        return box
+    return BBox(
+        max(0, round(box.left * fx)),
+        max(0, round(box.top * fy)),
+        min(w, round(box.right * fx)),
+        min(h, round(box.bottom * fy)),
+    )
+
+
+def _points_to_image(
+    points: tuple[tuple[float, float], ...], rgb: np.ndarray, size: tuple[int, int]
+) -> tuple[tuple[float, float], ...]:
+    """Landmarks (pixel centres) in ``rgb`` -> in the image of ``size``."""
+    fx, fy = _factors(rgb, size)
+    if (fx, fy) == (1.0, 1.0):
+        return points
+    return tuple(((x + 0.5) * fx - 0.5, (y + 0.5) * fy - 0.5) for x, y in points)
+
+
+def _factors(rgb: np.ndarray, size: tuple[int, int]) -> tuple[float, float]:
+    return size[0] / rgb.shape[1], size[1] / rgb.shape[0]
 
 
 def thumbnail(rgb: np.ndarray, box: BBox, size: int) -> bytes:
