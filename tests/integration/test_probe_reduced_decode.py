@@ -1,18 +1,21 @@
 """A large JPEG probe decodes at a reduced size (libjpeg's DCT scaling) with real dlib
 (issue 9, item 5): the same faces as from the full decode, reported in the image's own
-pixels and size, upright where EXIF turns it; other formats decode as before."""
+pixels and size, upright where EXIF turns it; chips from the reduced pixels only where
+every face there is at least the chip's side; other formats decode as before."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from faceindex.types import DetectedFace
+from faceindex.types import BBox, DetectedFace
 from faceindex.vision.analyze import FaceAnalyzer, ImageFaces
+from faceindex.vision.base import Aligned, Aligner
 from faceindex.vision.decode import decode_image, decode_reduced
 
 pytestmark = pytest.mark.integration
@@ -30,33 +33,48 @@ def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
     return buf.getvalue()
 
 
-def _wide_astronaut(astronaut: np.ndarray, analyzer: FaceAnalyzer) -> np.ndarray:
-    """The astronaut enlarged to 900 px on a grey strip a little over twice the detection
-    side long: a JPEG of it decodes at 1/2, its face ~90 px there (enlarged into the chip)."""
-    face = np.asarray(Image.fromarray(astronaut).resize((900, 900), Image.Resampling.BICUBIC))
-    canvas = np.full((900, 2 * analyzer.detect_max_side + 200, 3), 128, np.uint8)
-    canvas[:, 100:1000] = face
+def _strip(astronaut: np.ndarray, analyzer: FaceAnalyzer, enlarge: float) -> np.ndarray:
+    """The astronaut's head (not the mission patch HOG also fires on) enlarged, on a grey
+    strip a little over twice the detection side long: a JPEG of it decodes at 1/2. Her
+    face is ~100 px of the head: ``enlarge`` 4 makes it ~400 px (~200 px decoded, over
+    the chip's side), 1.6 ~160 px (~80 px decoded, under it)."""
+    head = astronaut[0:280, 60:380]
+    w, h = round(head.shape[1] * enlarge), round(head.shape[0] * enlarge)
+    big = np.asarray(Image.fromarray(head).resize((w, h), Image.Resampling.BICUBIC))
+    canvas = np.full((h, 2 * analyzer.detect_max_side + 200, 3), 128, np.uint8)
+    canvas[:, 100 : 100 + w] = big
     return canvas
 
 
-@pytest.fixture(
-    scope="module",
-    params=["generated", pytest.param("shared-photo", marks=pytest.mark.needs_faces)],
-)
-def big_jpeg(
-    request: pytest.FixtureRequest, analyzer: FaceAnalyzer, astronaut: np.ndarray
-) -> bytes:
-    """A JPEG probe at least twice the detection side long: the astronaut enlarged (made
-    here), or a real 12.6 MP camera photo from ../shared/faces."""
-    if request.param == "shared-photo":
-        photo: Path = request.getfixturevalue("shared_faces") / "deepface-pairs/images/img49.jpg"
-        return photo.read_bytes()
-    return _encode(Image.fromarray(_wide_astronaut(astronaut, analyzer)), "JPEG", quality=92)
+class SpyAligner:
+    """The real aligner, recording the size of the pixels each call cuts chips from."""
+
+    def __init__(self, inner: Aligner) -> None:
+        self.inner = inner
+        self.sizes: list[tuple[int, int]] = []
+
+    def align(
+        self,
+        rgb: np.ndarray,
+        boxes: list[BBox],
+        landmarks: Sequence[tuple[tuple[float, float], ...]] | None = None,
+    ) -> list[Aligned]:
+        self.sizes.append((rgb.shape[1], rgb.shape[0]))
+        return self.inner.align(rgb, boxes, landmarks)
 
 
-@pytest.fixture(scope="module")
-def full_decode(analyzer: FaceAnalyzer, big_jpeg: bytes) -> ImageFaces:
-    return _full_decode_probe(analyzer, big_jpeg)
+def _spied(analyzer: FaceAnalyzer) -> tuple[FaceAnalyzer, SpyAligner]:
+    spy = SpyAligner(analyzer.aligner)
+    twin = FaceAnalyzer(
+        analyzer.detector,
+        spy,
+        analyzer.embedder,
+        min_face_size=analyzer.min_face_size,
+        detect_max_side=analyzer.detect_max_side,
+        probe_detector=analyzer.probe_detector,
+        chip_size=analyzer.chip_size,
+    )
+    return twin, spy
 
 
 def _full_decode_probe(analyzer: FaceAnalyzer, data: bytes) -> ImageFaces:
@@ -82,13 +100,36 @@ def _assert_same_faces(got: ImageFaces, want: ImageFaces) -> None:
         assert shift < MAX_SHIFT, shift
 
 
+@pytest.fixture(
+    scope="module",
+    params=["generated", pytest.param("shared-photo", marks=pytest.mark.needs_faces)],
+)
+def big_jpeg(
+    request: pytest.FixtureRequest, analyzer: FaceAnalyzer, astronaut: np.ndarray
+) -> bytes:
+    """A JPEG probe at least twice the detection side long whose faces are larger than the
+    chip at half size: the astronaut enlarged (made here), or a real 12.6 MP camera photo
+    from ../shared/faces (one face, 1145 px)."""
+    if request.param == "shared-photo":
+        photo: Path = request.getfixturevalue("shared_faces") / "deepface-pairs/images/img49.jpg"
+        return photo.read_bytes()
+    return _encode(Image.fromarray(_strip(astronaut, analyzer, 4.0)), "JPEG", quality=92)
+
+
+@pytest.fixture(scope="module")
+def full_decode(analyzer: FaceAnalyzer, big_jpeg: bytes) -> ImageFaces:
+    return _full_decode_probe(analyzer, big_jpeg)
+
+
 def test_a_large_jpeg_probe_gives_the_full_decode_s_faces_in_its_own_pixels(
     analyzer: FaceAnalyzer, big_jpeg: bytes, full_decode: ImageFaces
 ) -> None:
     reduced = decode_reduced(big_jpeg, **LIMITS, min_side=analyzer.detect_max_side)
     assert max(reduced.rgb.shape[:2]) * 2 <= max(reduced.width, reduced.height)  # reduced
     assert max(reduced.rgb.shape[:2]) >= analyzer.detect_max_side  # the copy still fits
-    _assert_same_faces(analyzer.analyze_image(big_jpeg, **LIMITS), full_decode)
+    spied, spy = _spied(analyzer)
+    _assert_same_faces(spied.analyze_image(big_jpeg, **LIMITS), full_decode)
+    assert spy.sizes == [(reduced.rgb.shape[1], reduced.rgb.shape[0])]  # chips: reduced
 
 
 def test_a_large_jpeg_probe_s_boxes_are_in_its_own_pixels(
@@ -102,24 +143,39 @@ def test_a_large_jpeg_probe_s_boxes_are_in_its_own_pixels(
         assert max(g.bbox.iou(box) for g in got.detections) > 0.9
 
 
+def test_a_face_under_the_chip_s_side_is_cut_from_the_full_decode(
+    analyzer: FaceAnalyzer, astronaut: np.ndarray
+) -> None:
+    # At half size its ~80 px face would be enlarged into the 150 px chip: the descriptor
+    # moves (0.086 here; 0.19 at p50 for 50-100 px faces, docs/BENCHMARKS.md).
+    strip = _strip(astronaut, analyzer, 1.6)
+    data = _encode(Image.fromarray(strip), "JPEG", quality=92)
+    spied, spy = _spied(analyzer)
+    got = spied.analyze_image(data, **LIMITS)
+    assert spy.sizes == [(strip.shape[1], strip.shape[0])]  # every pixel, for the chips
+    _assert_same_faces(got, _full_decode_probe(analyzer, data))
+
+
 def test_an_exif_turned_large_jpeg_probe_is_upright_in_its_own_pixels(
     analyzer: FaceAnalyzer, astronaut: np.ndarray
 ) -> None:
-    upright = _wide_astronaut(astronaut, analyzer)
+    upright = _strip(astronaut, analyzer, 4.0)
     exif = Image.Exif()
     exif[0x0112] = 6  # stored turned a quarter: rotate 90 degrees clockwise to display
     stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
     turned = _encode(stored, "JPEG", quality=92, exif=exif)
     plain = _encode(Image.fromarray(upright), "JPEG", quality=92)
-    got = analyzer.analyze_image(turned, **LIMITS)
+    spied, spy = _spied(analyzer)
+    got = spied.analyze_image(turned, **LIMITS)
     assert (got.width, got.height) == (upright.shape[1], upright.shape[0])
+    assert spy.sizes == [(upright.shape[1] // 2, upright.shape[0] // 2)]  # reduced, upright
     _assert_same_faces(got, _full_decode_probe(analyzer, plain))
 
 
 def test_a_large_png_probe_is_analysed_as_before(
     analyzer: FaceAnalyzer, astronaut: np.ndarray
 ) -> None:
-    data = _encode(Image.fromarray(_wide_astronaut(astronaut, analyzer)), "PNG", compress_level=1)
+    data = _encode(Image.fromarray(_strip(astronaut, analyzer, 4.0)), "PNG", compress_level=1)
     got = analyzer.analyze_image(data, **LIMITS)
     want = _full_decode_probe(analyzer, data)
     assert (got.width, got.height) == (want.width, want.height)

@@ -11,7 +11,7 @@ from PIL import Image
 from faceindex.errors import NoFaceError
 from faceindex.types import BBox, DetectedFace
 from faceindex.vision.base import Aligner, Detection, Detector, Embedder
-from faceindex.vision.decode import Decoded, decode_reduced, encode_jpeg
+from faceindex.vision.decode import Decoded, decode_image, decode_reduced, encode_jpeg
 from faceindex.vision.minsize import too_small_for_faces
 from faceindex.vision.quality import assess
 
@@ -61,6 +61,7 @@ class FaceAnalyzer:
         min_face_size: int = 0,
         detect_max_side: int = 0,
         probe_detector: Detector | None = None,
+        chip_size: int = 0,
     ) -> None:
         self.detector = detector
         # Probes (searches, verify, watch and opt-out photos) may detect on a budget of
@@ -71,33 +72,37 @@ class FaceAnalyzer:
         self.thumbnail_size = thumbnail_size
         self.min_face_size = min_face_size
         self.detect_max_side = detect_max_side
+        # The embedder's input side (the model pack's): a large JPEG probe decodes at a
+        # reduced size only where this is known (0: every probe decodes at full size).
+        self.chip_size = chip_size
 
     def analyze_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageFaces:
         probe = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
-        # A probe's faces are searched, never stored: no thumbnails (64 JPEG encodes and
-        # their transfer from the server's analysis worker, on a crowd photo).
-        faces = self.analyze(
-            probe.rgb,
-            thumbnails=False,
-            detector=self.probe_detector,
-            size=(probe.width, probe.height),
-        )
+        size = (probe.width, probe.height)
+        found = self.probe_detector.detect(probe.rgb)
+        if probe.rgb.shape[:2] != (probe.height, probe.width) and any(
+            min(d.bbox.width, d.bbox.height) < self.chip_size for d in found
+        ):
+            # A face smaller than the chip in the reduced pixels would be enlarged from
+            # them, and its descriptor moves (0.09-0.40 at p50 for faces under 200 px of
+            # the image, docs/BENCHMARKS.md): cut every chip from the full decode. The
+            # detection stands: it saw the copy the full decode gives.
+            full = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+            found = [_detection_to_image(d, probe.rgb, size) for d in found]
+            faces = self._faces(full, found, thumbnails=False)
+        else:
+            # A probe's faces are searched, never stored: no thumbnails (64 JPEG encodes
+            # and their transfer from the server's analysis worker, on a crowd photo).
+            faces = self._faces(probe.rgb, found, thumbnails=False, size=size)
         return ImageFaces(probe.width, probe.height, tuple(faces))
 
     def detect_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageBoxes:
         probe = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
-        found = self.probe_detector.detect(probe.rgb)
         size = (probe.width, probe.height)
-        mapped = tuple(
-            Detection(
-                _to_image(d.bbox, probe.rgb, size),
-                d.score,
-                d.detector,
-                _points_to_image(d.landmarks, probe.rgb, size),
-            )
-            for d in found
+        found = self.probe_detector.detect(probe.rgb)
+        return ImageBoxes(
+            probe.width, probe.height, tuple(_detection_to_image(d, probe.rgb, size) for d in found)
         )
-        return ImageBoxes(probe.width, probe.height, mapped)
 
     def _decode_probe(self, data: bytes, *, max_pixels: int, max_bytes: int) -> Decoded:
         """The probe's pixels; an image with no room for a face we would keep is "no face"
@@ -108,7 +113,10 @@ class FaceAnalyzer:
         the full decode, and the decode costs a fraction. What it does to the faces found
         and their descriptors: docs/BENCHMARKS.md, "Reduced decode for probes"."""
         probe = decode_reduced(
-            data, max_pixels=max_pixels, max_bytes=max_bytes, min_side=self.detect_max_side
+            data,
+            max_pixels=max_pixels,
+            max_bytes=max_bytes,
+            min_side=self.detect_max_side if self.chip_size else 0,
         )
         small = too_small_for_faces(
             (probe.height, probe.width),
@@ -120,19 +128,25 @@ class FaceAnalyzer:
         return probe
 
     def analyze(
-        self,
-        rgb: np.ndarray,
-        *,
-        thumbnails: bool = True,
-        detector: Detector | None = None,
-        size: tuple[int, int] | None = None,
+        self, rgb: np.ndarray, *, thumbnails: bool = True, detector: Detector | None = None
     ) -> list[DetectedFace]:
         """Every face in ``rgb``: box, landmarks, quality, embedding and, where it will be
         stored (ingest), a thumbnail; ``thumbnails=False`` leaves it empty (probes).
-        ``detector`` defaults to the ingest one. ``size``: the image's own (width, height)
-        where ``rgb`` is a reduced decode of it; boxes, landmarks and quality are then given
-        in the image's pixels, as they would be from the full decode."""
+        ``detector`` defaults to the ingest one."""
         detections = (detector or self.detector).detect(rgb)
+        return self._faces(rgb, detections, thumbnails=thumbnails)
+
+    def _faces(
+        self,
+        rgb: np.ndarray,
+        detections: list[Detection],
+        *,
+        thumbnails: bool,
+        size: tuple[int, int] | None = None,
+    ) -> list[DetectedFace]:
+        """The faces ``detections`` frame in ``rgb``. ``size``: the image's own (width,
+        height) where ``rgb`` is a reduced decode of it; boxes, landmarks and quality are
+        then given in the image's pixels, as they would be from the full decode."""
         if not detections:
             return []
         marks = [d.landmarks for d in detections]
@@ -157,6 +171,12 @@ class FaceAnalyzer:
                 )
             )
         return faces
+
+
+def _detection_to_image(d: Detection, rgb: np.ndarray, size: tuple[int, int]) -> Detection:
+    """A detection in ``rgb`` (a reduced decode) -> in the image of ``size``."""
+    box, points = _to_image(d.bbox, rgb, size), _points_to_image(d.landmarks, rgb, size)
+    return Detection(box, d.score, d.detector, points)
 
 
 def _to_image(box: BBox, rgb: np.ndarray, size: tuple[int, int]) -> BBox:
