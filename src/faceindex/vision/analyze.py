@@ -110,8 +110,10 @@ class FaceAnalyzer:
 
         A large JPEG decodes at a reduced size (libjpeg's DCT scaling) that still holds the
         detection copy (``detect_max_side``): the detectors see the copy they would see from
-        the full decode, and the decode costs a fraction. What it does to the faces found
-        and their descriptors: docs/BENCHMARKS.md, "Reduced decode for probes"."""
+        the full decode, and the decode costs a fraction. The detectors' ``min_size`` then
+        applies in the reduced pixels (2-8x the image's floor), still below any face a pass
+        can find in the detection copy of so large an image. What it does to the faces
+        found and their descriptors: docs/BENCHMARKS.md, "Reduced decode for probes"."""
         probe = decode_reduced(
             data,
             max_pixels=max_pixels,
