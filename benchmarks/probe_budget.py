@@ -19,6 +19,24 @@ deepface-pairs), for the ingest chain and for each budget:
    deepface-pairs' derived identity groups): each photo's probe face against every other
    labelled photo's ingest-chain face; rank-1 and the closest impostor and farthest mate
    distances, with ingest-chain probes and with budget probes.
+
+``--draft`` measures the reduced decode instead (``vision/decode.py``, ``decode_reduced``: a
+JPEG at least twice ``detect_max_side`` long decodes at 1/2, 1/4 or 1/8 by libjpeg's DCT
+scaling; ``FaceAnalyzer.analyze_image`` cuts the chips from those pixels only when every
+face there is at least the embedder's input side, else from a full decode). On the same
+photos, the probe path as it was (full decode, then ``FaceAnalyzer.analyze`` with the probe
+detector) against ``analyze_image`` now:
+
+1. which photos are reduced, where their chips came from, and their decode and decode +
+   analysis CPU seconds both ways;
+2. faces found both ways (IoU >= 0.5, in the image's own pixels) and the descriptor shift
+   of each in a reduced photo (all, and those under 100 px); that every other photo's faces
+   are bit-identical; rank-1 of the labelled photos both ways;
+3. a stress test, since only the largest photos are reduced with the default settings:
+   every JPEG decoded at 1/2 and each ingest-chain face aligned and embedded from those
+   pixels (its box halved), against the same face from the full decode: the shift by face
+   size in the full image and by whether the face is at least the chip's side in the half
+   pixels (the rule ``analyze_image`` follows), and rank-1 with half-size probes.
 """
 
 from __future__ import annotations
@@ -36,9 +54,10 @@ import numpy as np
 from PIL import Image
 
 from faceindex.config import Settings
+from faceindex.types import BBox
 from faceindex.vision.analyze import FaceAnalyzer
 from faceindex.vision.base import Detection, Detector
-from faceindex.vision.decode import decode_image
+from faceindex.vision.decode import decode_image, decode_reduced
 from faceindex.vision.detect import FallbackDetector, ProbeDetector, probe_budget
 from faceindex.vision.factory import build_analyzer
 
@@ -69,8 +88,13 @@ GROUPS = _groups()
 
 def same_face(d: Detection, found: list[Detection]) -> int | None:
     """The index of the detection in ``found`` that frames ``d``'s face (IoU >= 0.5)."""
-    best = max(range(len(found)), key=lambda j: d.bbox.iou(found[j].bbox), default=None)
-    return best if best is not None and d.bbox.iou(found[best].bbox) >= 0.5 else None
+    return same_box(d.bbox, [f.bbox for f in found])
+
+
+def same_box(box: BBox, boxes: list[BBox]) -> int | None:
+    """The index of the box in ``boxes`` that frames the same face as ``box`` (IoU >= 0.5)."""
+    best = max(range(len(boxes)), key=lambda j: box.iou(boxes[j]), default=None)
+    return best if best is not None and box.iou(boxes[best]) >= 0.5 else None
 
 
 def embed(an: FaceAnalyzer, rgb: np.ndarray, found: list[Detection]) -> np.ndarray:
@@ -101,12 +125,26 @@ def main() -> None:
     ap.add_argument("--budgets", default="0.6,0.8,1.0,1.2", help="megapixels, comma list")
     ap.add_argument("--limit", type=int, default=0, help="first N photos only (a quick look)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--only", default="", help="photos whose path holds this text only")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="--draft: time each reduced photo this often"
+    )
+    ap.add_argument(
+        "--draft",
+        action="store_true",
+        help="instead: the probe path with and without reduced decode",
+    )
     args = ap.parse_args()
-    photos = wild_photos()[: args.limit or None]
+    photos = [p for p in wild_photos() if args.only in str(p)][: args.limit or None]
     if not photos:
         raise SystemExit(f"no photos under {FACES} (see its README)")
     settings = Settings(home=Path("/nonexistent-probe-budget"))
     an = build_analyzer(settings)
+    if args.draft:
+        report = draft_report(an, photos, args.repeat)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+        return
     ingest = an.detector
     assert isinstance(ingest, FallbackDetector)
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -238,6 +276,181 @@ def main() -> None:
         )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+
+
+LIMITS = {"max_pixels": 60_000_000, "max_bytes": 1 << 28}
+SMALL_FACE = 100  # px, shorter side of the box in the full image
+
+
+def rank1(
+    probes: dict[str, np.ndarray], gallery: dict[str, np.ndarray], who: dict[str, str]
+) -> str:
+    """How many probes have a photo of the same person nearest among the other photos."""
+    right = 0
+    for photo, vec in probes.items():
+        others = [
+            (float(np.linalg.norm(vec - g)), who[p]) for p, g in gallery.items() if p != photo
+        ]
+        right += min(others)[1] == who[photo]
+    return f"{right}/{len(probes)}"
+
+
+def size_bucket(px: int) -> str:
+    return "<50" if px < 50 else "50-100" if px < 100 else "100-200" if px < 200 else ">=200"
+
+
+def triple(values: list[float]) -> list[float]:
+    return (
+        [round(pct(values, 50), 4), round(pct(values, 95), 4), round(max(values), 4)]
+        if values
+        else []
+    )
+
+
+def probe_cpu(an: FaceAnalyzer, data: bytes, repeat: int) -> list[list[float]]:
+    """CPU seconds of the probe path with a full decode and with ``analyze_image``, taken in
+    turns ``repeat`` times: [min, median] of each."""
+    full: list[float] = []
+    reduced: list[float] = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        an.analyze(decode_image(data, **LIMITS), thumbnails=False, detector=an.probe_detector)
+        full.append(time.process_time() - t0)
+        t0 = time.process_time()
+        an.analyze_image(data, **LIMITS)
+        reduced.append(time.process_time() - t0)
+    return [[round(min(t), 3), round(float(np.median(t)), 3)] for t in (full, reduced)]
+
+
+def draft_report(an: FaceAnalyzer, photos: list[Path], repeat: int = 1) -> dict[str, Any]:
+    """The probe path with the reduced decode against the full decode (see the docstring)."""
+    side = an.detect_max_side
+    gallery: dict[str, np.ndarray] = {}
+    who: dict[str, str] = {}
+    probes: dict[str, dict[str, np.ndarray]] = {"full": {}, "reduced": {}, "half": {}}
+    shift: list[float] = []
+    shift_small: list[float] = []
+    lost = extra = total = 0
+    not_identical: list[str] = []  # photos not reduced whose faces changed at all
+    by_chip: dict[str, list[float]] = {"under the chip": [], "at least the chip": []}
+    reduced_rows: list[dict[str, Any]] = []
+    half_shift: dict[str, list[float]] = {"<50": [], "50-100": [], "100-200": [], ">=200": []}
+    for n, path in enumerate(photos, 1):
+        data = path.read_bytes()
+        t0 = time.process_time()
+        rgb = decode_image(data, **LIMITS)
+        t_decode_full = time.process_time() - t0
+        old = an.analyze(rgb, thumbnails=False, detector=an.probe_detector)
+        t_full = time.process_time() - t0
+        t0 = time.process_time()
+        small = decode_reduced(data, **LIMITS, min_side=side)
+        t_decode_reduced = time.process_time() - t0
+        t0 = time.process_time()
+        new = list(an.analyze_image(data, **LIMITS).faces)
+        t_reduced = time.process_time() - t0
+        is_reduced = small.rgb.shape[:2] != rgb.shape[:2]
+        total += len(old)
+        matched: set[int] = set()
+        for face in old:
+            j = same_box(face.bbox, [f.bbox for f in new])
+            if j is None:
+                lost += 1
+                continue
+            matched.add(j)
+            d = float(np.linalg.norm(face.embedding - new[j].embedding))
+            if is_reduced:
+                shift.append(d)
+                if min(face.bbox.width, face.bbox.height) < SMALL_FACE:
+                    shift_small.append(d)
+        extra += len(new) - len(matched)
+        if not is_reduced and (
+            [f.bbox for f in old] != [f.bbox for f in new]
+            or any((a.embedding != b.embedding).any() for a, b in zip(old, new, strict=True))
+        ):
+            not_identical.append(str(path.relative_to(FACES)))
+        if is_reduced:
+            scale = rgb.shape[1] / small.rgb.shape[1]
+            small_face = any(min(f.bbox.width, f.bbox.height) / scale < an.chip_size for f in new)
+            reduced_rows.append(
+                {
+                    "photo": str(path.relative_to(FACES)),
+                    "size": f"{rgb.shape[1]}x{rgb.shape[0]}",
+                    "decoded": f"{small.rgb.shape[1]}x{small.rgb.shape[0]}",
+                    "faces": [len(old), len(new)],
+                    "face_px": sorted(min(f.bbox.width, f.bbox.height) for f in old),
+                    "chips_from": "full decode" if small_face else "reduced decode",
+                    "decode_cpu_s": [round(t_decode_full, 3), round(t_decode_reduced, 3)],
+                    "probe_cpu_s": [round(t_full, 3), round(t_reduced, 3)],
+                    "probe_cpu_min_median_s": probe_cpu(an, data, repeat) if repeat > 1 else None,
+                }
+            )
+        # The gallery holds what ingest found in the full decode.
+        base = an.detector.detect(rgb)
+        base_vecs = embed(an, rgb, base)
+        person = identity(path)
+        if person and len(base) == 1:
+            who[str(path)] = person
+            gallery[str(path)] = base_vecs[0]
+            for name, faces in (("full", old), ("reduced", new)):
+                if faces:
+                    best = max(faces, key=lambda f: base[0].bbox.iou(f.bbox))
+                    probes[name][str(path)] = best.embedding
+        # Stress: this photo at 1/2 by the DCT, the same faces aligned from those pixels.
+        half = decode_reduced(data, **LIMITS, min_side=-(-max(rgb.shape[:2]) // 2))
+        if base and half.rgb.shape[:2] != rgb.shape[:2]:
+            fx, fy = rgb.shape[1] / half.rgb.shape[1], rgb.shape[0] / half.rgb.shape[0]
+            halved = [
+                Detection(
+                    BBox(
+                        round(d.bbox.left / fx),
+                        round(d.bbox.top / fy),
+                        round(d.bbox.right / fx),
+                        round(d.bbox.bottom / fy),
+                    ),
+                    d.score,
+                    d.detector,
+                )
+                for d in base
+            ]
+            half_vecs = embed(an, half.rgb, halved)
+            for d, h, v, hv in zip(base, halved, base_vecs, half_vecs, strict=True):
+                moved = float(np.linalg.norm(v - hv))
+                half_shift[size_bucket(min(d.bbox.width, d.bbox.height))].append(moved)
+                big = min(h.bbox.width, h.bbox.height) >= an.chip_size
+                by_chip["at least the chip" if big else "under the chip"].append(moved)
+            if person and len(base) == 1:
+                probes["half"][str(path)] = half_vecs[0]
+        if n % 20 == 0:
+            print(f"  {n} of {len(photos)} photos", flush=True)
+
+    report: dict[str, Any] = {
+        "photos": len(photos),
+        "detect_max_side": side,
+        "reduced_photos": reduced_rows,
+        "faces_full_decode": total,
+        "faces_lost": lost,
+        "faces_extra": extra,
+        "shift_p50_p95_max": triple(shift),
+        "shift_under_100px_p50_p95_max": triple(shift_small),
+        "faces_under_100px": len(shift_small),
+        "photos_not_reduced_with_any_change": not_identical,
+        "rank1": {name: rank1(probes[name], gallery, who) for name in ("full", "reduced")},
+        "stress_half_decode": {
+            "shift_by_face_px": {
+                k: {"faces": len(v), "p50_p95_max": triple(v)} for k, v in half_shift.items()
+            },
+            "shift_by_half_face_against_chip": {
+                k: {"faces": len(v), "p50_p95_max": triple(v)} for k, v in by_chip.items()
+            },
+            "chip_size": an.chip_size,
+            "rank1_half_probes": rank1(probes["half"], gallery, who),
+            "rank1_full_probes_same_photos": rank1(
+                {p: gallery[p] for p in probes["half"]}, gallery, who
+            ),
+        },
+    }
+    print(json.dumps(report, indent=2))
+    return report
 
 
 if __name__ == "__main__":

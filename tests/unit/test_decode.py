@@ -134,3 +134,83 @@ def test_sniffing_names_the_format_from_the_first_bytes_only() -> None:
     assert sniff_image(b"notes about the photos") is None
     assert sniff_image(b"hi") is None  # too short for some formats' checks: not an error
     assert sniff_image(b"") is None
+
+
+def _photo_like(w: int, h: int) -> np.ndarray:
+    """A w x h image with detail at every scale (a JPEG of it is not mostly flat blocks)."""
+    rng = np.random.default_rng(7)
+    small = rng.integers(0, 256, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8)
+    big = np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC))
+    return np.ascontiguousarray(big)
+
+
+@pytest.mark.parametrize(
+    ("min_side", "decoded"),
+    [
+        (1700, (2000, 1500)),  # 1/2: 1/4 would be 1000 px, under the side asked for
+        (1000, (1000, 750)),  # 1/4 exactly reaches it
+        (1001, (2000, 1500)),
+        (500, (500, 375)),  # 1/8, libjpeg's smallest
+        (100, (500, 375)),
+        (2001, (4000, 3000)),  # no scale keeps 2001 px: full size
+        (0, (4000, 3000)),  # 0: never reduced
+    ],
+)
+def test_a_large_jpeg_decodes_at_the_smallest_scale_that_keeps_the_side(
+    min_side: int, decoded: tuple[int, int]
+) -> None:
+    from faceindex.vision.decode import decode_reduced
+
+    data = _encode(Image.new("RGB", (4000, 3000), (90, 120, 200)), "JPEG")
+    out = decode_reduced(data, **LIMITS, min_side=min_side)
+    assert (out.rgb.shape[1], out.rgb.shape[0]) == decoded
+    assert (out.width, out.height) == (4000, 3000)  # the image's own size, whatever decoded
+    assert out.rgb.dtype == np.uint8 and out.rgb.flags.c_contiguous
+
+
+def test_a_reduced_decode_is_the_image_at_that_scale() -> None:
+    # Odd sides: libjpeg rounds the scaled sides up (3061 -> 1531).
+    from faceindex.vision.decode import decode_reduced
+
+    rgb = _photo_like(3061, 2300)
+    data = _encode(Image.fromarray(rgb), "JPEG", quality=95)
+    out = decode_reduced(data, **LIMITS, min_side=1500)
+    assert out.rgb.shape == (1150, 1531, 3) and (out.width, out.height) == (3061, 2300)
+    full = decode_image(data, **LIMITS)
+    shrunk = np.asarray(Image.fromarray(full).resize((1531, 1150), Image.Resampling.BOX))
+    assert np.abs(out.rgb.astype(int) - shrunk.astype(int)).mean() < 3.0
+
+
+def test_a_reduced_decode_applies_exif_orientation_and_reports_the_upright_size() -> None:
+    from faceindex.vision.decode import decode_reduced
+
+    stored = np.zeros((3000, 4000, 3), np.uint8)
+    stored[:200, :200] = (255, 0, 0)  # a red corner, top left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: rotate 90 degrees clockwise to display
+    data = _encode(Image.fromarray(stored), "JPEG", quality=95, exif=exif)
+    out = decode_reduced(data, **LIMITS, min_side=1700)
+    assert (out.width, out.height) == (3000, 4000)  # upright: portrait
+    assert out.rgb.shape == (2000, 1500, 3)
+    # Turned clockwise, the stored top-left corner is the upright top right.
+    full = decode_image(data, **LIMITS)
+    assert full[50, -50, 0] > 200 and full[50, -50, 1] < 60
+    assert out.rgb[25, -25, 0] > 200 and out.rgb[25, -25, 1] < 60
+    assert out.rgb[-25, 25, 0] < 60
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_a_large_image_of_another_format_decodes_at_full_size(fmt: str) -> None:
+    from faceindex.vision.decode import decode_reduced
+
+    data = _encode(Image.new("RGB", (3400, 1000), (10, 200, 10)), fmt)
+    out = decode_reduced(data, **LIMITS, min_side=1700)
+    assert out.rgb.shape == (1000, 3400, 3) and (out.width, out.height) == (3400, 1000)
+
+
+def test_the_pixel_limit_applies_to_the_image_not_to_its_reduced_decode() -> None:
+    from faceindex.vision.decode import decode_reduced
+
+    data = _encode(Image.new("RGB", (4000, 3000)), "JPEG")
+    with pytest.raises(ImageTooLarge, match="12000000 pixels"):
+        decode_reduced(data, max_pixels=10_000_000, max_bytes=1 << 26, min_side=1000)

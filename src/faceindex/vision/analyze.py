@@ -11,7 +11,7 @@ from PIL import Image
 from faceindex.errors import NoFaceError
 from faceindex.types import BBox, DetectedFace
 from faceindex.vision.base import Aligner, Detection, Detector, Embedder
-from faceindex.vision.decode import decode_image, encode_jpeg
+from faceindex.vision.decode import Decoded, decode_image, decode_reduced, encode_jpeg
 from faceindex.vision.minsize import too_small_for_faces
 from faceindex.vision.quality import assess
 
@@ -61,6 +61,7 @@ class FaceAnalyzer:
         min_face_size: int = 0,
         detect_max_side: int = 0,
         probe_detector: Detector | None = None,
+        chip_size: int = 0,
     ) -> None:
         self.detector = detector
         # Probes (searches, verify, watch and opt-out photos) may detect on a budget of
@@ -71,29 +72,62 @@ class FaceAnalyzer:
         self.thumbnail_size = thumbnail_size
         self.min_face_size = min_face_size
         self.detect_max_side = detect_max_side
+        # The embedder's input side (the model pack's): a large JPEG probe decodes at a
+        # reduced size only where this is known (0: every probe decodes at full size).
+        self.chip_size = chip_size
 
     def analyze_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageFaces:
-        rgb = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
-        # A probe's faces are searched, never stored: no thumbnails (64 JPEG encodes and
-        # their transfer from the server's analysis worker, on a crowd photo).
-        faces = self.analyze(rgb, thumbnails=False, detector=self.probe_detector)
-        return ImageFaces(int(rgb.shape[1]), int(rgb.shape[0]), tuple(faces))
+        probe = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        size = (probe.width, probe.height)
+        found = self.probe_detector.detect(probe.rgb)
+        if probe.rgb.shape[:2] != (probe.height, probe.width) and any(
+            min(d.bbox.width, d.bbox.height) < self.chip_size for d in found
+        ):
+            # A face smaller than the chip in the reduced pixels would be enlarged from
+            # them, and its descriptor moves (0.09-0.40 at p50 for faces under 200 px of
+            # the image, docs/BENCHMARKS.md): cut every chip from the full decode. The
+            # detection stands: it saw the copy the full decode gives.
+            full = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+            found = [_detection_to_image(d, probe.rgb, size) for d in found]
+            faces = self._faces(full, found, thumbnails=False)
+        else:
+            # A probe's faces are searched, never stored: no thumbnails (64 JPEG encodes
+            # and their transfer from the server's analysis worker, on a crowd photo).
+            faces = self._faces(probe.rgb, found, thumbnails=False, size=size)
+        return ImageFaces(probe.width, probe.height, tuple(faces))
 
     def detect_image(self, data: bytes, *, max_pixels: int, max_bytes: int) -> ImageBoxes:
-        rgb = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
-        found = self.probe_detector.detect(rgb)
-        return ImageBoxes(int(rgb.shape[1]), int(rgb.shape[0]), tuple(found))
+        probe = self._decode_probe(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        size = (probe.width, probe.height)
+        found = self.probe_detector.detect(probe.rgb)
+        return ImageBoxes(
+            probe.width, probe.height, tuple(_detection_to_image(d, probe.rgb, size) for d in found)
+        )
 
-    def _decode_probe(self, data: bytes, *, max_pixels: int, max_bytes: int) -> np.ndarray:
+    def _decode_probe(self, data: bytes, *, max_pixels: int, max_bytes: int) -> Decoded:
         """The probe's pixels; an image with no room for a face we would keep is "no face"
-        before any detector sees it (dlib's CNN can abort the process on a few pixels)."""
-        rgb = decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
+        before any detector sees it (dlib's CNN can abort the process on a few pixels).
+
+        A large JPEG decodes at a reduced size (libjpeg's DCT scaling) that still holds the
+        detection copy (``detect_max_side``): the detectors see the copy they would see from
+        the full decode, and the decode costs a fraction. The detectors' ``min_size`` then
+        applies in the reduced pixels (2-8x the image's floor), still below any face a pass
+        can find in the detection copy of so large an image. What it does to the faces
+        found and their descriptors: docs/BENCHMARKS.md, "Reduced decode for probes"."""
+        probe = decode_reduced(
+            data,
+            max_pixels=max_pixels,
+            max_bytes=max_bytes,
+            min_side=self.detect_max_side if self.chip_size else 0,
+        )
         small = too_small_for_faces(
-            rgb.shape, min_face_size=self.min_face_size, detect_max_side=self.detect_max_side
+            (probe.height, probe.width),
+            min_face_size=self.min_face_size,
+            detect_max_side=self.detect_max_side,
         )
         if small is not None:
             raise NoFaceError(f"no face found in the probe image: {small}")
-        return rgb
+        return probe
 
     def analyze(
         self, rgb: np.ndarray, *, thumbnails: bool = True, detector: Detector | None = None
@@ -102,6 +136,19 @@ class FaceAnalyzer:
         stored (ingest), a thumbnail; ``thumbnails=False`` leaves it empty (probes).
         ``detector`` defaults to the ingest one."""
         detections = (detector or self.detector).detect(rgb)
+        return self._faces(rgb, detections, thumbnails=thumbnails)
+
+    def _faces(
+        self,
+        rgb: np.ndarray,
+        detections: list[Detection],
+        *,
+        thumbnails: bool,
+        size: tuple[int, int] | None = None,
+    ) -> list[DetectedFace]:
+        """The faces ``detections`` frame in ``rgb``. ``size``: the image's own (width,
+        height) where ``rgb`` is a reduced decode of it; boxes, landmarks and quality are
+        then given in the image's pixels, as they would be from the full decode."""
         if not detections:
             return []
         marks = [d.landmarks for d in detections]
@@ -111,18 +158,54 @@ class FaceAnalyzer:
         vectors = self.embedder.embed([a.chip for a in aligned])
         faces = []
         for det, al, vec in zip(detections, aligned, vectors, strict=True):
+            box, points = det.bbox, al.landmarks
+            if size is not None:
+                box, points = _to_image(box, rgb, size), _points_to_image(points, rgb, size)
             faces.append(
                 DetectedFace(
-                    bbox=det.bbox,
-                    landmarks=al.landmarks,
+                    bbox=box,
+                    landmarks=points,
                     detector=det.detector,
                     detector_score=round(det.score, 4),
-                    quality=assess(det.bbox, al.landmarks, al.chip, pose=al.pose),
+                    quality=assess(box, points, al.chip, pose=al.pose),
                     embedding=vec,
                     thumbnail=thumbnail(rgb, det.bbox, self.thumbnail_size) if thumbnails else b"",
                 )
             )
         return faces
+
+
+def _detection_to_image(d: Detection, rgb: np.ndarray, size: tuple[int, int]) -> Detection:
+    """A detection in ``rgb`` (a reduced decode) -> in the image of ``size``."""
+    box, points = _to_image(d.bbox, rgb, size), _points_to_image(d.landmarks, rgb, size)
+    return Detection(box, d.score, d.detector, points)
+
+
+def _to_image(box: BBox, rgb: np.ndarray, size: tuple[int, int]) -> BBox:
+    """A box in ``rgb`` (a reduced decode) -> the same box in the image of ``size``."""
+    (fx, fy), (w, h) = _factors(rgb, size), size
+    if (fx, fy) == (1.0, 1.0):
+        return box
+    return BBox(
+        max(0, round(box.left * fx)),
+        max(0, round(box.top * fy)),
+        min(w, round(box.right * fx)),
+        min(h, round(box.bottom * fy)),
+    )
+
+
+def _points_to_image(
+    points: tuple[tuple[float, float], ...], rgb: np.ndarray, size: tuple[int, int]
+) -> tuple[tuple[float, float], ...]:
+    """Landmarks (pixel centres) in ``rgb`` -> in the image of ``size``."""
+    fx, fy = _factors(rgb, size)
+    if (fx, fy) == (1.0, 1.0):
+        return points
+    return tuple(((x + 0.5) * fx - 0.5, (y + 0.5) * fy - 0.5) for x, y in points)
+
+
+def _factors(rgb: np.ndarray, size: tuple[int, int]) -> tuple[float, float]:
+    return size[0] / rgb.shape[1], size[1] / rgb.shape[0]
 
 
 def thumbnail(rgb: np.ndarray, box: BBox, size: int) -> bytes:

@@ -37,7 +37,7 @@ def build_analyzer(
     detector = _pack_detector(settings, pack, threads)
     aligner = _pack_aligner(pack)
     embedder = _pack_embedder(settings, pack, threads)
-    return _analyzer(settings, detector, aligner, embedder)
+    return _analyzer(settings, detector, aligner, embedder, chip_size=pack.input_size)
 
 
 def model_tag(settings: Settings, pack: ModelPack) -> str:
@@ -111,7 +111,9 @@ def _dlib(settings: Settings, threads: int = 0) -> FaceAnalyzer:
         provider=settings.onnx_provider,
         cache_dir=settings.onnx_cache_dir,
     )
-    return _analyzer(settings, detector, DlibAligner(), embedder, probe)
+    return _analyzer(
+        settings, detector, DlibAligner(), embedder, probe, chip_size=DLIB_PACK.input_size
+    )
 
 
 def _analyzer(
@@ -120,6 +122,8 @@ def _analyzer(
     aligner: Aligner,
     embedder: Embedder,
     probe: Detector | None = None,
+    *,
+    chip_size: int,
 ) -> FaceAnalyzer:
     return FaceAnalyzer(
         detector,
@@ -129,6 +133,7 @@ def _analyzer(
         min_face_size=settings.min_face_size,
         detect_max_side=settings.detect_max_side,
         probe_detector=probe,
+        chip_size=chip_size,
     )
 
 
