@@ -12,7 +12,7 @@ quantizer on the raw dimensions, ``refine_m`` bytes: 32 by default), ``sq4`` (di
 and ``sq8`` (dim bytes) scalar quantizers. At 100M faces (cold raw rows, 1000 candidates
 from 512 lists; ``benchmarks/refine_codecs.py``) pca 40 B alone reached with 30 exact reads
 the recall@10 that pq 32 B, averaged with the fast-scan distance, reached with 100 (0.989
-against 0.986), for 8 more bytes a face: the default. The IVF kind then holds 96 B a face.
+against 0.985), for 8 more bytes a face: the default. The IVF kind then holds 96 B a face.
 
 The codes sit one per raw row (row ``i``'s code at byte ``i * code_size`` of
 ``ivf.refine.G.R.codes``, G the codec's generation, R the raw file's), written when the row
@@ -41,14 +41,15 @@ __all__ = ["REFINE_KINDS", "RefineCodes"]
 log = logging.getLogger(__name__)
 REFINE_KINDS = ("none", "pca", "pq", "sq4", "sq8")
 # Kinds whose distance is averaged with the fast-scan one (they err apart, and each alone is
-# coarse). The finer codes rank better alone: at 100M, 40 exact reads gave recall@10 0.992
-# for pca 40 B alone against 0.978 averaged, while the mean lifted pq 32 B from 0.892 to
-# 0.953 at 50 reads (docs/BENCHMARKS.md).
+# coarse). The finer codes rank better alone: at 100M, 40 exact reads gave recall@10 0.993
+# for pca 40 B alone against 0.980 averaged, while the mean lifted pq 32 B from 0.900 to
+# 0.956 at 50 reads (benchmarks/refine_codecs.py; docs/BENCHMARKS.md).
 BLENDED = ("pq", "sq4")
 # Exact rows read per query by default (``refine_exact=0``): at 100M, cold rows, 1000
 # candidates, the reads each kind needs for the recall@10 of 200 exact reads without the
-# tier (0.974) or better: pca 40 B 0.992 with 40; pq 32 B 0.986 with 100 (0.960 with 50);
-# sq4 0.993 with 100; sq8 0.993 with 20 (docs/BENCHMARKS.md).
+# tier (0.974) or better: pca 40 B 0.993 with 40; pq 32 B 0.985 with 100 (0.956 with 50);
+# sq4 0.992 with 100 (benchmarks/refine_codecs.py); sq8 0.993 with 20 (an offline run of
+# the same method on 300 probes; docs/BENCHMARKS.md).
 EXACT_READS = {"pca": 40, "pq": 100, "sq4": 100, "sq8": 20}
 QUERY_CHUNK = 32  # queries scored together: bounds the (queries, candidates, dim) block
 ENCODE_ROWS = 65536
