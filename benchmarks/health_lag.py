@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from probe_latency import FACES, build_home, wild_photos  # noqa: E402
+from probe_latency import FACES, build_home, poll_health, wild_photos  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -137,16 +137,8 @@ def client(url: str, token: str, only: str, limit: int, out: Path) -> None:
     spans: list[list[Any]] = []
     stop = threading.Event()
 
-    def poll() -> None:
-        with httpx.Client(base_url=url, timeout=120) as http:
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                http.get("/v1/health")
-                health_ms.append(1000 * (time.perf_counter() - t0))
-                stop.wait(0.05)
-
     with httpx.Client(base_url=url, timeout=120) as http:
-        poller = threading.Thread(target=poll)
+        poller = threading.Thread(target=poll_health, args=(url, stop, health_ms))
         poller.start()
         for name, data in probes:
             t0 = time.perf_counter()

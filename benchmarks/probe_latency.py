@@ -101,6 +101,18 @@ def pct(values: list[float], p: float) -> float:
     return float(np.percentile(values, p)) if values else float("nan")
 
 
+def poll_health(url: str, stop: threading.Event, out: list[float]) -> None:
+    """GET /v1/health every 50 ms until ``stop``, appending each answer's ms to ``out``."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=120) as http:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            http.get("/v1/health")
+            out.append(1000 * (time.perf_counter() - t0))
+            stop.wait(0.05)
+
+
 def ingest_worker_child() -> None:
     """One pipeline ingest worker on the hostile images, in this fresh process."""
     from faceindex.config import Settings
@@ -196,14 +208,6 @@ def main() -> None:
         health_ms: list[float] = []
         stop = threading.Event()
 
-        def poll_health() -> None:
-            with httpx.Client(base_url=url, timeout=120) as http:
-                while not stop.is_set():
-                    t0 = time.perf_counter()
-                    http.get("/v1/health")
-                    health_ms.append(1000 * (time.perf_counter() - t0))
-                    stop.wait(0.05)
-
         timings: dict[str, tuple[int, float]] = {}
         with httpx.Client(base_url=url, timeout=120) as http:
 
@@ -218,7 +222,7 @@ def main() -> None:
                 timings[name] = (r.status_code, time.perf_counter() - t0)
 
             probe(*probes[0])  # warm up: the analysis worker loads its models
-            poller = threading.Thread(target=poll_health)
+            poller = threading.Thread(target=poll_health, args=(url, stop, health_ms))
             poller.start()
             for name, data in probes + hostile:
                 probe(name, data)
