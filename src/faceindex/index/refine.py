@@ -81,7 +81,7 @@ class RefineCodes:
         self.rows = 0  # rows of _buf that hold codes
         self._centroids: np.ndarray | None = None  # PQ codebooks (M, 256, dsub), else None
         self._rotation: np.ndarray | None = None  # pca: (2m, dim) onto the PQ's dimensions
-        self._shift: np.ndarray | None = None  # pca: subtracted before the rotation
+        self._shift: np.ndarray | None = None  # pca: b of A x + b (b = -A mean)
         f = load_faiss()
         if kind == "pca":
             pca = f.downcast_VectorTransform(codec.chain.at(0))
