@@ -27,7 +27,7 @@ from PIL import Image
 
 from tests.conftest import to_jpeg
 from tests.integration.test_server_processes import Home
-from tests.live import free_port
+from tests.live import free_port, unready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -59,18 +59,10 @@ class Server:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"faceindex serve exited with {self.proc.returncode}")
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.kill()
-        pytest.fail("faceindex serve did not answer within 90 s")
+        why = unready(self.proc, self.url, 90)
+        if why is not None:
+            self.kill()
+            pytest.fail(why)
 
     def post_job(self, source: str) -> str:
         r = httpx.post(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import to_jpeg
-from tests.live import free_port
+from tests.live import free_port, unready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -68,19 +67,10 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
-                pytest.fail(f"faceindex serve exited: {out}")
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail("faceindex serve did not answer within 90 s")
+        why = unready(self.proc, self.url, 90)
+        if why is not None:
+            self.stop()
+            pytest.fail(why)
 
     def search(self, probe: bytes) -> dict[str, Any]:
         r = httpx.post(

@@ -10,7 +10,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import to_jpeg
-from tests.live import free_port
+from tests.live import free_port, unready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -68,18 +67,10 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
-                pytest.fail(f"faceindex serve exited: {out}")
-            try:
-                httpx.get(f"{self.url}/v1/health", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        pytest.fail("faceindex serve did not answer within 60 s")
+        why = unready(self.proc, self.url, 60)
+        if why is not None:
+            self.stop()
+            pytest.fail(why)
 
     def health(self) -> int:
         r = httpx.get(f"{self.url}/v1/health", timeout=10)
