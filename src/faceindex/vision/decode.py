@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from faceindex.errors import DecodeError, ImageTooLarge
 
@@ -19,8 +19,6 @@ SNIFF_BYTES = 16  # what Pillow itself reads to pick a format
 # pixels are never computed: a 12-14 MP photo decodes at 1/2 in 40-50% of the CPU time.
 JPEG_SCALES = (8, 4, 2)
 DRAFT_FORMATS = ("JPEG", "MPO")  # MPO: a camera's JPEG with more pictures after the first
-# EXIF orientations that turn the stored image a quarter turn (width and height swap).
-QUARTER_TURNS = (5, 6, 7, 8)
 
 
 @dataclass(frozen=True)
@@ -90,8 +88,8 @@ def _decode(data: bytes, *, max_pixels: int, max_bytes: int, min_side: int) -> D
             # A multi-frame image opens on its first frame; asking for n_frames would walk
             # every frame (a GIF of 100,000 frames is a few MB).
             img.load()
-            turned = img.getexif().get(ExifTags.Base.Orientation, 1) in QUARTER_TURNS
             upright: Image.Image = ImageOps.exif_transpose(img) or img
+            turned = upright.size != img.size  # a quarter turn swapped the sides
             rgb = _to_rgb(upright)
             return Decoded(rgb, height if turned else width, width if turned else height)
     except ImageTooLarge:
