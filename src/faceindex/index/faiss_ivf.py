@@ -395,7 +395,7 @@ class IvfStore:
         if n < 256:
             raise StorageError(f"IVF-PQ needs at least 256 vectors to train on, not {n}")
         nlist = min(self.opts.nlist or auto_nlist(n), max(1, n // 39))
-        sample = self.raw.sample(min(n, max(nlist * 30, 65536)))
+        sample = self._training_sample(nlist)
         index = self._new_index(nlist, disk=self.opts.storage == "disk", n_train=len(sample))
         log.info(
             "training %s (nlist=%d) on %d of %d vectors",
@@ -429,6 +429,10 @@ class IvfStore:
         self.dirty = True
         self.save()
 
+    def _training_sample(self, nlist: int) -> np.ndarray:
+        """Raw vectors to train on: 30 a list, at least 65 536, at most the gallery."""
+        return self.raw.sample(min(len(self.raw), max(nlist * 30, 65536)))
+
     def retrain_refine(self) -> int:
         """Train the RAM tier anew with the options' kind and size, keeping the lists, and
         encode every live raw row into it; returns the rows encoded. What a rebuild does to
@@ -439,7 +443,7 @@ class IvfStore:
         if self.opts.refine == "none":
             raise StorageError("refine=none: no tier to train (set refine to pca, pq, ...)")
         n = len(self.raw)
-        sample = self.raw.sample(min(n, max(self.index.nlist * 30, 65536)))
+        sample = self._training_sample(self.index.nlist)
         refine = RefineCodes.trained(
             self.directory, self.opts.refine, self.opts.refine_m, self.metric, sample,
             self.refine_gen + 1, self.raw.generation,
