@@ -153,6 +153,51 @@ def test_rawstore_map_is_the_commit_point(tmp_path: Path) -> None:
         RawStore(tmp_path, 4)
 
 
+def test_rawstore_row_table_follows_every_change(tmp_path: Path) -> None:
+    """Dense ids are looked up in a table of one row per id of their range, which must
+    agree with the sorted map through appends in and out of order, removals, a store grown
+    sparse and dense again, compaction and a reopen."""
+    raw = RawStore(tmp_path, 2)
+    want: dict[int, int] = {}
+
+    def put(ids: list[int]) -> None:
+        start = raw.rows
+        raw.append(np.array(ids), np.zeros((len(ids), 2), np.float32))
+        want.update({i: start + n for n, i in enumerate(ids)})
+
+    def check() -> None:
+        probe = np.arange(-3, max(want) + 5)
+        expect = [want.get(int(i), -1) for i in probe]
+        assert raw.lookup(probe).tolist() == expect
+        assert raw.lookup(probe.reshape(1, -1)).tolist() == [expect]
+
+    put(list(range(10, 40)))
+    check()
+    assert raw._table is not None  # 30 ids over a range of 30
+    put(list(range(40, 3000)))  # in order, past the table's capacity
+    check()
+    raw.remove(np.array([11, 12, 2999]))
+    for i in (11, 12, 2999):
+        del want[i]
+    check()
+    put([12, 5])  # out of order, one below the table's first id
+    check()
+    put([50_000])  # the range now 17x the ids: no table, binary search
+    check()
+    assert raw._table is None
+    put(list(range(3000, 60_000)))  # dense again
+    check()
+    assert raw._table is not None
+    raw.save()
+    again = RawStore(tmp_path, 2)
+    raw = again
+    check()
+    rows = raw.compact()
+    assert rows > 0
+    want = {int(k): n for n, k in enumerate(raw.keys)}
+    check()
+
+
 @pytest.mark.parametrize("metric", ["l2", "ip"])
 def test_flat_few_query_path_matches_oracle(tmp_path: Path, metric: str) -> None:
     index = FaissIndex(tmp_path, DIM, metric, options=FaissOptions(kind="flat"))  # type: ignore[arg-type]
@@ -286,11 +331,16 @@ def two_groups(n_people: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids, vecs, ids[: n_people * 4]
 
 
+@pytest.mark.parametrize("wide", [False, True])
 def test_a_large_restricted_set_filters_the_unrestricted_scan_without_a_selector(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wide: bool
 ) -> None:
+    """``wide``: the fetch is past SPLIT_FETCH_MAX, so each core fetches it from its share of
+    the lists and the set's best are picked from all of theirs: the same answer."""
     from faceindex.index import faiss_ivf
 
+    if wide:
+        monkeypatch.setattr(faiss_ivf, "SPLIT_FETCH_MAX", 8)
     index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20))
     ids, vecs = people(400)
     index.add(ids, vecs)
@@ -320,11 +370,14 @@ def test_a_large_restricted_set_filters_the_unrestricted_scan_without_a_selector
     np.testing.assert_array_equal(got[1][:, :2], want[:, :2])  # each person's 2 in the set
 
 
+@pytest.mark.parametrize("wide", [False, True])
 def test_the_filter_sends_a_query_whose_fetch_missed_the_set_to_the_selector(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wide: bool
 ) -> None:
     from faceindex.index import faiss_ivf
 
+    if wide:
+        monkeypatch.setattr(faiss_ivf, "SPLIT_FETCH_MAX", 8)
     index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20))
     ids, vecs, first = two_groups(200)
     index.add(ids, vecs)
@@ -347,6 +400,46 @@ def test_the_filter_sends_a_query_whose_fetch_missed_the_set_to_the_selector(
     oracle = MemoryIndex(DIM)
     oracle.add(ids, vecs)
     np.testing.assert_array_equal(got_i[0, :4], oracle.search(near, 4, within=first)[1][0])
+
+
+@pytest.mark.parametrize("path", ["filter", "selector"])
+def test_a_set_s_bitmap_serves_only_an_equal_set(tmp_path: Path, path: str) -> None:
+    """The last sets' bitmaps are kept for the next search of the same set; another set of
+    the same size and range must never be answered through it."""
+    index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20, restricted=path))
+    ids, vecs = people(400)
+    index.add(ids, vecs)
+    index.save()
+    s = index._store
+    evens, odds = ids[::2].copy(), ids[1::2].copy()
+    q = vecs[::37] + np.float32(0.001)
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    for within in (evens, odds, evens, odds.copy()):
+        got = index.search(q, 8, within=within)[1]
+        assert np.isin(got, within).all()
+        np.testing.assert_array_equal(got[:, :1], oracle.search(q, 1, within=within)[1])
+    assert len(s._bits._made) == 2  # one bitmap each, reused
+
+
+def test_the_code_scan_takes_larger_sets_where_ids_are_looked_up_directly(tmp_path: Path) -> None:
+    """Dense ids (the id map's direct table) make the code scan ~10x cheaper an id, so it
+    takes sets up to 1/6 of the codes a search visits, not 1/32 as with sparse ids."""
+    from faceindex.index.faiss_ivf import SET_SCAN_SHARE, SET_SCAN_SHARE_DIRECT
+
+    ids, vecs = people(400)
+    limits = {}
+    for spread in (1, 100):
+        index = FaissIndex(tmp_path / str(spread), DIM, options=small_ivf(tier="on"))
+        index.add(ids * spread, vecs)
+        index.save()
+        s = index._store
+        visited = len(ids) * s.nprobe / s.index.nlist
+        assert s.raw.direct == (spread == 1)
+        limits[spread] = s.set_scan_max / visited
+        index.close()
+    assert limits[1] == pytest.approx(SET_SCAN_SHARE_DIRECT, rel=0.01)
+    assert limits[100] == pytest.approx(SET_SCAN_SHARE, rel=0.01)
 
 
 def test_restricted_path_rule_and_forced_paths(tmp_path: Path) -> None:

@@ -46,7 +46,15 @@ def refine_files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.glob("ivf.refine.*"))
 
 
-def test_codes_are_built_at_training_and_persist(tmp_path: Path) -> None:
+@pytest.mark.parametrize("huge", [False, True])
+def test_codes_are_built_at_training_and_persist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, huge: bool
+) -> None:
+    """``huge``: the codes and the id table in huge-page maps, as at scale."""
+    if huge:
+        from faceindex.index import hugepages
+
+        monkeypatch.setattr(hugepages, "HUGE_MIN", 0)
     ids, vecs = gallery(300)
     index = FaissIndex(tmp_path, DIM, options=options())
     index.add(ids, vecs)
@@ -62,6 +70,12 @@ def test_codes_are_built_at_training_and_persist(tmp_path: Path) -> None:
     again = FaissIndex(tmp_path, DIM, options=options())
     assert store(again).refine is not None
     np.testing.assert_array_equal(again.search(vecs[:50], 10)[1], before[1])
+    more_ids, more = gallery(100, seed=4, start=5000)
+    again.add(more_ids, more)  # the codes array grows (a new map, when huge)
+    assert again.search(more[:3], 1)[1][:, 0].tolist() == more_ids[:3].tolist()
+    within = more_ids[::2]
+    got = again.search(more[::2][:5] + np.float32(0.001), 3, within=within)[1]
+    assert got[:, 0].tolist() == within[:5].tolist()
 
 
 def test_the_tier_reads_only_refine_exact_rows_and_keeps_recall(tmp_path: Path) -> None:
@@ -176,11 +190,19 @@ def test_auto_uses_the_tier_only_once_the_raw_file_outgrows_a_quarter_of_the_ram
     assert s._tier() is None
 
 
+@pytest.mark.parametrize(("kind", "exact"), [("pca", 40), ("pq", 20), ("sq8", 40)])
 def test_a_small_restricted_set_is_scanned_on_its_codes_with_exact_distances(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, exact: int
 ) -> None:
+    """The set's codes rank it and the best are read exactly: refine_exact of them, twice
+    that for a kind whose ranking elsewhere averages in the fast-scan distance (pq). The
+    scan is split over the cores in shares (small ones here) and merged."""
+    from faceindex.index import refine
+
+    monkeypatch.setattr(refine, "SCAN_SHARE_MIN", 16)
     ids, vecs = gallery(300)
-    index = FaissIndex(tmp_path, DIM, options=options(rerank=50, refine_exact=20, set_scan_max=500))
+    opts = options(rerank=50, refine_exact=exact, set_scan_max=500, refine=kind)
+    index = FaissIndex(tmp_path, DIM, options=opts)
     index.add(ids, vecs)
     index.save()
     oracle = MemoryIndex(DIM)
@@ -193,7 +215,7 @@ def test_a_small_restricted_set_is_scanned_on_its_codes_with_exact_distances(
     vectors = s.raw.vectors
     s.raw.vectors = lambda slots: (read.append(slots.size), vectors(slots))[1]  # type: ignore[method-assign]
     got_d, got_i = index.search(probes, 10, within=within)
-    assert read == [len(probes) * 40]  # the set's codes ranked it: 2 x refine_exact read
+    assert read == [len(probes) * 40]  # refine_exact rows, 2 x that for pq (20 here)
     want_d, want_i = oracle.search(probes, 10, within=within)
     assert np.isin(got_i, within).all()
     hits = sum(len(set(g) & set(w)) for g, w in zip(got_i, want_i, strict=True))
@@ -203,12 +225,13 @@ def test_a_small_restricted_set_is_scanned_on_its_codes_with_exact_distances(
 
 @pytest.mark.parametrize("metric", ["l2", "ip"])
 def test_pca_code_distances_are_those_of_the_decoded_codes_in_either_metric(
-    tmp_path: Path, metric: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric: str
 ) -> None:
     """The tier scores pca codes in the PCA's own space (rotated, shifted query, table
     lookups). That must order candidates as the distance (L2) or inner product to the
     decoded vectors in the full space does: the two may differ by one constant per query,
     nothing else."""
+    from faceindex.index import refine
     from faceindex.index.refine import RefineCodes
 
     _, vecs = gallery(300)
@@ -228,9 +251,21 @@ def test_pca_code_distances_are_those_of_the_decoded_codes_in_either_metric(
     assert np.ptp(gap, axis=1).max() < 1e-4 * np.abs(want).max()  # one constant per query
     # the restricted scan (FAISS's PQ inside the pre-transform, the query rotated) agrees
     codes.put(np.arange(len(vecs)), vecs)
-    first = codes.scan(q, np.arange(len(vecs)), 5)[:, 0]
     mine = codes._distances(q, np.broadcast_to(enc, (len(q), *enc.shape)), metric)  # type: ignore[arg-type]
-    np.testing.assert_array_equal(first, np.argmin(mine if metric == "l2" else -mine, axis=1))
+    face_ids = np.arange(len(vecs)) + 1000  # face id i + 1000 at raw row i
+
+    def rows(ids: np.ndarray) -> np.ndarray:
+        return np.where(ids % 7 == 0, -1, ids - 1000)  # every 7th gone from the map
+
+    gone = (np.arange(len(vecs)) + 1000) % 7 == 0
+    mine = np.where(gone[None, :], np.inf if metric == "l2" else -np.inf, mine)
+    order = np.argsort(mine if metric == "l2" else -mine, axis=1, kind="stable")
+    for share in (1 << 20, 100):  # one share, then three merged
+        monkeypatch.setattr(refine, "SCAN_SHARE_MIN", share)
+        got = codes.scan(q, face_ids[::-1].copy(), 5, rows)
+        assert not np.isin(got, face_ids[gone]).any()
+        np.testing.assert_array_equal(got[:, 0] - 1000, order[:, 0])
+        assert (np.sort(got - 1000, axis=1) == np.sort(order[:, :5], axis=1)).mean() > 0.95
 
 
 def test_the_tier_alone_is_retrained_with_a_new_kind_and_the_lists_kept(tmp_path: Path) -> None:

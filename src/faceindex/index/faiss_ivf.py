@@ -37,7 +37,7 @@ from faceindex.index.faiss_coarse import (
 from faceindex.index.faiss_flat import empty_result, load_faiss
 from faceindex.index.faiss_options import FaissOptions, atomic_write, auto_nlist, read_json
 from faceindex.index.rawstore import MAP_FILE, RawStore
-from faceindex.index.refine import EXACT_READS, RefineCodes
+from faceindex.index.refine import BLENDED, EXACT_READS, RefineCodes, shared_pool
 from faceindex.index.rerank import exact_scan, rerank
 
 __all__ = ["IVF_FILE", "IvfStore"]
@@ -49,17 +49,23 @@ DIRTY_FILE = "ivf.dirty"
 SMALL_TRAIN = 50_000  # train on one thread below this (10x faster on a busy 2-core box)
 STALE_FRACTION = 0.1  # compact automatically once this share of the codes is stale
 # restricted: scan a set's refine codes up to this share of the codes the IVF scan visits.
-# Measured at 100M (docs/BENCHMARKS.md): the code scan costs ~0.8 us an id (38 ms at 10k,
-# 169 ms at 100k, 828 ms at 1M ids), the IVF scan with a selector ~205 ms whatever the
-# set (3.1M codes visited): they cross near 1/25 of the visited codes. 0.5 sent 1M sets
-# to the code scan (4x slower than the IVF one).
+# Measured at 100M (docs/BENCHMARKS.md), ids looked up by binary search: the code scan
+# cost ~0.8 us an id (38 ms at 10k, 169 ms at 100k, 828 ms at 1M ids), the IVF scan with a
+# selector ~205 ms whatever the set (3.1M codes visited): they cross near 1/25 of the
+# visited codes. With dense ids (the id map's direct table) and the scan shared over the
+# cores it costs ~80 ns an id (44 ms at 500k, 82 at 1M) and crosses the filter (52 ms at
+# 500k, 45 at 1M) near 600k ids, 1/5 of the codes visited.
 SET_SCAN_SHARE = 1 / 32
+SET_SCAN_SHARE_DIRECT = 1 / 6
 FASTSCAN_OVER_LISTS = 14  # FAISS fast-scan implementation: threads share one query's lists
 # ... while a query fetches at most this many: merging the threads' heaps grows with the
 # fetch (1M faces, one query: 1.9 ms against 2.1 at 1000, 4.3 against 2.5 at 4096, 42
 # against 8 at 65536 for implem 0), so the restricted filter's large fetches do without
 SPLIT_FETCH_MAX = 2048
 BITMAP_MAX_BYTES = 64 << 20  # restricted search: id bitmaps up to 512M ids, else a hash set
+BITMAPS_KEPT = 4  # the last restricted sets' bitmaps kept for the next search of the same set
+# membership of the filter's candidates: a bitmap once candidates x this pass the set's size
+BITMAP_PER_CANDIDATES = 512
 # restricted, larger sets: the unrestricted scan fetches enough of the gallery's best that
 # a set spread like the gallery should hold the W candidates a search takes plus
 # FILTER_SIGMAS standard deviations (W + 4 sqrt W: 1126 of 1000, 257 of 200), then keeps
@@ -86,6 +92,7 @@ class IvfStore:
         self.refine: RefineCodes | None = None  # the RAM tier (index/refine.py)
         self.index: Any = None
         self.dirty = False
+        self._bits = _SetBits()
         if self.trained_on and (directory / IVF_FILE).exists():
             self.index = self._read()
             if self.refine_gen:  # kept up to date whatever this process searches with
@@ -214,11 +221,13 @@ class IvfStore:
     def set_scan_max(self) -> int:
         """Restricted sets up to this size are scanned on their refine codes rather than
         through the IVF lists with a selector: a share of the codes an unrestricted search
-        visits (the selector slows fast-scan ~6x; docs/BENCHMARKS.md)."""
+        visits (the selector slows fast-scan ~6x; docs/BENCHMARKS.md), a larger one where
+        the ids are looked up in the id map's direct table."""
         if self.opts.set_scan_max:
             return self.opts.set_scan_max
         nlist = self.index.nlist if self.index is not None else 1
-        return int(SET_SCAN_SHARE * len(self.raw) * self.nprobe / nlist)
+        share = SET_SCAN_SHARE_DIRECT if self.raw.direct else SET_SCAN_SHARE
+        return int(share * len(self.raw) * self.nprobe / nlist)
 
     def search_within(
         self, q: np.ndarray, k: int, within: np.ndarray
@@ -278,27 +287,24 @@ class IvfStore:
     def _scan_codes(
         self, q: np.ndarray, k: int, within: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The set's refine codes scanned (no fast-scan distance to average with: twice the
-        exact rows, docs/BENCHMARKS.md), the best read exactly."""
+        """The set's refine codes scanned, the best read exactly: the kind's own number, or
+        twice it for a kind whose ranking averages in the fast-scan distance (none to
+        average with here; docs/BENCHMARKS.md)."""
         tier = self.refine
         if tier is None:
             raise ConfigError("faiss restricted=codes needs refine codes (refine is none)")
-        slots = self.raw.lookup(within)
-        live = slots >= 0
-        ids, slots = within[live], slots[live]
-        if not len(ids):
-            return empty_result(len(q), k, self.metric)
-        pos = tier.scan(q, slots, 2 * self._exact_reads(k))
-        cand = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
+        reads = self._exact_reads(k) * (2 if tier.kind in BLENDED else 1)
+        cand = tier.scan(q, within, reads, self.raw.lookup)
         return rerank(q, cand, self.raw, k, self.metric)
 
     def _filtered(
         self, q: np.ndarray, k: int, within: np.ndarray, fetch: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The unrestricted scan's best ``fetch``, of them the set's first ``take`` (the set's
-        best by the same fast-scan distance, as the selector path would find them), ranked
-        as usual. A query whose fetch held fewer of the set (a set denser elsewhere than
-        near it) goes the selector path, so no query gets fewer candidates than there."""
+        """The unrestricted scan's best ``fetch`` (or more: see ``_scan_wide``), of them the
+        set's best ``take`` by the same fast-scan distance (as the selector path would find
+        them), ranked as usual. A query whose fetch held fewer of the set (a set denser
+        elsewhere than near it) goes the selector path, so no query gets fewer candidates
+        than there."""
         take = int(min(self._wanted(k) + self.stale, len(within), 4096))
         params = search_params(self.index, self.nprobe)
         out_c = np.full((len(q), take), -1, dtype=np.int64)
@@ -308,12 +314,15 @@ class IvfStore:
         # fetching 781k each (a 144k-id set at 100M) would hold 0.5 GB and its temporaries
         group = max(1, FILTER_BATCH // fetch)
         for start in range(0, len(q), group):
-            coarse, cand = self._scan(q[start : start + group], fetch, params)
-            inside = _members(within, cand)
+            coarse, cand = self._scan_wide(q[start : start + group], fetch, params)
+            inside = self._members(within, cand)
             for i in range(len(cand)):
-                pos = np.flatnonzero(inside[i])[:take]
+                pos = np.flatnonzero(inside[i])
                 if len(pos) < take:
                     short.append(start + i)
+                elif len(pos) > take:
+                    score = coarse[i, pos] if self.metric == "l2" else -coarse[i, pos]
+                    pos = pos[np.argpartition(score, take - 1)[:take]]
                 out_c[start + i, : len(pos)] = cand[i, pos]
                 out_d[start + i, : len(pos)] = coarse[i, pos]
         dist, ids = self._ranked(q, k, out_d, out_c)
@@ -324,11 +333,67 @@ class IvfStore:
             del bitmap
         return dist, ids
 
+    def _scan_wide(self, q: np.ndarray, fetch: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The restricted filter's large fetch. Past ``SPLIT_FETCH_MAX`` FAISS scans one
+        query on one thread, so each core takes every other of its probed lists
+        (``search_preassigned``) and fetches its share of ``fetch`` from them, with the
+        filter's margin of ``FILTER_SIGMAS`` standard deviations: the lists of a share are
+        interleaved in probe order, so it holds about its share of the best. The
+        candidates come unordered (100M faces, 113k fetched: 31 ms against 48 in one
+        call; docs/BENCHMARKS.md)."""
+        shares = self._faiss.omp_get_max_threads()
+        if not self.fastscan or fetch <= SPLIT_FETCH_MAX or shares < 2:
+            return self._scan(q, fetch, params)
+        fetch = int(np.ceil(fetch / shares + FILTER_SIGMAS * np.sqrt(fetch / shares)))
+        f, n = self._faiss, len(q)
+        coarse_d, lists = self.index.quantizer.search(
+            q, self.nprobe, params=getattr(params, "quantizer_params", None)
+        )
+        self.index.implem = 0
+
+        def share(j: int) -> tuple[np.ndarray, np.ndarray]:
+            mine = np.ascontiguousarray(lists[:, j::shares])
+            mine_d = np.ascontiguousarray(coarse_d[:, j::shares])
+            dist = np.empty((n, fetch), dtype=np.float32)
+            ids = np.empty((n, fetch), dtype=np.int64)
+            part = f.SearchParametersIVF(nprobe=mine.shape[1])
+            self.index.search_preassigned_c(
+                n, f.swig_ptr(q), fetch, f.swig_ptr(mine), f.swig_ptr(mine_d),
+                f.swig_ptr(dist), f.swig_ptr(ids), False, part,
+            )  # fmt: skip
+            return dist, ids
+
+        found = list(shared_pool().map(share, range(shares)))
+        return (
+            np.concatenate([d for d, _ in found], axis=1),
+            np.concatenate([i for _, i in found], axis=1),
+        )
+
+    def _members(self, ids: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """Which of ``cand`` (any shape, -1 for none) are among sorted ``ids``: through the
+        set's bitmap where one is cached or worth building for the searches of the same
+        set to come (at 100M faces: 1M ids take 20 ms to set in a 12.5 MB bitmap and 113k
+        candidates 25-54 ms to find by binary search; 10M ids 105 ms, 23k candidates
+        13 ms), else by binary search."""
+        if not len(ids):
+            return np.zeros(cand.shape, dtype=bool)
+        bitmap = self._bits.get(ids, build=BITMAP_PER_CANDIDATES * cand.size > len(ids))
+        if bitmap is None:
+            flat = cand.reshape(-1)
+            order = np.argsort(flat)  # sorted needles: each search starts where the last one
+            pos = np.minimum(np.searchsorted(ids, flat[order]), len(ids) - 1)
+            found = np.empty(len(flat), dtype=bool)
+            found[order] = ids[pos] == flat[order]
+            return found.reshape(cand.shape) & (cand >= 0)
+        ok = (cand >= 0) & (cand < 8 * len(bitmap))
+        c = np.where(ok, cand, 0)
+        return ok & ((bitmap[c >> 3] >> (c & 7).astype(np.uint8)) & 1).astype(bool)
+
     def _selector(self, ids: np.ndarray) -> tuple[Any, Any]:
         """A FAISS id selector for sorted ``ids`` (and what must outlive it): a bitmap over
         the id range while that is at most ``BITMAP_MAX_BYTES`` (1M ids of a 100M gallery:
-        0.3 s as a hash set, 7 ms as a 12.5 MB bitmap), else a hash set."""
-        bitmap = _bitmap(ids)
+        0.3 s as a hash set, 20 ms as a 12.5 MB bitmap), else a hash set."""
+        bitmap = self._bits.get(ids, build=True)
         if bitmap is not None:
             # FAISS takes the bitmap's length in bytes: id i is in iff i // 8 < len
             ptr = self._faiss.swig_ptr(bitmap)
@@ -594,19 +659,25 @@ def _bitmap(ids: np.ndarray) -> np.ndarray | None:
     return bitmap
 
 
-def _members(ids: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """Which of ``cand`` (any shape, -1 for none) are among sorted ``ids``: by binary search
-    while the candidates are few beside the set, else through a bitmap of it (whose zeroed
-    id range costs 12.5 MB at 100M, and a pass over the set)."""
-    if not len(ids):
-        return np.zeros(cand.shape, dtype=bool)
-    bitmap = _bitmap(ids) if 8 * cand.size > len(ids) else None
-    if bitmap is None:
-        pos = np.minimum(np.searchsorted(ids, cand), len(ids) - 1)
-        return (cand >= 0) & (ids[pos] == cand)
-    ok = (cand >= 0) & (cand < 8 * len(bitmap))
-    c = np.where(ok, cand, 0)
-    return ok & ((bitmap[c >> 3] >> (c & 7).astype(np.uint8)) & 1).astype(bool)
+class _SetBits:
+    """The bitmaps of the last few restricted sets: a case searches the same sources again
+    and again, and at 100M faces a 1M-id set costs 20 ms to set in its 12.5 MB bitmap,
+    against 2 ms to compare with the set it was made for. Only an equal set reuses one."""
+
+    def __init__(self, keep: int = BITMAPS_KEPT) -> None:
+        self._keep = keep
+        self._made: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def get(self, ids: np.ndarray, *, build: bool) -> np.ndarray | None:
+        for made_for, kept in list(self._made):
+            if len(made_for) == len(ids) and np.array_equal(made_for, ids):
+                return kept
+        if not build:
+            return None
+        bitmap = _bitmap(ids)
+        if bitmap is not None:
+            self._made = [(ids.copy(), bitmap), *self._made][: self._keep]
+        return bitmap
 
 
 def _physical_memory() -> int:
