@@ -7,7 +7,9 @@
 For each size, a random set of that many indexed ids stands for the faces of the sources a
 case may search. Times ``search(q, 10, within=ids)`` one probe at a time, round-robin with
 the unrestricted search on the same probes (each probe goes through every setting in turn,
-so a loaded box slows them alike). ``--paths`` times the set under several of the IVF
+so a loaded box slows them alike), each size with probes of its own (``--queries`` of
+them: the rows a probe's search read stay cached, so a probe used again would search
+faster). ``--paths`` times the set under several of the IVF
 kind's restricted paths (``restricted=`` URL parameter: auto, codes, filter, selector,
 batch);
 auto prints the one it took. Sets no larger than the index's re-rank are scanned exactly;
@@ -18,6 +20,8 @@ re-rank as large as the set, so no second copy is opened).
 from __future__ import annotations
 
 import argparse
+import mmap
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,6 +31,9 @@ import numpy as np
 
 from faceindex.index.faiss_index import FaissIndex
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search import evict_raw  # noqa: E402
+
 K = 10
 
 
@@ -34,11 +41,18 @@ def round_robin(
     fns: dict[str, Callable[[np.ndarray], object]],
     probes: np.ndarray,
     clock: Callable[[], float] = time.perf_counter,
+    before: Callable[[], None] = lambda: None,
 ) -> dict[str, tuple[float, float]]:
-    """p50 and p99 in ms of each fn, one probe at a time, every fn on a probe in turn."""
+    """p50 and p99 in ms of each fn, one probe at a time, every fn on a probe in turn,
+    starting one further along for each probe: whichever goes first on a probe reads its
+    neighbours' raw rows from disk, the others may find some of them cached. ``before``
+    runs ahead of each call, untimed."""
     lat: dict[str, list[float]] = {name: [] for name in fns}
-    for q in probes:
-        for name, fn in fns.items():
+    names = list(fns)
+    for i, q in enumerate(probes):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            fn = fns[name]
+            before()
             t0 = clock()
             fn(q[None, :])
             lat[name].append(clock() - t0)
@@ -88,9 +102,23 @@ def main() -> None:
         help="wall: latency; cpu: CPU seconds of this process, all its threads (the work a "
         "path does, which a loaded box does not inflate; run with OMP_NUM_THREADS=1)",
     )
+    ap.add_argument(
+        "--evict-raw",
+        action="store_true",
+        help="drop the raw vectors from the page cache before every timed search, so each "
+        "one reads its exact rows from disk (as at 100M, where the raw file is twice the RAM)",
+    )
     args = ap.parse_args()
     clock = time.perf_counter if args.clock == "wall" else time.process_time
-    probes = np.load(args.probes)[: args.queries]
+    sizes = [int(v) for v in args.sizes.split(",")]
+    every = np.load(args.probes)
+    if len(every) < args.queries * len(sizes):
+        raise SystemExit(
+            f"{len(every)} probes: {args.queries} for each of {len(sizes)} sizes need "
+            f"{args.queries * len(sizes)} (lower --queries)"
+        )
+    truth = np.load(args.truth) if args.truth else None
+    probes = every[: args.queries]
     dim = probes.shape[1]  # the gallery's model's
     index = FaissIndex.from_url(f"faiss://{args.directory}?{args.params}", dim=dim)
     ids = index.ids()
@@ -102,7 +130,7 @@ def main() -> None:
         f"options: {args.params or 'defaults'}; tier in use: {store._tier() is not None}; "
         f"{args.clock} clock"
     )
-    index.search(probes[:2], K)
+    index.search(every[-2:], K)
 
     def timed_as(path: str, within: np.ndarray) -> Callable[[np.ndarray], object]:
         def run(q: np.ndarray) -> object:
@@ -116,14 +144,17 @@ def main() -> None:
         return index.search(q, K)
 
     rng = np.random.default_rng(5)
-    for size in (int(s) for s in args.sizes.split(",")):
+    for n, size in enumerate(sizes):
+        mine = slice(n * args.queries, (n + 1) * args.queries)
+        probes = every[mine]
         within = rng.choice(ids, min(size, len(ids)), replace=False)
-        if args.truth:
-            within = np.r_[within, np.load(args.truth)[: len(probes)].ravel()]
+        if truth is not None:
+            within = np.r_[within, truth[mine].ravel()]
         within = np.unique(within)
         fns: dict[str, Callable[[np.ndarray], object]] = {"unrestricted": unrestricted}
         fns.update({path: timed_as(path, within) for path in paths})
-        times = round_robin(fns, probes, clock)
+        evict = (lambda: _evict(index, args.directory)) if args.evict_raw else (lambda: None)
+        times = round_robin(fns, probes, clock, evict)
         base = times["unrestricted"][0]
         print(f"within {len(within):>11,} ids: unrestricted p50 {base:.2f} ms", flush=True)
         want = None
@@ -151,6 +182,15 @@ def main() -> None:
             print(line, flush=True)
         store.opts = opts
     index.close()
+
+
+def _evict(index: FaissIndex, directory: Path) -> None:
+    """The raw rows out of the page cache, this process's mapping of them first (the kernel
+    keeps pages a process maps, whatever the advice on the file)."""
+    mapped = getattr(index._store, "raw", None)
+    if mapped is not None and mapped._advisable is not None:
+        mapped._advisable.madvise(mmap.MADV_DONTNEED)
+    evict_raw(str(directory))
 
 
 if __name__ == "__main__":
