@@ -442,6 +442,27 @@ def test_the_code_scan_takes_larger_sets_where_ids_are_looked_up_directly(tmp_pa
     assert limits[100] == pytest.approx(SET_SCAN_SHARE, rel=0.01)
 
 
+@pytest.mark.parametrize("two_level", [False, True])
+def test_membership_by_binary_search_in_one_or_two_levels(
+    monkeypatch: pytest.MonkeyPatch, two_level: bool
+) -> None:
+    """The filter's candidates tested against a sorted set without a bitmap: -1 (none) and
+    ids below, between and past the set's are out; the first, last and every other in."""
+    from faceindex.index import faiss_ivf
+
+    if two_level:
+        monkeypatch.setattr(faiss_ivf, "MEMBER_TWO_LEVEL", 10)
+        monkeypatch.setattr(faiss_ivf, "MEMBER_BLOCK", 8)
+    rng = np.random.default_rng(4)
+    ids = np.sort(rng.choice(50_000, 3_000, replace=False)).astype(np.int64)
+    cand = np.concatenate(
+        [rng.integers(-1, 50_010, 4_000), rng.choice(ids, 2_000), ids[[0, -1]], [-1, 0, 50_009, 7]]
+    ).reshape(-1, 2)
+    got = faiss_ivf._sorted_members(ids, cand)
+    np.testing.assert_array_equal(got, np.isin(cand, ids) & (cand >= 0))
+    assert got.shape == cand.shape and got.sum() >= 2_000
+
+
 def test_restricted_path_rule_and_forced_paths(tmp_path: Path) -> None:
     index = FaissIndex(tmp_path, DIM, options=small_ivf(rerank=20, tier="on", set_scan_max=300))
     ids, vecs = people(400)

@@ -66,6 +66,8 @@ BITMAP_MAX_BYTES = 64 << 20  # restricted search: id bitmaps up to 512M ids, els
 BITMAPS_KEPT = 4  # the last restricted sets' bitmaps kept for the next search of the same set
 # membership of the filter's candidates: a bitmap once candidates x this pass the set's size
 BITMAP_PER_CANDIDATES = 512
+MEMBER_BLOCK = 256  # membership without a bitmap: a binary search in blocks of this many
+MEMBER_TWO_LEVEL = 1 << 20  # ... for sets past this many ids (8 MB: out of cache)
 # restricted, larger sets: the unrestricted scan fetches enough of the gallery's best that
 # a set spread like the gallery should hold the W candidates a search takes plus
 # FILTER_SIGMAS standard deviations (W + 4 sqrt W: 1126 of 1000, 257 of 200), then keeps
@@ -294,7 +296,7 @@ class IvfStore:
         if tier is None:
             raise ConfigError("faiss restricted=codes needs refine codes (refine is none)")
         reads = self._exact_reads(k) * (2 if tier.kind in BLENDED else 1)
-        cand = tier.scan(q, within, reads, self.raw.lookup)
+        cand = tier.scan(q, within, reads, self.raw.lookup_sorted)
         return rerank(q, cand, self.raw, k, self.metric)
 
     def _filtered(
@@ -379,12 +381,7 @@ class IvfStore:
             return np.zeros(cand.shape, dtype=bool)
         bitmap = self._bits.get(ids, build=BITMAP_PER_CANDIDATES * cand.size > len(ids))
         if bitmap is None:
-            flat = cand.reshape(-1)
-            order = np.argsort(flat)  # sorted needles: each search starts where the last one
-            pos = np.minimum(np.searchsorted(ids, flat[order]), len(ids) - 1)
-            found = np.empty(len(flat), dtype=bool)
-            found[order] = ids[pos] == flat[order]
-            return found.reshape(cand.shape) & (cand >= 0)
+            return _sorted_members(ids, cand)
         ok = (cand >= 0) & (cand < 8 * len(bitmap))
         c = np.where(ok, cand, 0)
         return ok & ((bitmap[c >> 3] >> (c & 7).astype(np.uint8)) & 1).astype(bool)
@@ -657,6 +654,34 @@ def _bitmap(ids: np.ndarray) -> np.ndarray | None:
     # ids are unique, so adding each one's bit to its byte sets it (7 ms for 1M)
     np.add.at(bitmap, ids >> 3, np.left_shift(1, ids & 7).astype(np.uint8))
     return bitmap
+
+
+def _sorted_members(ids: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Which of ``cand`` are among sorted ``ids``, by binary search in two levels: every
+    ``MEMBER_BLOCK``-th id first (a sample small enough to stay in cache), then within the
+    block it names, all candidates a level at a time (10M ids, 12k candidates: ~4 ms
+    against 13 for numpy's searchsorted, each of whose 23 levels misses the cache)."""
+    flat = cand.reshape(-1)
+    n = len(ids)
+    if n <= MEMBER_TWO_LEVEL:  # the set's ids stay in cache: numpy's search, sorted needles
+        order = np.argsort(flat)
+        pos = np.minimum(np.searchsorted(ids, flat[order]), n - 1)
+        found = np.empty(len(flat), dtype=bool)
+        found[order] = ids[pos] == flat[order]
+        return found.reshape(cand.shape) & (cand >= 0)
+    sample = ids[::MEMBER_BLOCK]
+    lo = np.maximum(np.searchsorted(sample, flat, side="right") - 1, 0) * MEMBER_BLOCK
+    hi = np.minimum(lo + MEMBER_BLOCK, n)
+    while True:  # the first position in [lo, hi) whose id is >= the candidate
+        open_ = lo < hi
+        if not open_.any():
+            break
+        mid = (lo + hi) // 2
+        right = open_ & (ids[np.minimum(mid, n - 1)] < flat)
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(open_ & ~right, mid, hi)
+    found = ids[np.minimum(lo, n - 1)] == flat
+    return found.reshape(cand.shape) & (cand >= 0)
 
 
 class _SetBits:

