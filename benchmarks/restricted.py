@@ -32,29 +32,31 @@ import numpy as np
 from faceindex.index.faiss_index import FaissIndex
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search import evict_raw  # noqa: E402
+from search import evict_raw, fresh_probes  # noqa: E402
 
 K = 10
 
 
 def round_robin(
     fns: dict[str, Callable[[np.ndarray], object]],
-    probes: np.ndarray,
+    probes: np.ndarray | dict[str, np.ndarray],
     clock: Callable[[], float] = time.perf_counter,
     before: Callable[[], None] = lambda: None,
 ) -> dict[str, tuple[float, float]]:
     """p50 and p99 in ms of each fn, one probe at a time, every fn on a probe in turn,
     starting one further along for each probe: whichever goes first on a probe reads its
-    neighbours' raw rows from disk, the others may find some of them cached. ``before``
-    runs ahead of each call, untimed."""
+    neighbours' raw rows from disk, the others may find some of them cached. ``probes``:
+    the same for every fn, or each fn's own (``--fresh``: then none finds another's rows
+    cached). ``before`` runs ahead of each call, untimed."""
     lat: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
-    for i, q in enumerate(probes):
+    mine = probes if isinstance(probes, dict) else dict.fromkeys(names, probes)
+    for i in range(min(len(v) for v in mine.values())):
         for name in names[i % len(names) :] + names[: i % len(names)]:
             fn = fns[name]
             before()
             t0 = clock()
-            fn(q[None, :])
+            fn(mine[name][i][None, :])
             lat[name].append(clock() - t0)
     return {
         name: (1000 * float(np.median(v)), 1000 * float(np.percentile(v, 99)))
@@ -101,6 +103,13 @@ def main() -> None:
         default="wall",
         help="wall: latency; cpu: CPU seconds of this process, all its threads (the work a "
         "path does, which a loaded box does not inflate; run with OMP_NUM_THREADS=1)",
+    )
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="time each setting on probes of its own that no earlier search sent (synthetic, "
+        "like search.py's single queries): every search reads its exact rows cold, as at "
+        "100M; recall is still measured on --probes",
     )
     ap.add_argument(
         "--evict-raw",
@@ -154,7 +163,10 @@ def main() -> None:
         fns: dict[str, Callable[[np.ndarray], object]] = {"unrestricted": unrestricted}
         fns.update({path: timed_as(path, within) for path in paths})
         evict = (lambda: _evict(index, args.directory)) if args.evict_raw else (lambda: None)
-        times = round_robin(fns, probes, clock, evict)
+        timed: np.ndarray | dict[str, np.ndarray] = probes
+        if args.fresh:
+            timed = {name: fresh_probes(args.queries, index.count()) for name in fns}
+        times = round_robin(fns, timed, clock, evict)
         base = times["unrestricted"][0]
         print(f"within {len(within):>11,} ids: unrestricted p50 {base:.2f} ms", flush=True)
         want = None
