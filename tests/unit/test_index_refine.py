@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faceindex.errors import ConfigError
 from faceindex.index.faiss_index import FaissIndex
 from faceindex.index.faiss_ivf import IvfStore
 from faceindex.index.faiss_options import FaissOptions
@@ -297,3 +298,38 @@ def test_the_tier_alone_is_retrained_with_a_new_kind_and_the_lists_kept(tmp_path
     again = FaissIndex(tmp_path, DIM, options=options(refine="pca"))
     assert store(again).refine.kind == "pca"  # type: ignore[union-attr]
     np.testing.assert_array_equal(again.search(vecs[5:40], 1)[1][:, 0], ids[5:40])
+
+
+def test_reading_ahead_asks_for_the_rows_early_and_changes_no_answer(tmp_path: Path) -> None:
+    """With the tier in use a search of a few queries scans in two calls: the nearest
+    quarter of the probed lists, whose best rows by the refine codes are asked of the
+    disk, then the rest. The answers are those of the single scan; most rows finally read
+    were asked for early."""
+    ids, vecs = gallery(400)
+    index = FaissIndex(tmp_path, DIM, options=options(nprobe=16))
+    index.add(ids, vecs)
+    index.save()
+    s = store(index)
+    asked: list[np.ndarray] = []
+    read: list[np.ndarray] = []
+    prefetch, vectors = s.raw.prefetch, s.raw.vectors
+    s.raw.prefetch = lambda slots: (asked.append(slots.copy()), prefetch(slots))[1]  # type: ignore[method-assign]
+    s.raw.vectors = lambda slots: (read.append(slots.copy()), vectors(slots))[1]  # type: ignore[method-assign]
+    q = vecs[2::9][:40] + np.float32(0.001)
+    ahead_batch = index.search(q, 10)
+    ahead_single = [index.search(row[None, :], 10) for row in q]
+    assert len(asked) == len(q)  # each single query; the batch of 40 scans in one call
+    assert all(a.shape == (1, 40) for a in asked)
+    early = [set(a[a >= 0].tolist()) for a in asked]
+    final = [set(r.ravel().tolist()) for r in read[1:]]
+    known = np.mean([len(e & f) / len(f) for e, f in zip(early, final, strict=True)])
+    assert known > 0.5  # 16 lists, the first 4 scanned ahead
+    s.opts = options(nprobe=16, read_ahead=0)
+    asked.clear()
+    plain = index.search(q, 10)
+    assert not asked  # off: one scan, nothing read ahead
+    np.testing.assert_array_equal(ahead_batch[1], plain[1])
+    np.testing.assert_allclose(ahead_batch[0], plain[0], atol=1e-5)
+    np.testing.assert_array_equal(np.vstack([i for _, i in ahead_single]), plain[1])
+    with pytest.raises(ConfigError, match="read_ahead"):
+        options(read_ahead=1.0)

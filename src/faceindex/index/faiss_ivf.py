@@ -62,6 +62,8 @@ FASTSCAN_OVER_LISTS = 14  # FAISS fast-scan implementation: threads share one qu
 # fetch (1M faces, one query: 1.9 ms against 2.1 at 1000, 4.3 against 2.5 at 4096, 42
 # against 8 at 65536 for implem 0), so the restricted filter's large fetches do without
 SPLIT_FETCH_MAX = 2048
+READ_AHEAD_MIN_LISTS = 8  # fewer probed lists: one scan, nothing worth reading ahead
+READ_AHEAD_MAX_QUERIES = 8  # ... and larger batches scan in one call
 # ... and a larger fetch split by list over the cores runs FAISS's reservoir variant of
 # implementation 10 in each share (100M faces, 256 lists a share: 16.2 ms at 6k, 24.1 at
 # 57k, against 17.5 and 26.1 for its automatic choice, 22.4 and 60.5 for 10)
@@ -178,10 +180,68 @@ class IvfStore:
         ``refine_exact`` by distance to their refine codes."""
         fetch = int(min(self._wanted(k) + self.stale, max(limit, 1), 4096))
         params = search_params(self.index, self.nprobe)
+        tier = self._tier()
         if selector is not None:
             params.sel = selector
+        elif tier is not None and self._reads_ahead(len(q), fetch):
+            coarse, cand = self._scan_reading_ahead(q, k, fetch, params, tier)
+            return self._ranked(q, k, coarse, cand)
         coarse, cand = self._scan(q, fetch, params)
         return self._ranked(q, k, coarse, cand)
+
+    def _reads_ahead(self, queries: int, fetch: int) -> bool:
+        """Whether a search's scan goes in two calls with its rows read in between: on the
+        fast-scan lists, for the fetches the split scan serves, with lists to split, for a
+        few queries (a large batch asks for all its rows at once anyway, and the second
+        call and early ranking cost it throughput: 100M faces, 1000 probes, 76-91 q/s
+        against 99)."""
+        return (
+            self.fastscan
+            and self.opts.read_ahead > 0
+            and queries <= READ_AHEAD_MAX_QUERIES
+            and fetch <= SPLIT_FETCH_MAX
+            and self.nprobe >= READ_AHEAD_MIN_LISTS
+        )
+
+    def _scan_reading_ahead(
+        self, q: np.ndarray, k: int, fetch: int, params: Any, tier: RefineCodes
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``_scan``, with the exact rows asked for early. The nearest ``read_ahead`` share of
+        the probed lists is scanned first and its best candidates by the refine codes are
+        asked of the disk (in the background); the other lists are scanned while it reads.
+        At 100M faces, of the 40 rows a search finally reads, 0.888 are among those of its
+        nearest 128 of 512 lists, and a query with cold rows took 22.1-24.2 ms p50 against
+        25.0-27.0 in one scan (the second call and the early ranking cost ~3 ms of the ~10
+        the reads gain; docs/BENCHMARKS.md). The two calls' best ``fetch`` are the single
+        scan's best ``fetch``."""
+        f, n = self._faiss, len(q)
+        q = np.ascontiguousarray(q, dtype=np.float32)  # held here: FAISS gets its pointer
+        coarse_d, lists = self.index.quantizer.search(
+            q, self.nprobe, params=getattr(params, "quantizer_params", None)
+        )
+        first = min(max(1, round(self.opts.read_ahead * self.nprobe)), self.nprobe - 1)
+        self.index.implem = FASTSCAN_OVER_LISTS
+
+        def scan(part: slice) -> tuple[np.ndarray, np.ndarray]:
+            mine = np.ascontiguousarray(lists[:, part])
+            mine_d = np.ascontiguousarray(coarse_d[:, part])
+            dist = np.empty((n, fetch), dtype=np.float32)
+            ids = np.empty((n, fetch), dtype=np.int64)
+            self.index.search_preassigned_c(
+                n, f.swig_ptr(q), fetch, f.swig_ptr(mine), f.swig_ptr(mine_d),
+                f.swig_ptr(dist), f.swig_ptr(ids), False,
+                f.SearchParametersIVF(nprobe=mine.shape[1]),
+            )  # fmt: skip
+            return dist, ids
+
+        near_d, near = scan(slice(0, first))
+        ahead = tier.shortlist(q, near, near_d, self.raw, self._exact_reads(k), self.metric)
+        self.raw.prefetch(self.raw.lookup(ahead))
+        far_d, far = scan(slice(first, None))
+        dist, ids = np.concatenate([near_d, far_d], axis=1), np.concatenate([near, far], axis=1)
+        score = np.where(ids >= 0, dist if self.metric == "l2" else -dist, np.inf)
+        order = np.argsort(score, axis=1, kind="stable")[:, :fetch]
+        return np.take_along_axis(dist, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
     def _wanted(self, k: int) -> int:
         """Candidates a search takes from the fast-scan codes."""
@@ -352,6 +412,7 @@ class IvfStore:
             return self._scan(q, fetch, params)
         fetch = int(np.ceil(fetch / shares + FILTER_SIGMAS * np.sqrt(fetch / shares)))
         f, n = self._faiss, len(q)
+        q = np.ascontiguousarray(q, dtype=np.float32)  # held here: FAISS gets its pointer
         coarse_d, lists = self.index.quantizer.search(
             q, self.nprobe, params=getattr(params, "quantizer_params", None)
         )

@@ -54,6 +54,9 @@ class FaissOptions:
     # restricted search (issue 11): the path a set past the re-rank takes; auto = the
     # cheapest measured one (faiss_ivf.py search_within), or codes, filter, selector, batch
     restricted: str = "auto"
+    # with the tier in use: the share of a query's lists scanned first, whose best rows by
+    # the refine codes the disk is asked for while the rest are scanned; 0 = off
+    read_ahead: float = 0.25
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", "flat", "ivf"):
@@ -75,6 +78,8 @@ class FaissOptions:
                 f"faiss restricted must be one of {', '.join(RESTRICTED_PATHS)}, "
                 f"not {self.restricted!r}"
             )
+        if not 0 <= self.read_ahead < 1:
+            raise ConfigError(f"faiss read_ahead must be in [0, 1), not {self.read_ahead}")
         if self.refine_rerank < 1 or min(self.refine_m, self.refine_exact, self.set_scan_max) < 0:
             raise ConfigError(
                 "faiss refine_rerank must be >= 1, refine_m, refine_exact and set_scan_max >= 0"

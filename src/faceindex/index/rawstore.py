@@ -212,6 +212,15 @@ class RawStore:
             out[part] = mm[flat[part]]
         return out.reshape(slots.shape + (self.dim,))
 
+    def prefetch(self, slots: np.ndarray) -> None:
+        """Ask the disk for the rows at ``slots`` (any order, -1 skipped) without waiting:
+        a later :meth:`vectors` of them finds them read (40 cold rows: ~10 ms on this box's
+        disk, done in the background)."""
+        rows = np.unique(slots[slots >= 0])
+        if len(rows):
+            self._map()
+            self._prefetch(rows)
+
     def _prefetch(self, rows: np.ndarray) -> None:
         """Ask the kernel for every page holding ``rows`` (sorted) at once. A gallery larger
         than the page cache is read from disk at re-rank time; page faults one row after the
