@@ -214,30 +214,14 @@ class IvfStore:
         25.0-27.0 in one scan (the second call and the early ranking cost ~3 ms of the ~10
         the reads gain; docs/BENCHMARKS.md). The two calls' best ``fetch`` are the single
         scan's best ``fetch``."""
-        f, n = self._faiss, len(q)
-        q = np.ascontiguousarray(q, dtype=np.float32)  # held here: FAISS gets its pointer
-        coarse_d, lists = self.index.quantizer.search(
-            q, self.nprobe, params=getattr(params, "quantizer_params", None)
-        )
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        coarse_d, lists = self._probed(q, params)
         first = min(max(1, round(self.opts.read_ahead * self.nprobe)), self.nprobe - 1)
         self.index.implem = FASTSCAN_OVER_LISTS
-
-        def scan(part: slice) -> tuple[np.ndarray, np.ndarray]:
-            mine = np.ascontiguousarray(lists[:, part])
-            mine_d = np.ascontiguousarray(coarse_d[:, part])
-            dist = np.empty((n, fetch), dtype=np.float32)
-            ids = np.empty((n, fetch), dtype=np.int64)
-            self.index.search_preassigned_c(
-                n, f.swig_ptr(q), fetch, f.swig_ptr(mine), f.swig_ptr(mine_d),
-                f.swig_ptr(dist), f.swig_ptr(ids), False,
-                f.SearchParametersIVF(nprobe=mine.shape[1]),
-            )  # fmt: skip
-            return dist, ids
-
-        near_d, near = scan(slice(0, first))
+        near_d, near = self._preassigned(q, fetch, lists[:, :first], coarse_d[:, :first])
         ahead = tier.shortlist(q, near, near_d, self.raw, self._exact_reads(k), self.metric)
         self.raw.prefetch(self.raw.lookup(ahead))
-        far_d, far = scan(slice(first, None))
+        far_d, far = self._preassigned(q, fetch, lists[:, first:], coarse_d[:, first:])
         dist, ids = np.concatenate([near_d, far_d], axis=1), np.concatenate([near, far], axis=1)
         score = np.where(ids >= 0, dist if self.metric == "l2" else -dist, np.inf)
         order = np.argsort(score, axis=1, kind="stable")[:, :fetch]
@@ -411,30 +395,44 @@ class IvfStore:
         if not self.fastscan or fetch <= SPLIT_FETCH_MAX or shares < 2:
             return self._scan(q, fetch, params)
         fetch = int(np.ceil(fetch / shares + FILTER_SIGMAS * np.sqrt(fetch / shares)))
-        f, n = self._faiss, len(q)
-        q = np.ascontiguousarray(q, dtype=np.float32)  # held here: FAISS gets its pointer
-        coarse_d, lists = self.index.quantizer.search(
-            q, self.nprobe, params=getattr(params, "quantizer_params", None)
-        )
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        coarse_d, lists = self._probed(q, params)
         self.index.implem = WIDE_IMPLEM
 
         def share(j: int) -> tuple[np.ndarray, np.ndarray]:
-            mine = np.ascontiguousarray(lists[:, j::shares])
-            mine_d = np.ascontiguousarray(coarse_d[:, j::shares])
-            dist = np.empty((n, fetch), dtype=np.float32)
-            ids = np.empty((n, fetch), dtype=np.int64)
-            part = f.SearchParametersIVF(nprobe=mine.shape[1])
-            self.index.search_preassigned_c(
-                n, f.swig_ptr(q), fetch, f.swig_ptr(mine), f.swig_ptr(mine_d),
-                f.swig_ptr(dist), f.swig_ptr(ids), False, part,
-            )  # fmt: skip
-            return dist, ids
+            return self._preassigned(q, fetch, lists[:, j::shares], coarse_d[:, j::shares])
 
         found = list(shared_pool().map(share, range(shares)))
         return (
             np.concatenate([d for d, _ in found], axis=1),
             np.concatenate([i for _, i in found], axis=1),
         )
+
+    def _probed(self, q: np.ndarray, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The coarse quantizer's answer: each query's ``nprobe`` lists, nearest first, and
+        their distances."""
+        dist, lists = self.index.quantizer.search(
+            q, self.nprobe, params=getattr(params, "quantizer_params", None)
+        )
+        return dist, lists
+
+    def _preassigned(
+        self, q: np.ndarray, fetch: int, lists: np.ndarray, coarse: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``fetch`` of the given lists of each query (FAISS ``search_preassigned``
+        under the index's current ``implem``). ``q`` must be contiguous float32: FAISS gets
+        raw pointers, so every array is held here for the call."""
+        f, n = self._faiss, len(q)
+        mine = np.ascontiguousarray(lists, dtype=np.int64)
+        mine_d = np.ascontiguousarray(coarse, dtype=np.float32)
+        dist = np.empty((n, fetch), dtype=np.float32)
+        ids = np.empty((n, fetch), dtype=np.int64)
+        self.index.search_preassigned_c(
+            n, f.swig_ptr(q), fetch, f.swig_ptr(mine), f.swig_ptr(mine_d),
+            f.swig_ptr(dist), f.swig_ptr(ids), False,
+            f.SearchParametersIVF(nprobe=mine.shape[1]),
+        )  # fmt: skip
+        return dist, ids
 
     def _members(self, ids: np.ndarray, cand: np.ndarray) -> np.ndarray:
         """Which of ``cand`` (any shape, -1 for none) are among sorted ``ids``: through the
