@@ -183,10 +183,10 @@ class IvfStore:
         tier = self._tier()
         if selector is not None:
             params.sel = selector
-        elif tier is not None and self._reads_ahead(len(q), fetch):
+        if selector is None and tier is not None and self._reads_ahead(len(q), fetch):
             coarse, cand = self._scan_reading_ahead(q, k, fetch, params, tier)
-            return self._ranked(q, k, coarse, cand)
-        coarse, cand = self._scan(q, fetch, params)
+        else:
+            coarse, cand = self._scan(q, fetch, params)
         return self._ranked(q, k, coarse, cand)
 
     def _reads_ahead(self, queries: int, fetch: int) -> bool:

@@ -111,20 +111,26 @@ class RawStore:
     @property
     def direct(self) -> bool:
         """Whether ids are looked up in a table (dense ids) rather than by binary search."""
-        return self._row_table() is not None
+        return self._dense_span() > 0
+
+    def _dense_span(self) -> int:
+        """The ids' range while they are dense enough for the table (and fit its 4-byte
+        rows), else 0."""
+        keys = self.keys
+        if not len(keys) or keys[0] < 0 or int(keys[-1]) >= NARROW or self.rows >= NARROW:
+            return 0
+        span = int(keys[-1] - keys[0]) + 1
+        return span if span <= TABLE_SPREAD * len(keys) else 0
 
     def _row_table(self) -> np.ndarray | None:
         """The id -> row table, built on first use while the ids are dense enough."""
         if not self._table_checked:
-            self._table, self._base, self._span = None, 0, 0
-            keys = self.keys
-            if len(keys) and keys[0] >= 0 and int(keys[-1]) < NARROW and self.rows < NARROW:
-                span = int(keys[-1] - keys[0]) + 1
-                if span <= TABLE_SPREAD * len(keys):
-                    self._base, self._span = int(keys[0]), span
-                    self._table = hugepages.empty((span,), np.int32)
-                    self._table.fill(-1)
-                    self._table[keys - self._base] = self.slots
+            self._table, self._base, self._span = None, 0, self._dense_span()
+            if self._span:
+                self._base = int(self.keys[0])
+                self._table = hugepages.empty((self._span,), np.int32)
+                self._table.fill(-1)
+                self._table[self.keys - self._base] = self.slots
             self._table_checked = True
         return self._table
 
@@ -133,8 +139,10 @@ class RawStore:
         Ids below its base, past the narrow range or too sparse for it: built anew (or
         dropped) at the next lookup."""
         table = self._table
-        if table is None or not len(ids):  # none yet, or the ids were sparse: check again
-            self._table_checked = self._table_checked and not len(ids)
+        if not len(ids):
+            return
+        if table is None:  # none yet, or the ids were sparse: check again at the next lookup
+            self._table_checked = False
             return
         top = int(ids.max()) - self._base + 1
         if ids.min() < self._base or top + self._base > NARROW or self.rows >= NARROW:
@@ -319,9 +327,9 @@ class RawStore:
         return dropped
 
     def ram_bytes(self) -> int:
-        table = self._row_table()
-        extra = 4 * self._span if table is not None else 0  # its spare capacity is untouched
-        return int(self.keys.nbytes + self.slots.nbytes + extra)
+        """The map's RAM, its table counted whether or not a lookup has built it yet (its
+        spare capacity is never touched)."""
+        return int(self.keys.nbytes + self.slots.nbytes + 4 * self._dense_span())
 
     def disk_bytes(self) -> int:
         files = [self.vectors_path, self.directory / MAP_FILE]
