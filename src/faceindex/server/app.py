@@ -6,6 +6,7 @@ nothing is module-global, so a test can build several apps side by side.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -89,6 +90,12 @@ def create_app(settings: Settings, *, engine: Engine | None = None, warm: bool =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm:
+            # What the server made while starting (engine, routes, schemas) lives as long as
+            # it does: move it out of the collector's reach. Left in, each full collection
+            # walks all of it on the event loop, holding every request: ~90-100 ms on this
+            # box (docs/BENCHMARKS.md, "The /v1/health maximum was the client's collector").
+            gc.freeze()
         yield
         close_state(st, engine)
         if isinstance(limiter, SharedRateLimiter):
