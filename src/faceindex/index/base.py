@@ -8,12 +8,24 @@ larger is closer. Missing results are padded with id -1.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Capabilities", "Metric", "VectorIndex", "as_ids", "as_vectors", "as_within"]
+__all__ = [
+    "Capabilities",
+    "Metric",
+    "VectorIndex",
+    "as_ids",
+    "as_vectors",
+    "as_within",
+    "ascending",
+]
+
+ASCENDING_CHUNK = 1 << 16  # ids compared at a time (a 64 KB buffer)
+ASCENDING_SPLIT = 1 << 20  # from this many ids the check is split over two threads
 
 Metric = Literal["l2", "ip"]
 
@@ -76,11 +88,42 @@ def as_ids(ids: np.ndarray | list[int]) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
 
 
-def as_within(within: np.ndarray | list[int] | None) -> np.ndarray | None:
-    """A ``within`` argument as sorted unique int64 ids (None: no restriction)."""
+def as_within(
+    within: np.ndarray | list[int] | None, pool: Executor | None = None
+) -> np.ndarray | None:
+    """A ``within`` argument as sorted unique int64 ids (None: no restriction). The
+    catalog's come sorted, so they are only checked: with ``pool``, a large set's halves on
+    two threads."""
     if within is None:
         return None
     ids = as_ids(within)
-    if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):  # the catalog's come sorted
+    if len(ids) > 1 and not ascending(ids, pool):
         ids = np.unique(ids)
     return ids
+
+
+def ascending(ids: np.ndarray, pool: Executor | None = None) -> bool:
+    """Whether 1-d ``ids`` strictly ascend. Checked a chunk at a time into one small buffer
+    (no temporary as large as the ids), and where ``pool`` is given and the ids are many,
+    the second half on another thread (numpy compares without the GIL): 10M ids, 6.5 ms
+    against 10 for ``np.all(ids[1:] > ids[:-1])``; a restricted search at 100M faces pays
+    it per call (docs/BENCHMARKS.md)."""
+    n = len(ids)
+    if pool is None or n < ASCENDING_SPLIT:
+        return _ascending_in(ids, 0, n)
+    mid = n // 2
+    upper = pool.submit(_ascending_in, ids, mid, n)  # pairs from (mid, mid+1) on
+    lower = _ascending_in(ids, 0, mid + 1)
+    return upper.result() and lower
+
+
+def _ascending_in(ids: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether ``ids[lo:hi]`` strictly ascend."""
+    buf = np.empty(min(ASCENDING_CHUNK, max(hi - lo - 1, 0)), dtype=bool)
+    for start in range(lo, hi - 1, ASCENDING_CHUNK):
+        end = min(start + ASCENDING_CHUNK, hi - 1)
+        out = buf[: end - start]
+        np.greater(ids[start + 1 : end + 1], ids[start:end], out=out)
+        if not out.all():
+            return False
+    return True

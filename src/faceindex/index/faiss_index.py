@@ -26,6 +26,7 @@ from faceindex.index.faiss_flat import FLAT_FILE, FlatStore
 from faceindex.index.faiss_ivf import IvfStore
 from faceindex.index.faiss_options import FaissOptions, atomic_write, read_json
 from faceindex.index.maintenance import Batches, IndexStats
+from faceindex.index.refine import shared_pool
 
 __all__ = ["FaissIndex"]
 
@@ -140,7 +141,7 @@ class FaissIndex:
         if k < 1:
             raise ValueError("k must be at least 1")
         q = as_vectors(queries, self.dim)
-        keep = as_within(within)
+        keep = as_within(within, shared_pool())
         if keep is None:
             return self._store.search(q, k)
         return self._store.search_within(q, k, keep)
