@@ -469,21 +469,24 @@ def test_restricted_path_rule_and_forced_paths(tmp_path: Path) -> None:
     index.add(ids, vecs)
     index.save()
     s = index._store
-    # codes up to set_scan_max with the tier; then filter once the gallery's best holding
-    # the tier's refine_rerank (1000) of the set fit in 1/4 of the 1600 codes visited
+    # codes up to set_scan_max with the tier; the set's faces in the probed lists (dense
+    # ids) up to a third of the 1600 codes visited; then filter once the gallery's best
+    # holding the tier's refine_rerank (1000) of the set fit in 1/4 of them
     assert s._restricted_path(8, 300) == "codes"
-    assert s._restricted_path(8, 301) == "selector"
+    assert s._restricted_path(8, 301) == "lists"
+    assert s._restricted_path(8, 533) == "lists"
+    assert s._restricted_path(8, 534) == "selector"
     assert s._restricted_path(8, 1600) == "selector"  # 1000 + 4 sqrt 1000 > 400
     assert s._filter_fetch(8, 1200) == 1502
     s.opts = small_ivf(rerank=20, tier="on", refine_rerank=40, set_scan_max=200)
     assert s._filter_fetch(8, 1200) == 88 and s._restricted_path(8, 1200) == "filter"
-    assert s._restricted_path(8, 250) == "selector"  # 418 fetched: over 400
+    assert s._restricted_path(8, 250) == "lists"  # the filter would fetch 418: over 400
     q = vecs[1::50] + np.float32(0.001)
     oracle = MemoryIndex(DIM)
     oracle.add(ids, vecs)
     within = ids[:1200]
     want = oracle.search(q, 8, within=within)[1]
-    for path in ("codes", "filter", "selector", "batch"):
+    for path in ("codes", "lists", "filter", "selector", "batch"):
         # 100 exact reads as with pq: codes trained on 1600 faces rank coarsely
         s.opts = small_ivf(rerank=20, tier="on", restricted=path, refine_exact=100)
         assert s._restricted_path(8, 301) == path

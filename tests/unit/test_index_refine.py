@@ -333,3 +333,57 @@ def test_reading_ahead_asks_for_the_rows_early_and_changes_no_answer(tmp_path: P
     np.testing.assert_array_equal(np.vstack([i for _, i in ahead_single]), plain[1])
     with pytest.raises(ConfigError, match="read_ahead"):
         options(read_ahead=1.0)
+
+
+def test_the_lists_path_scores_the_set_s_faces_in_the_probed_lists_and_follows_changes(
+    tmp_path: Path,
+) -> None:
+    """restricted=lists: each face's list (index/id_lists.py) picks the set's faces in the
+    probed lists, only their codes are scored. With every list probed that is the code scan
+    of the whole set; with a few, only faces of those lists come back. The table follows
+    adds (a re-added face is in two lists until compaction) and removals, and is made anew
+    after a compaction."""
+    from faceindex.index.id_lists import ANY, NONE
+
+    ids, vecs = gallery(400)
+    index = FaissIndex(tmp_path, DIM, options=options(restricted="lists"))
+    index.add(ids, vecs)
+    index.save()
+    s = store(index)
+    within = ids[1::2]
+    q = vecs[2::9][:30] + np.float32(0.001)
+    listed = index.search(q, 10, within=within)
+    s.opts = options(restricted="codes")
+    np.testing.assert_array_equal(listed[1], index.search(q, 10, within=within)[1])
+    listing = s._listing
+    assert listing is not None
+    _, where = s.index.quantizer.search(vecs, 1)
+    np.testing.assert_array_equal(listing.lists_of(ids), where[:, 0])
+    assert (listing.lists_of(np.array([0, ids[-1] + 1, -5])) == NONE).all()
+    # a few lists probed: every face returned is in one of the query's lists
+    s.opts = options(restricted="lists", nprobe=2)
+    got = index.search(q, 10, within=within)[1]
+    _, probed = s.index.quantizer.search(q, 2)
+    for row in range(len(q)):
+        found = got[row][got[row] >= 0]
+        assert len(found) and np.isin(found, within).all()
+        assert np.isin(listing.lists_of(found), probed[row]).all()
+    # follows adds, re-adds and removals without being made anew
+    more, extra = gallery(20, seed=7, start=int(ids[-1]) + 1)
+    index.add(more, extra)
+    assert s._listing is listing
+    _, where = s.index.quantizer.search(extra, 1)
+    np.testing.assert_array_equal(listing.lists_of(more), where[:, 0])
+    moved = vecs[:1] + np.float32(5.0)  # far away: another list
+    index.add(ids[:1], moved)
+    assert listing.lists_of(ids[:1])[0] in (ANY, s.index.quantizer.search(moved, 1)[1][0, 0])
+    index.remove(ids[1:3])
+    assert (listing.lists_of(ids[1:3]) == NONE).all()
+    assert not np.isin(index.search(q, 10, within=ids[:8])[1], ids[1:3]).any()
+    # a compaction renumbers the rows: the table is made anew from the lists
+    s.compact()
+    s.opts = options(restricted="lists")
+    after = index.search(q, 10, within=within)[1]
+    assert s._listing is not listing
+    assert not np.isin(after, ids[1:3]).any() and np.isin(after[after >= 0], within).all()
+    assert s._listing.lists_of(ids[:1])[0] == s.index.quantizer.search(moved, 1)[1][0, 0]

@@ -36,8 +36,15 @@ from faceindex.index.faiss_coarse import (
 )
 from faceindex.index.faiss_flat import empty_result, load_faiss
 from faceindex.index.faiss_options import FaissOptions, atomic_write, auto_nlist, read_json
+from faceindex.index.id_lists import ANY, NONE, IdLists
 from faceindex.index.rawstore import MAP_FILE, RawStore
-from faceindex.index.refine import BLENDED, EXACT_READS, RefineCodes, shared_pool
+from faceindex.index.refine import (
+    BLENDED,
+    EXACT_READS,
+    SCAN_SHARE_MIN,
+    RefineCodes,
+    shared_pool,
+)
 from faceindex.index.rerank import exact_scan, rerank
 
 __all__ = ["IVF_FILE", "IvfStore"]
@@ -53,10 +60,17 @@ STALE_FRACTION = 0.1  # compact automatically once this share of the codes is st
 # cost ~0.8 us an id (38 ms at 10k, 169 ms at 100k, 828 ms at 1M ids), the IVF scan with a
 # selector ~205 ms whatever the set (3.1M codes visited): they cross near 1/25 of the
 # visited codes. With dense ids (the id map's direct table) and the scan shared over the
-# cores it costs ~60 ns an id (cold rows: 52 ms at 500k, 84 at 1M) and crosses the filter
-# (61 ms at 500k, 54 at 1M) near 600k ids, 1/5 of the codes visited.
+# cores it costs ~60 ns an id (cold rows: 52 ms at 500k, 84 at 1M). There the set's faces
+# in the probed lists alone (restricted=lists, index/id_lists.py) cost less from the
+# smallest sets up (100M faces, cold rows: 100k ids 19.7 ms against 24.9, 200k 23.1 against
+# 28.3, 700k 35.9 against 59.8), but the code scan sees the whole set (recall@10 against
+# the exact scan of the set 1.000, against 0.995-0.998), so it keeps the sets that cost it
+# no more than about the unrestricted search (1.16x at 200k ids, 1/16 of the codes
+# visited); lists then up to a third of the codes visited (1.0M ids at 100M: 45.6 ms
+# against the filter's 48.5; at 2M 62.5 against 44.9), the filter beyond.
 SET_SCAN_SHARE = 1 / 32
-SET_SCAN_SHARE_DIRECT = 1 / 6
+SET_SCAN_SHARE_DIRECT = 1 / 16
+LISTS_SHARE = 1 / 3
 FASTSCAN_OVER_LISTS = 14  # FAISS fast-scan implementation: threads share one query's lists
 # ... while a query fetches at most this many: merging the threads' heaps grows with the
 # fetch (1M faces, one query: 1.9 ms against 2.1 at 1000, 4.3 against 2.5 at 4096, 42
@@ -101,6 +115,7 @@ class IvfStore:
         self.index: Any = None
         self.dirty = False
         self._bits = _SetBits()
+        self._listing: IdLists | None = None  # each face's list, for restricted=lists
         if self.trained_on and (directory / IVF_FILE).exists():
             self.index = self._read()
             if self.refine_gen:  # kept up to date whatever this process searches with
@@ -144,6 +159,8 @@ class IvfStore:
             self.refine.put(self.raw.lookup(ids), vecs)
         if self.index is not None:
             self.index.add_with_ids(vecs, ids)
+            if self._listing is not None and self._listing.index is self.index:
+                self._listing.added(ids, vecs)
 
     def remove(self, ids: np.ndarray) -> int:
         """Forget ids at once (the re-ranker drops codes the map does not know). 8-bit PQ
@@ -152,6 +169,8 @@ class IvfStore:
         gone = self.raw.remove(ids)
         if len(gone):
             self._mark_dirty()
+            if self._listing is not None:
+                self._listing.removed(gone)
             if self.index is not None and not self.fastscan:
                 self.index.remove_ids(self._faiss.IDSelectorBatch(gone))
         return len(gone)
@@ -289,6 +308,8 @@ class IvfStore:
 
         - ``codes``: with the RAM tier, up to ``set_scan_max`` ids: a scan of the set's refine
           codes, linear in the set;
+        - ``lists``: with the RAM tier and dense ids, up to ``LISTS_SHARE`` of the codes a
+          search visits: the refine codes of the set's faces in the probed lists only;
         - ``filter``: a set large enough that the gallery's best ``_filter_fetch`` hold
           enough of it: the unrestricted scan, then only the set's candidates are kept;
         - ``selector``: otherwise, the IVF scan skips every id outside the set (a FAISS
@@ -306,6 +327,8 @@ class IvfStore:
         path = self._restricted_path(k, len(within))
         if path == "codes":
             return self._scan_codes(q, k, within)
+        if path == "lists":
+            return self._scan_listed(q, k, within)
         if path == "filter":
             return self._filtered(q, k, within, self._filter_fetch(k, len(within)))
         if path == "batch":
@@ -320,9 +343,11 @@ class IvfStore:
         forced = self.opts.restricted
         if forced != "auto":
             return forced
+        visited = int(self.index.ntotal) * self.nprobe / self.index.nlist
         if self._tier() is not None and n <= self.set_scan_max:
             return "codes"
-        visited = int(self.index.ntotal) * self.nprobe / self.index.nlist
+        if self._tier() is not None and self.raw.direct and n <= LISTS_SHARE * visited:
+            return "lists"
         return "filter" if self._filter_fetch(k, n) <= FILTER_SHARE * visited else "selector"
 
     def _filter_fetch(self, k: int, n: int) -> int:
@@ -346,6 +371,52 @@ class IvfStore:
         reads = self._exact_reads(k) * (2 if tier.kind in BLENDED else 1)
         cand = tier.scan(q, within, reads, self.raw.lookup_sorted)
         return rerank(q, cand, self.raw, k, self.metric)
+
+    def _scan_listed(
+        self, q: np.ndarray, k: int, within: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The refine codes of the set's faces in each query's probed lists only, the best
+        read exactly: what the unrestricted search would see of the set, scored by the
+        refine codes instead of the fast-scan codes (index/id_lists.py). Linear in the set
+        for one gather and a mask (shared over the cores), then in its share the probed
+        lists hold (~``nprobe / nlist``)."""
+        tier = self.refine
+        if tier is None:
+            raise ConfigError("faiss restricted=lists needs refine codes (refine is none)")
+        if not self.raw.direct:  # its table spans the ids' range, 2 bytes an id
+            raise ConfigError("faiss restricted=lists needs dense face ids (use filter)")
+        listing = self._listing
+        if (
+            listing is None
+            or listing.index is not self.index
+            or (listing.generation != self.raw.generation)
+        ):
+            listing = self._listing = IdLists(self.index, self.raw)
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        _, probed = self._probed(q, search_params(self.index, self.nprobe))
+        hit = np.zeros((len(q), int(self.index.nlist) + 1), dtype=bool)  # the last: ANY
+        for row, lists in enumerate(probed):
+            hit[row, lists[lists >= 0]] = True
+        hit[:, -1] = True
+
+        def share(part: np.ndarray) -> list[np.ndarray]:
+            lists = listing.lists_of(part).astype(np.int64)
+            held = lists != NONE
+            lists[lists == ANY] = hit.shape[1] - 1
+            at = np.where(held, lists, 0)
+            return [part[held & mine[at]] for mine in hit]
+
+        shares = max(1, min(self._faiss.omp_get_max_threads(), len(within) // SCAN_SHARE_MIN))
+        bounds = np.linspace(0, len(within), shares + 1).astype(np.int64)
+        parts = [within[int(a) : int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        picked = list(shared_pool().map(share, parts)) if shares > 1 else [share(within)]
+        reads = self._exact_reads(k) * (2 if tier.kind in BLENDED else 1)
+        cands = [
+            tier.scan(q[row : row + 1], np.concatenate([p[row] for p in picked]), reads,
+                      self.raw.lookup_sorted)
+            for row in range(len(q))
+        ]  # fmt: skip
+        return rerank(q, np.vstack(cands), self.raw, k, self.metric)
 
     def _filtered(
         self, q: np.ndarray, k: int, within: np.ndarray, fetch: int
@@ -668,6 +739,8 @@ class IvfStore:
                 total += self.index.nlist * 16 * self.index.code_size
         if self.refine is not None:
             total += self.refine.ram_bytes()
+        if self._listing is not None:
+            total += self._listing.ram_bytes()
         return int(total)
 
     def disk_bytes(self) -> int:

@@ -25,7 +25,7 @@ from faceindex.errors import ConfigError, StorageError
 __all__ = ["FaissOptions", "atomic_write", "auto_nlist", "fsync_dir", "read_json"]
 
 Kind = Literal["auto", "flat", "ivf"]
-RESTRICTED_PATHS = ("auto", "codes", "filter", "selector", "batch")
+RESTRICTED_PATHS = ("auto", "codes", "lists", "filter", "selector", "batch")
 Storage = Literal["ram", "disk"]
 
 
