@@ -387,3 +387,24 @@ def test_the_lists_path_scores_the_set_s_faces_in_the_probed_lists_and_follows_c
     assert s._listing is not listing
     assert not np.isin(after, ids[1:3]).any() and np.isin(after[after >= 0], within).all()
     assert s._listing.lists_of(ids[:1])[0] == s.index.quantizer.search(moved, 1)[1][0, 0]
+
+
+def test_the_lists_path_scans_the_whole_set_for_a_query_whose_lists_hold_too_little(
+    tmp_path: Path,
+) -> None:
+    """A set far from the query (none of its faces in the probed list) still gives the
+    set's nearest, as the code scan of the whole set does; a set none of whose ids is held
+    gives nothing."""
+    ids, vecs = gallery(400)
+    vecs[800:, 0] += 3.0  # the second half far from the first
+    index = FaissIndex(tmp_path, DIM, options=options(restricted="lists", nprobe=1))
+    index.add(ids, vecs)
+    index.save()
+    far = ids[800:]
+    q = vecs[:3] + np.float32(0.001)
+    got = index.search(q, 10, within=far)[1]
+    oracle = MemoryIndex(DIM)
+    oracle.add(ids, vecs)
+    np.testing.assert_array_equal(got[:, :3], oracle.search(q, 3, within=far)[1])
+    gone = np.arange(10_000, 10_500, dtype=np.int64)  # past the rerank, none held
+    assert (index.search(q, 10, within=gone)[1] == -1).all()

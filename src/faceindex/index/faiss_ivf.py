@@ -379,7 +379,8 @@ class IvfStore:
         read exactly: what the unrestricted search would see of the set, scored by the
         refine codes instead of the fast-scan codes (index/id_lists.py). Linear in the set
         for one gather and a mask (shared over the cores), then in its share the probed
-        lists hold (~``nprobe / nlist``)."""
+        lists hold (~``nprobe / nlist``). A query whose lists hold fewer than k of the set
+        (a set far from it) has the whole set's codes scanned instead."""
         tier = self.refine
         if tier is None:
             raise ConfigError("faiss restricted=lists needs refine codes (refine is none)")
@@ -411,11 +412,12 @@ class IvfStore:
         parts = [within[int(a) : int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         picked = list(shared_pool().map(share, parts)) if shares > 1 else [share(within)]
         reads = self._exact_reads(k) * (2 if tier.kind in BLENDED else 1)
-        cands = [
-            tier.scan(q[row : row + 1], np.concatenate([p[row] for p in picked]), reads,
-                      self.raw.lookup_sorted)
-            for row in range(len(q))
-        ]  # fmt: skip
+        cands = []
+        for row in range(len(q)):
+            mine = np.concatenate([p[row] for p in picked])
+            if len(mine) < k:  # the query's lists hold too few of the set: all of it
+                mine = within
+            cands.append(tier.scan(q[row : row + 1], mine, reads, self.raw.lookup_sorted))
         return rerank(q, np.vstack(cands), self.raw, k, self.metric)
 
     def _filtered(

@@ -344,6 +344,9 @@ class RefineCodes:
 
         def share(i: int) -> tuple[np.ndarray, np.ndarray]:
             part, slots = live(ids[int(bounds[i]) : int(bounds[i + 1])])
+            if not len(part):  # none of these ids is held
+                none = np.full((len(q), keep), -1, dtype=np.int64)
+                return np.full((len(q), keep), np.inf, dtype=np.float32), none
             dist, pos = self._pq_search(turned, np.take(self._buf, slots, axis=0), keep)
             return dist, np.where(pos >= 0, part[np.maximum(pos, 0)], -1)
 
