@@ -10,11 +10,12 @@ the unrestricted search on the same probes (each probe goes through every settin
 so a loaded box slows them alike), each size with probes of its own (``--queries`` of
 them: the rows a probe's search read stay cached, so a probe used again would search
 faster). ``--paths`` times the set under several of the IVF
-kind's restricted paths (``restricted=`` URL parameter: auto, codes, filter, selector,
-batch);
+kind's restricted paths (``restricted=`` URL parameter: auto, codes, lists, filter,
+selector, batch);
 auto prints the one it took. Sets no larger than the index's re-rank are scanned exactly;
-larger ones get recall@10 against the exact scan of the same set (the same index with a
-re-rank as large as the set, so no second copy is opened).
+larger ones get recall@10 against the exact answer over the set: with ``--truth`` the
+probes' true top 10, which every set holds; else the exact scan of the same set (the same
+index with a re-rank as large as the set, so no second copy is opened).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def main() -> None:
         "--paths",
         default="auto",
         help="restricted paths to time each set under, comma-separated: auto (the default "
-        "rule), codes (scan of the set's refine codes), filter (unrestricted scan, then the "
+        "rule), codes (scan of the set's refine codes), lists (the codes of the set's faces "
+        "in the probed lists), filter (unrestricted scan, then the "
         "set's candidates kept), selector (IVF scan with an id selector), batch (the same "
         "with FAISS's hash-set selector)",
     )

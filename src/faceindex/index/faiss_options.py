@@ -52,7 +52,7 @@ class FaissOptions:
     # RAM (they will not stay in the page cache, so each exact row is a disk read)
     tier: str = "auto"
     # restricted search (issue 11): the path a set past the re-rank takes; auto = the
-    # cheapest measured one (faiss_ivf.py search_within), or codes, filter, selector, batch
+    # cheapest measured one (faiss_ivf.py search_within), or codes, lists, filter, selector, batch
     restricted: str = "auto"
     # with the tier in use: the share of a query's lists scanned first, whose best rows by
     # the refine codes the disk is asked for while the rest are scanned; 0 = off
