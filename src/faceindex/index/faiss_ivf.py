@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,7 @@ class IvfStore:
         self.dirty = False
         self._bits = _SetBits()
         self._listing: IdLists | None = None  # each face's list, for restricted=lists
+        self._listing_lock = threading.Lock()
         if self.trained_on and (directory / IVF_FILE).exists():
             self.index = self._read()
             if self.refine_gen:  # kept up to date whatever this process searches with
@@ -386,13 +388,10 @@ class IvfStore:
             raise ConfigError("faiss restricted=lists needs refine codes (refine is none)")
         if not self.raw.direct:  # its table spans the ids' range, 2 bytes an id
             raise ConfigError("faiss restricted=lists needs dense face ids (use filter)")
-        listing = self._listing
-        if (
-            listing is None
-            or listing.index is not self.index
-            or (listing.generation != self.raw.generation)
-        ):
-            listing = self._listing = IdLists(self.index, self.raw)
+        with self._listing_lock:  # concurrent searches share one table (8 s to make at 100M)
+            listing = self._listing
+            if listing is None or listing.index is not self.index:
+                listing = self._listing = IdLists(self.index, self.raw)
         q = np.ascontiguousarray(q, dtype=np.float32)
         _, probed = self._probed(q, search_params(self.index, self.nprobe))
         hit = np.zeros((len(q), int(self.index.nlist) + 1), dtype=bool)  # the last: ANY

@@ -13,9 +13,9 @@ A table over the ids' range (dense ids only, as the id map's direct table: 2 byt
 of the range at up to 32 767 lists), in huge pages. It is made from the lists the first
 time a search needs it (100M faces: one pass over every list's ids, ~8 s), follows adds
 (the coarse quantizer's assignment of the added vectors, which is how FAISS's add assigns
-them) and removals, and is made anew for a new index (training) or after a compaction. A
-face whose id is in two lists (re-added before compaction removed its stale code) is
-:data:`ANY`: scored whichever lists are probed.
+them) and removals, and is made anew for a new index (training; ids and their lists
+outlive a compaction of the rows). A face whose id is in two lists (re-added before
+compaction removed its stale code) is :data:`ANY`: scored whichever lists are probed.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ class IdLists:
 
     def __init__(self, index: Any, raw: RawStore) -> None:
         self.index, self.raw = index, raw
-        self.generation = raw.generation  # the id map's, whose compaction drops this table
         self._table: np.ndarray | None = None
         self._base = 0
         self._lock = threading.Lock()
@@ -56,8 +55,8 @@ class IdLists:
         return np.where(inside, table[np.where(inside, off, 0)], NONE)
 
     def added(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        """``ids`` were just added to the lists with vectors ``vecs`` (a face re-added
-        keeps its stale code until compaction: ANY)."""
+        """``ids`` were just added to the lists with vectors ``vecs`` (a face re-added was
+        removed first: its new list, whatever its stale code's until compaction)."""
         with self._lock:
             table = self._table
             if table is None or not len(ids):
