@@ -42,8 +42,8 @@ from faceindex.index.rawstore import MAP_FILE, RawStore
 from faceindex.index.refine import (
     BLENDED,
     EXACT_READS,
-    SCAN_SHARE_MIN,
     RefineCodes,
+    in_shares,
     shared_pool,
 )
 from faceindex.index.rerank import exact_scan, rerank
@@ -346,9 +346,10 @@ class IvfStore:
         if forced != "auto":
             return forced
         visited = int(self.index.ntotal) * self.nprobe / self.index.nlist
-        if self._tier() is not None and n <= self.set_scan_max:
+        tier = self._tier() is not None
+        if tier and n <= self.set_scan_max:
             return "codes"
-        if self._tier() is not None and self.raw.direct and n <= LISTS_SHARE * visited:
+        if tier and self.raw.direct and n <= LISTS_SHARE * visited:
             return "lists"
         return "filter" if self._filter_fetch(k, n) <= FILTER_SHARE * visited else "selector"
 
@@ -406,10 +407,7 @@ class IvfStore:
             at = np.where(held, lists, 0)
             return [part[held & mine[at]] for mine in hit]
 
-        shares = max(1, min(self._faiss.omp_get_max_threads(), len(within) // SCAN_SHARE_MIN))
-        bounds = np.linspace(0, len(within), shares + 1).astype(np.int64)
-        parts = [within[int(a) : int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        picked = list(shared_pool().map(share, parts)) if shares > 1 else [share(within)]
+        picked = in_shares(share, within)
         reads = self._exact_reads(k) * (2 if tier.kind in BLENDED else 1)
         cands = []
         for row in range(len(q)):

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -39,6 +39,8 @@ from faceindex.index import hugepages
 from faceindex.index.base import Metric
 from faceindex.index.faiss_flat import load_faiss
 from faceindex.index.faiss_options import atomic_write
+
+T = TypeVar("T")
 
 __all__ = ["REFINE_KINDS", "RefineCodes", "shared_pool"]
 
@@ -339,18 +341,16 @@ class RefineCodes:
             scratch.add_sa_codes(np.take(self._buf, slots, axis=0))
             pos = np.asarray(scratch.search(turned, keep)[1], dtype=np.int64)
             return np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
-        shares = max(1, min(f.omp_get_max_threads(), len(ids) // SCAN_SHARE_MIN))
-        bounds = np.linspace(0, len(ids), shares + 1).astype(np.int64)
 
-        def share(i: int) -> tuple[np.ndarray, np.ndarray]:
-            part, slots = live(ids[int(bounds[i]) : int(bounds[i + 1])])
+        def share(whole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            part, slots = live(whole)
             if not len(part):  # none of these ids is held
                 none = np.full((len(q), keep), -1, dtype=np.int64)
                 return np.full((len(q), keep), np.inf, dtype=np.float32), none
             dist, pos = self._pq_search(turned, np.take(self._buf, slots, axis=0), keep)
             return dist, np.where(pos >= 0, part[np.maximum(pos, 0)], -1)
 
-        found = list(shared_pool().map(share, range(shares))) if shares > 1 else [share(0)]
+        found = in_shares(share, ids)
         dist = np.concatenate([d for d, _ in found], axis=1)
         best_ids = np.concatenate([b for _, b in found], axis=1)
         dist = np.where(best_ids >= 0, dist if metric == "l2" else -dist, np.inf)
@@ -377,6 +377,17 @@ class RefineCodes:
 
     def ram_bytes(self) -> int:
         return int(self.rows * self.code_size)
+
+
+def in_shares(fn: Callable[[np.ndarray], T], ids: np.ndarray) -> list[T]:
+    """``fn`` of each of up to one share a core of ``ids`` (in order, each at least
+    ``SCAN_SHARE_MIN`` long), the shares on the cores at once."""
+    shares = max(1, min(load_faiss().omp_get_max_threads(), len(ids) // SCAN_SHARE_MIN))
+    if shares == 1:
+        return [fn(ids)]
+    bounds = np.linspace(0, len(ids), shares + 1).astype(np.int64)
+    parts = [ids[int(a) : int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return list(shared_pool().map(fn, parts))
 
 
 @cache
